@@ -1,0 +1,305 @@
+/*
+ * internal.h - the store's shared formats and the process-local handle.
+ *
+ * Nothing here is public; tools and procs use keel.h only.
+ *
+ * ---- The root (in shm_hdr.root, 3072 bytes) ----------------------------------
+ * Three robust locks and the commit counters:
+ *   ring_lock   reservation of ring space and LSNs (held for a few stores)
+ *   apply_lock  advancing applied_lsn over applied records
+ *   dir_lock    creating partitions
+ *   next_lsn    LSN of the next commit (under ring_lock)
+ *   ring_head   byte position of the next reservation (monotonic; under ring_lock,
+ *               release store)
+ *   applied_pos position of the first record not yet covered by applied_lsn
+ *   applied_lsn every commit <= this is fully applied and visible  ("W")
+ *   durable_lsn every commit <= this is on disk (memory mode: = applied_lsn)
+ *   gen         reclamation generation (registry.h protocol)
+ *
+ * ---- The user region (hdr.user_off) --------------------------------------------
+ *   u32 part_index[SHM_PART_INDEX_SLOTS]  open-addressing name index: id + 1
+ *   u64 part_pages[SHM_PARTS_MAX / SHM_PARTS_PER_PAGE]  descriptor pages
+ *
+ * ---- Partition descriptor (struct part, 1024 bytes) ------------------------------
+ * Written only under `lock` except `count`/`bytes` (statistics, read racily).
+ * applying_lsn/applying_pos is the "applying LSN" marker: set before the
+ * first change to the tables of this partition for a commit, cleared after
+ * the last.  A process that takes `lock` from a dead holder (SHM_LOCK_DIED)
+ * repairs the partition (repair.c).
+ *
+ * ---- Nodes of a partition's table (split-ordered list) ----------------------------
+ * One sorted singly-linked list per partition, sorted by `sokey`: dummy
+ * nodes (sokey even, 16 bytes: next, sokey) start each hash bucket, entries
+ * (sokey odd) hold keys.  The bucket array only points at dummies, so a resize
+ * adds dummies and publishes a bigger array without moving any entry.  An
+ * entry in the list is the newest version of its key; older versions hang off
+ * prev_ver for readers whose snapshot predates it (MVCC).
+ *
+ * struct node byte table:
+ *   0  u64 next        list successor (release store when linking)
+ *   8  u64 sokey       bit-reversed hash with the low bit set
+ *   16 u64 prev_ver    older version of the same key (0 = none)
+ *   24 u64 lsn         commit that wrote this version
+ *   32 u64 version     1 for a new key, +1 per write
+ *   40 u64 mtime_ns
+ *   48 u64 retire_next link in the partition's retire list
+ *   56 u64 stamp       retire stamp (LSN or generation, by kind)
+ *   64 u16 klen, 66 u16 flags, 68 u32 vlen
+ *   72 key bytes, then value bytes
+ * Valid iff: klen in 1..KEEL_KEY_MAX, vlen <= KEEL_VALUE_MAX, the block holds
+ * 72 + klen + vlen bytes, sokey is odd and equals the key's hash.
+ *
+ * ---- Commit records in the ring (and, later, the journal) -------------------------
+ * struct rec byte table (64-byte header, records 64-byte aligned):
+ *   0  u32 magic       REC_MAGIC
+ *   4  u32 state       RESERVED -> COMPLETE -> APPLIED, or VOID; PAD fills the
+ *                      ring's end (CAS only)
+ *   8  u32 len         bytes, header included, multiple of 64
+ *   12 u32 nops
+ *   16 u64 lsn
+ *   24 u32 pid, 28 u32 proc   owner
+ *   32 u64 start_time  owner's start time (liveness)
+ *   40 u64 mtime_ns
+ *   48 u32 nparts, 52 u32 durability
+ *   56 u64 checksum    xxh3 of bytes 64..len (set at COMPLETE)
+ *   64 u32 part_ids[nparts], padded to 8
+ *   then ops: struct rec_op (24 bytes) + key + value, padded to 8
+ * Valid iff magic, lsn and len match the reservation and the checksum matches.
+ */
+#ifndef KEEL_INTERNAL_H
+#define KEEL_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/keel.h"
+#include "shm/alloc.h"
+#include "shm/arena.h"
+#include "shm/atomic.h"
+#include "shm/err.h"
+#include "shm/limits.h"
+#include "shm/lock.h"
+#include "shm/registry.h"
+
+/* ---- root ------------------------------------------------------------------------ */
+struct keel_root {
+	shm_lock_t ring_lock;
+	shm_lock_t apply_lock;
+	shm_lock_t dir_lock;
+	volatile uint64_t next_lsn;
+	volatile uint64_t ring_head;
+	volatile uint64_t applied_pos;
+	volatile uint64_t applied_lsn;
+	volatile uint64_t durable_lsn;
+	volatile uint64_t gen;
+	volatile uint32_t nparts;
+	uint32_t durability;
+	uint64_t commits;        /* statistics */
+	uint64_t repairs;        /* partitions repaired after a dead writer */
+	uint64_t redone;         /* records redone by a repairer */
+	uint64_t voided;         /* records voided (owner died before COMPLETE) */
+};
+_Static_assert(sizeof(struct keel_root) <= SHM_ROOT_BYTES, "root fits");
+
+#define USER_BYTES (SHM_PART_INDEX_SLOTS * 4u + (SHM_PARTS_MAX / SHM_PARTS_PER_PAGE) * 8u)
+
+/* ---- partitions ------------------------------------------------------------------------ */
+struct part {
+	shm_lock_t lock;
+	volatile uint64_t applying_lsn;
+	volatile uint64_t applying_pos;
+	uint32_t id;
+	uint16_t name_len;
+	uint16_t ready;
+	char name[KEEL_PARTITION_NAME_MAX + 8];
+	volatile uint64_t head;          /* dummy node of bucket 0 */
+	volatile uint64_t buckets;       /* struct bucket_block offset */
+	volatile uint64_t count;         /* live keys */
+	volatile uint64_t bytes;         /* live key + value bytes */
+	uint64_t old_buckets;            /* retired bucket arrays */
+	uint64_t retire_head, retire_tail, retire_count;
+	uint64_t last_lsn;
+	uint64_t pad[3];
+	struct shm_heap heap;
+};
+_Static_assert(offsetof(struct part, head) == 160, "part layout");
+_Static_assert(sizeof(struct part) <= 1024, "part fits its slot");
+#define PART_BYTES 1024u
+
+struct bucket_block {
+	uint64_t retire_next;
+	uint64_t stamp;
+	uint64_t log2;
+	uint64_t pad;
+	uint64_t b[];   /* dummy node offsets */
+};
+
+/* ---- nodes --------------------------------------------------------------------------------- */
+enum node_flags {
+	NODE_TOMB = 1,          /* a delete: the key is absent from this version on */
+	NODE_RETIRED = 2,       /* on the retire list */
+	NODE_KIND_VERSION = 4,  /* retired: superseded; free when LSN horizon >= stamp */
+	NODE_KIND_TOMB = 8,     /* retired: tombstone to unlink when LSN horizon >= stamp */
+	NODE_KIND_UNLINKED = 16,/* retired: unlinked; free when every pinned gen > stamp */
+};
+#define NODE_KINDS (NODE_KIND_VERSION | NODE_KIND_TOMB | NODE_KIND_UNLINKED)
+
+struct node {
+	volatile uint64_t next;
+	uint64_t sokey;
+	volatile uint64_t prev_ver;
+	uint64_t lsn;
+	uint64_t version;
+	uint64_t mtime_ns;
+	uint64_t retire_next;
+	uint64_t stamp;
+	uint16_t klen;
+	volatile uint16_t flags;
+	uint32_t vlen;
+	uint8_t data[];
+};
+_Static_assert(sizeof(struct node) == 72, "node header");
+_Static_assert(offsetof(struct node, klen) == 64, "node layout");
+
+struct dummy {
+	volatile uint64_t next;
+	uint64_t sokey;
+};
+
+static inline const uint8_t *node_key(const struct node *n) { return n->data; }
+static inline const uint8_t *node_val(const struct node *n) { return n->data + n->klen; }
+static inline uint64_t node_bytes(uint64_t klen, uint64_t vlen) { return sizeof(struct node) + klen + vlen; }
+
+/* ---- commit records --------------------------------------------------------------------------- */
+#define REC_MAGIC 0x4345524bu   /* "KREC" */
+#define REC_ALIGN 64u
+enum rec_state { REC_RESERVED = 1, REC_COMPLETE = 2, REC_APPLIED = 3, REC_VOID = 4, REC_PAD = 5 };
+enum rec_op_type { OP_PUT = 1, OP_DEL = 2, OP_CLEAR = 3 };
+
+struct rec {
+	uint32_t magic;
+	volatile uint32_t state;
+	uint32_t len;
+	uint32_t nops;
+	uint64_t lsn;
+	uint32_t pid;
+	uint32_t proc;
+	uint64_t start_time;
+	uint64_t mtime_ns;
+	uint32_t nparts;
+	uint32_t durability;
+	uint64_t checksum;
+	uint8_t body[];
+};
+_Static_assert(sizeof(struct rec) == 64, "record header");
+
+struct rec_op {
+	uint8_t type;
+	uint8_t flags;
+	uint16_t pad;
+	uint32_t part;
+	uint32_t klen;
+	uint32_t vlen;
+	uint64_t version;
+	uint8_t data[];
+};
+_Static_assert(sizeof(struct rec_op) == 24, "record op");
+
+static inline uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+/* ---- the process-local handle ------------------------------------------------------------------ */
+struct keel {
+	shm_arena_t a;
+	struct keel_root *root;
+	uint32_t *part_index;
+	uint64_t *part_pages;
+	uint32_t proc;
+	uint64_t fork_gen;
+	uint64_t serial;
+	int readonly;
+	int durability;
+	int closed;
+	pthread_mutex_t mu;             /* guards `readers` */
+	uint32_t readers[SHM_READERS_MAX / 8];
+	uint32_t nreaders;
+	uint32_t ring_scratch_unused;
+	char dir[4096];
+};
+
+extern volatile uint64_t keel_fork_gen;
+
+/* Check a handle before use: closed, forked. */
+static inline int handle_ok(keel_t *h)
+{
+	if (!h)
+		return shm_err(KEEL_E_INVAL, "NULL handle");
+	if (__builtin_expect(h->closed, 0))
+		return shm_err(KEEL_E_CLOSED, "handle is closed");
+	if (__builtin_expect(h->fork_gen != keel_fork_gen, 0))
+		return shm_err(KEEL_E_FORKED, "handle was opened before fork(); the child must call keel_open");
+	return 0;
+}
+
+/* ---- hashing -------------------------------------------------------------------------------- */
+uint64_t key_hash(const void *key, size_t klen);
+static inline uint64_t rev64(uint64_t x)
+{
+	x = ((x >> 1) & 0x5555555555555555ull) | ((x & 0x5555555555555555ull) << 1);
+	x = ((x >> 2) & 0x3333333333333333ull) | ((x & 0x3333333333333333ull) << 2);
+	x = ((x >> 4) & 0x0f0f0f0f0f0f0f0full) | ((x & 0x0f0f0f0f0f0f0f0full) << 4);
+	return __builtin_bswap64(x);
+}
+static inline uint64_t sokey_regular(uint64_t hash) { return rev64(hash | (1ull << 63)); }
+static inline uint64_t sokey_dummy(uint64_t bucket) { return rev64(bucket); }
+
+/* ---- partitions (part.c) ---------------------------------------------------------------------- */
+int part_name_check(const char *name, size_t *len);
+/* Find a partition by name: its descriptor, or NULL (errmsg set when name bad). */
+int part_find(keel_t *h, const char *name, struct part **out);
+int part_find_or_create(keel_t *h, const char *name, struct part **out);
+struct part *part_by_id(keel_t *h, uint32_t id);
+/* Lock a partition, repairing it if its last holder died. */
+int part_lock(keel_t *h, struct part *p);
+void part_unlock(keel_t *h, struct part *p);
+
+/* ---- tables (table.c) ---------------------------------------------------------------------------- */
+int table_init(keel_t *h, struct part *p);
+/* Lock-free lookup at snapshot S: the visible version, or NULL (absent or tomb). */
+const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t klen,
+			     uint64_t hash, uint64_t snap);
+/* Under the lock: the newest version (may be a tombstone) and its predecessor. */
+struct node *table_find_locked(keel_t *h, struct part *p, const void *key, size_t klen,
+			       uint64_t hash, volatile uint64_t **link);
+/* Under the lock: link a filled node (new key or new version). */
+void table_link(keel_t *h, struct part *p, struct node *n, uint64_t hash);
+/* Under the lock: grow the bucket array if loaded; failure is harmless. */
+void table_maybe_grow(keel_t *h, struct part *p);
+/* Under the lock: free what no reader can see any more (budget items, 0 = all). */
+void table_reclaim(keel_t *h, struct part *p, uint64_t budget);
+/* Visit every newest node of the list (dummies skipped) at snapshot snap.  */
+typedef int (*table_visit_fn)(void *ctx, const struct node *n);
+int table_scan(keel_t *h, struct part *p, uint64_t snap, table_visit_fn fn, void *ctx);
+/* Visible version of node n at snapshot snap, or NULL. */
+const struct node *node_visible(keel_t *h, const struct node *n, uint64_t snap);
+
+/* ---- commit (commit.c) ------------------------------------------------------------------------------ */
+/* Apply one record's ops for partition p (normal path with preallocated
+ * blocks, or redo when prealloc is NULL).  Under p's lock. */
+int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *prealloc,
+	       size_t *prealloc_used);
+struct rec *rec_at(keel_t *h, uint64_t pos);
+void advance_applied(keel_t *h);
+int wait_applied(keel_t *h, uint64_t lsn);
+/* Help a record whose owner died (redo or void it).  */
+void help_record(keel_t *h, struct rec *r);
+
+/* ---- repair and audit (repair.c) -------------------------------------------------------------- */
+int part_repair(keel_t *h, struct part *p);
+uint64_t lsn_horizon(keel_t *h);
+
+/* ---- reading (read.c) ---------------------------------------------------------------------------- */
+struct shm_reader *reader_enter(keel_t *h, uint64_t *snap);
+void reader_leave(keel_t *h, struct shm_reader *r);
+
+#endif

@@ -1,0 +1,188 @@
+/*
+ * part.c - the partition directory: names, ids, descriptors and their locks.
+ *
+ * A partition is created by its first write, under root->dir_lock: the next
+ * id is taken, its descriptor (struct part, internal.h) is initialised in a
+ * descriptor page, and only then published in the name index with a release
+ * store (R4), which readers pair with an acquire load (A4) in part_find.
+ * Partitions are never removed, so a published id stays valid for the
+ * arena's life; clear() empties one.
+ */
+#include <string.h>
+#include <xxhash.h>
+
+#include "lib/internal.h"
+
+uint64_t key_hash(const void *key, size_t klen)
+{
+	return XXH3_64bits(key, klen);
+}
+
+int part_name_check(const char *name, size_t *len)
+{
+	size_t n;
+
+	if (!name)
+		return shm_err(KEEL_E_NAME, "partition name is NULL");
+	n = strnlen(name, KEEL_PARTITION_NAME_MAX + 1);
+	if (n == 0)
+		return shm_err(KEEL_E_NAME, "partition name is empty; use 1 to %u bytes of [A-Za-z0-9._:@-]",
+			       KEEL_PARTITION_NAME_MAX);
+	if (n > KEEL_PARTITION_NAME_MAX)
+		return shm_err(KEEL_E_NAME, "partition name is longer than %u bytes", KEEL_PARTITION_NAME_MAX);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == ':' || c == '@' || c == '-'))
+			return shm_err(KEEL_E_NAME, "partition name \"%.*s\" has byte 0x%02x at %zu; allowed: [A-Za-z0-9._:@-]",
+				       (int)n, name, c, i);
+	}
+	*len = n;
+	return 0;
+}
+
+struct part *part_by_id(keel_t *h, uint32_t id)
+{
+	uint64_t page;
+
+	if (id >= SHM_PARTS_MAX)
+		return NULL;
+	page = shm_load_acq(&h->part_pages[id / SHM_PARTS_PER_PAGE]);
+	if (!page)
+		return NULL;
+	return shm_ptr(&h->a, page + SHM_PAGE_HEADER_BYTES + (uint64_t)(id % SHM_PARTS_PER_PAGE) * PART_BYTES,
+		       PART_BYTES);
+}
+
+static uint32_t index_slot(const char *name, size_t len)
+{
+	return (uint32_t)(XXH3_64bits(name, len) & (SHM_PART_INDEX_SLOTS - 1));
+}
+
+/* Probe the index: returns the partition or NULL. */
+static struct part *lookup(keel_t *h, const char *name, size_t len)
+{
+	uint32_t s = index_slot(name, len);
+
+	for (uint32_t i = 0; i < SHM_PART_INDEX_SLOTS; i++, s = (s + 1) & (SHM_PART_INDEX_SLOTS - 1)) {
+		uint32_t v = shm_load32_acq(&h->part_index[s]);   /* A4: pairs with R4 */
+		if (v == 0)
+			return NULL;
+		struct part *p = part_by_id(h, v - 1);
+		if (p && p->name_len == len && memcmp(p->name, name, len) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+int part_find(keel_t *h, const char *name, struct part **out)
+{
+	size_t len;
+	int rc = part_name_check(name, &len);
+
+	if (rc)
+		return rc;
+	*out = lookup(h, name, len);
+	return 0;
+}
+
+static int dir_lock(keel_t *h)
+{
+	struct keel_root *root = h->root;
+	int rc = shm_lock_acquire(&root->dir_lock);
+
+	if (rc == SHM_LOCK_DIED) {
+		/* A creator died.  If it published its partition in the index but
+		 * did not count it, count it now; otherwise the half-made
+		 * descriptor is simply made again by the next creation. */
+		uint32_t n = root->nparts;
+		struct part *p = part_by_id(h, n);
+		if (p && p->ready && lookup(h, p->name, p->name_len) == p)
+			shm_store32_rel(&root->nparts, n + 1);
+		shm_lock_consistent(&root->dir_lock);
+		return 0;
+	}
+	if (rc < 0)
+		return shm_err(KEEL_E_OS, "directory lock: error %d", -rc);
+	return 0;
+}
+
+int part_find_or_create(keel_t *h, const char *name, struct part **out)
+{
+	struct keel_root *root = h->root;
+	struct part *p;
+	size_t len;
+	uint32_t id, s;
+	int rc = part_name_check(name, &len);
+
+	if (rc)
+		return rc;
+	if ((*out = lookup(h, name, len)))
+		return 0;
+	if (h->readonly)
+		return shm_err(KEEL_E_READONLY, "store opened read-only");
+	if ((rc = dir_lock(h)))
+		return rc;
+	if ((*out = lookup(h, name, len)))
+		goto done;
+	id = root->nparts;
+	if (id >= SHM_PARTS_MAX) {
+		rc = shm_err(KEEL_E_LIMIT, "cannot create partition \"%s\": the store has the maximum of %u partitions",
+			     name, SHM_PARTS_MAX);
+		goto done;
+	}
+	if (!h->part_pages[id / SHM_PARTS_PER_PAGE] &&
+	    (rc = shm_meta_alloc(&h->a, 1, &h->part_pages[id / SHM_PARTS_PER_PAGE])))
+		goto done;
+	p = part_by_id(h, id);
+	if (!p) {
+		rc = shm_err(KEEL_E_CORRUPT, "descriptor page of partition %u is outside the arena", id);
+		goto done;
+	}
+	memset(p, 0, PART_BYTES);
+	if ((rc = shm_lock_init(&p->lock))) {
+		rc = shm_err(KEEL_E_OS, "partition lock init: error %d", -rc);
+		goto done;
+	}
+	p->id = id;
+	p->name_len = (uint16_t)len;
+	memcpy(p->name, name, len);
+	p->heap.id = id + 1;
+	if ((rc = table_init(h, p)))
+		goto done;
+	p->ready = 1;
+	s = index_slot(name, len);
+	while (h->part_index[s] != 0)
+		s = (s + 1) & (SHM_PART_INDEX_SLOTS - 1);
+	shm_store32_rel(&h->part_index[s], id + 1);   /* R4: descriptor complete */
+	shm_store32_rel(&root->nparts, id + 1);
+	*out = p;
+done:
+	shm_lock_release(&root->dir_lock);
+	return rc;
+}
+
+int part_lock(keel_t *h, struct part *p)
+{
+	int rc = shm_lock_acquire(&p->lock);
+
+	if (rc == SHM_LOCK_OK && __builtin_expect(p->applying_lsn != 0, 0))
+		rc = SHM_LOCK_DIED;   /* an earlier repair could not finish: again */
+	if (rc == SHM_LOCK_DIED) {
+		rc = part_repair(h, p);
+		shm_lock_consistent(&p->lock);
+		if (rc) {
+			shm_lock_release(&p->lock);
+			return rc;
+		}
+		return 0;
+	}
+	if (rc < 0)
+		return shm_err(KEEL_E_OS, "lock of partition \"%s\": error %d", p->name, -rc);
+	return 0;
+}
+
+void part_unlock(keel_t *h, struct part *p)
+{
+	shm_lock_release(&p->lock);
+}

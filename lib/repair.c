@@ -1,0 +1,519 @@
+/*
+ * repair.c - putting a partition right after its writer died, the
+ * structural audit behind keel_check / keel-dump --check, and reclaim.
+ *
+ * Repair runs in the process that took the partition lock from a dead
+ * holder, with the lock held.  It is a decision table over what it finds:
+ *
+ *   what it finds                               what it does
+ *   blocks on no list and unreachable           returns them (mark-sweep)
+ *   an old version reachable but not retired    puts it on the retire list
+ *   a tombstone in the list but not retired     puts it on the retire list
+ *   retired items / bucket arrays never stamped stamps them now
+ *   marker -> record RESERVED                   voids it: nothing was applied
+ *   marker -> record COMPLETE                   redoes this partition's ops
+ *                                               (idempotent by LSN); marks the
+ *                                               record APPLIED once no partition
+ *                                               carries its marker
+ *   marker -> record APPLIED or VOID            clears the marker
+ *   marker -> record damaged                    refuses: KEEL_E_CORRUPT
+ * Counts and byte totals are recomputed from the list.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "lib/internal.h"
+
+struct stamp_list {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static void stamp_push(struct stamp_list *s, uint64_t off)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		uint64_t *v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return;   /* left unstamped: only delays reuse until the next repair */
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = off;
+}
+
+static void append_retired(keel_t *h, struct part *p, struct node *n, uint16_t kind, uint64_t stamp)
+{
+	uint64_t off = shm_off(&h->a, n);
+	n->stamp = stamp;
+	n->retire_next = 0;
+	n->flags = (uint16_t)((n->flags & ~NODE_KINDS) | kind | NODE_RETIRED);
+	if (p->retire_tail)
+		((struct node *)shm_at(&h->a, p->retire_tail))->retire_next = off;
+	else
+		p->retire_head = off;
+	p->retire_tail = off;
+	p->retire_count++;
+}
+
+static const struct node *valid_node(keel_t *h, uint64_t off)
+{
+	const struct node *n = shm_ptr(&h->a, off, sizeof(struct node));
+	if (!n || n->klen == 0 || n->klen > KEEL_KEY_MAX || n->vlen > KEEL_VALUE_MAX ||
+	    !shm_ptr(&h->a, off, node_bytes(n->klen, n->vlen)))
+		return NULL;
+	return n;
+}
+
+/* Mark-sweep with repairs; see the table above. */
+static int sweep_part(keel_t *h, struct part *p)
+{
+	struct shm_sweep *sw;
+	struct shm_sweep_result res;
+	struct stamp_list stamps = { 0 };
+	uint64_t lh = lsn_horizon(h), count = 0, bytes = 0, steps = 0, last = 0, n_retired = 0;
+	int rc = shm_sweep_begin(&h->a, &p->heap, &sw);
+
+	if (rc)
+		return rc;
+	/* The retire list first, so that "already marked" means "retired". */
+	uint64_t *link = &p->retire_head;
+	while (*link && steps++ < SHM_CHAIN_STEPS_MAX) {
+		struct node *n = (struct node *)valid_node(h, *link);
+		if (!n || shm_sweep_mark(sw, *link) != 0) {
+			*link = 0;   /* cut a damaged or cyclic list */
+			break;
+		}
+		if ((n->flags & NODE_KIND_UNLINKED) && n->stamp == UINT64_MAX)
+			stamp_push(&stamps, *link);
+		last = *link;
+		n_retired++;
+		link = &n->retire_next;
+	}
+	p->retire_tail = last;
+	p->retire_count = n_retired;
+	/* Bucket arrays: the current one and the retired ones. */
+	shm_sweep_mark(sw, p->buckets);
+	uint64_t *blink = &p->old_buckets;
+	for (uint64_t k = 0; *blink && k < 64; k++) {
+		struct bucket_block *b = shm_ptr(&h->a, *blink, sizeof(*b));
+		if (!b || *blink == p->buckets || shm_sweep_mark(sw, *blink) != 0) {
+			*blink = 0;
+			break;
+		}
+		if (b->stamp == UINT64_MAX)
+			b->stamp = 0;   /* stamped below with a fresh generation */
+		blink = &b->retire_next;
+	}
+	/* The list: dummies and newest versions, and old versions still visible. */
+	uint64_t cur = p->head;
+	steps = 0;
+	while (cur && steps++ < SHM_CHAIN_STEPS_MAX) {
+		struct dummy *d = shm_ptr(&h->a, cur, sizeof(*d));
+		if (!d) {
+			rc = shm_err(KEEL_E_CORRUPT, "partition \"%s\": list link %llu outside the arena",
+				     p->name, (unsigned long long)cur);
+			break;
+		}
+		int m = shm_sweep_mark(sw, cur);
+		if (m < 0) {
+			rc = shm_err(KEEL_E_CORRUPT, "partition \"%s\": list node %llu is not a block of this partition",
+				     p->name, (unsigned long long)cur);
+			break;
+		}
+		if (d->sokey & 1) {
+			struct node *n = (struct node *)valid_node(h, cur);
+			if (!n) {
+				rc = shm_err(KEEL_E_CORRUPT, "partition \"%s\": bad node at %llu", p->name,
+					     (unsigned long long)cur);
+				break;
+			}
+			if (n->flags & NODE_TOMB) {
+				if (m == 0)
+					append_retired(h, p, n, NODE_KIND_TOMB, n->lsn);
+			} else {
+				count++;
+				bytes += n->klen + n->vlen;
+			}
+			for (struct node *x = n; x->lsn > lh && x->prev_ver;) {
+				struct node *y = (struct node *)valid_node(h, x->prev_ver);
+				if (!y || y->lsn >= x->lsn)
+					break;
+				int my = shm_sweep_mark(sw, x->prev_ver);
+				if (my < 0)
+					break;
+				if (my == 0)
+					append_retired(h, p, y, NODE_KIND_VERSION, x->lsn);
+				x = y;
+			}
+		}
+		cur = d->next;
+	}
+	shm_sweep_end(sw, rc == 0, &res);
+	if (rc == 0) {
+		p->count = count;
+		p->bytes = bytes;
+	}
+	uint64_t g0 = shm_faa(&h->root->gen, 1);
+	for (size_t i = 0; i < stamps.n; i++)
+		((struct node *)shm_at(&h->a, stamps.v[i]))->stamp = g0;
+	for (uint64_t b = p->old_buckets, k = 0; b && k < 64; k++) {
+		struct bucket_block *bb = shm_at(&h->a, b);
+		if (bb->stamp == 0)
+			bb->stamp = g0;
+		b = bb->retire_next;
+	}
+	free(stamps.v);
+	return rc;
+}
+
+static int rec_check(keel_t *h, struct part *p, struct rec *r, uint64_t lsn)
+{
+	uint64_t rb = h->a.hdr->ring_bytes;
+	if (r->magic != REC_MAGIC || r->lsn != lsn || r->len < sizeof(struct rec) || r->len > rb ||
+	    r->len % REC_ALIGN || r->nparts > KEEL_TXN_PARTITIONS_MAX)
+		return shm_err(KEEL_E_CORRUPT, "partition \"%s\": its applying marker names LSN %llu, but the ring record there has magic %08x LSN %llu length %u",
+			       p->name, (unsigned long long)lsn, r->magic, (unsigned long long)r->lsn, r->len);
+	return 0;
+}
+
+/* The marker half of the table. */
+static int repair_marker(keel_t *h, struct part *p)
+{
+	uint64_t lsn = p->applying_lsn;
+	struct rec *r;
+	int rc;
+
+	if (!lsn)
+		return 0;
+	r = rec_at(h, p->applying_pos);
+	if ((rc = rec_check(h, p, r, lsn)))
+		return rc;
+	uint32_t st = shm_load32_acq(&r->state);
+	if (st == REC_RESERVED) {
+		if (shm_cas32(&r->state, REC_RESERVED, REC_VOID))
+			shm_faa(&h->root->voided, 1);
+		st = shm_load32_acq(&r->state);
+	}
+	if (st == REC_COMPLETE) {
+		uint64_t sum = XXH3_64bits(r->body, r->len - sizeof(struct rec));
+		if (sum != r->checksum)
+			return shm_err(KEEL_E_CORRUPT, "partition \"%s\": ring record LSN %llu has checksum %016llx, expected %016llx; cannot redo it",
+				       p->name, (unsigned long long)lsn, (unsigned long long)sum,
+				       (unsigned long long)r->checksum);
+		if ((rc = apply_part(h, p, r, NULL, NULL)))
+			return shm_err_ctx(rc, "redo of LSN %llu in partition \"%s\"", (unsigned long long)lsn, p->name);
+		shm_faa(&h->root->redone, 1);
+	}
+	shm_store_rel(&p->applying_lsn, 0);
+	if (st == REC_COMPLETE) {
+		const uint32_t *ids = (const uint32_t *)r->body;
+		int all_clear = 1;
+		for (uint32_t i = 0; i < r->nparts; i++) {
+			struct part *q = part_by_id(h, ids[i]);
+			if (q && shm_load_acq(&q->applying_lsn) == lsn)
+				all_clear = 0;
+		}
+		if (all_clear)
+			shm_cas32(&r->state, REC_COMPLETE, REC_APPLIED);
+	}
+	return 0;
+}
+
+int part_repair(keel_t *h, struct part *p)
+{
+	int rc;
+	shm_faa(&h->root->repairs, 1);
+	if ((rc = sweep_part(h, p)))
+		return rc;
+	return repair_marker(h, p);
+}
+
+/* ---- the audit ------------------------------------------------------------------------------------- */
+
+struct audit {
+	keel_t *h;
+	keel_report_fn fn;
+	void *ctx;
+	uint64_t problems;
+};
+
+static void report(struct audit *au, const char *where, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void report(struct audit *au, const char *where, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	au->problems++;
+	if (au->fn)
+		au->fn(au->ctx, where, what);
+}
+
+static void audit_part(struct audit *au, struct part *p, int repair)
+{
+	keel_t *h = au->h;
+	struct shm_sweep *sw;
+	struct shm_sweep_result res;
+	char where[128];
+	uint64_t lh = lsn_horizon(h), count = 0, bytes = 0, steps = 0, prev_sk = 0;
+
+	snprintf(where, sizeof(where), "partition \"%.*s\" (id %u)", (int)p->name_len, p->name, p->id);
+	if (p->applying_lsn)
+		report(au, where, "applying marker set to LSN %llu with the lock free", (unsigned long long)p->applying_lsn);
+	if (shm_sweep_begin(&h->a, &p->heap, &sw)) {
+		report(au, where, "cannot walk its pages: %s", shm_errmsg());
+		return;
+	}
+	for (uint64_t off = p->retire_head; off && steps++ < SHM_CHAIN_STEPS_MAX;) {
+		const struct node *n = valid_node(h, off);
+		if (!n) {
+			report(au, where, "retire list: bad node at offset %llu", (unsigned long long)off);
+			break;
+		}
+		if (shm_sweep_mark(sw, off) != 0) {
+			report(au, where, "retire list: node %llu is not a block of the partition or is listed twice",
+			       (unsigned long long)off);
+			break;
+		}
+		if (!(n->flags & NODE_RETIRED) || !(n->flags & NODE_KINDS))
+			report(au, where, "retire list: node %llu has flags %#x, expected a retired kind",
+			       (unsigned long long)off, n->flags);
+		off = n->retire_next;
+	}
+	struct bucket_block *b = shm_ptr(&h->a, p->buckets, sizeof(*b));
+	if (!b || b->log2 > SHM_BUCKETS_LOG2_MAX || !shm_ptr(&h->a, p->buckets, sizeof(*b) + (8ull << b->log2))) {
+		report(au, where, "bucket array at %llu is invalid", (unsigned long long)p->buckets);
+		b = NULL;
+	} else if (shm_sweep_mark(sw, p->buckets) != 0) {
+		report(au, where, "bucket array at %llu is not a block of the partition", (unsigned long long)p->buckets);
+	}
+	for (uint64_t off = p->old_buckets, k = 0; off && k < 64; k++) {
+		struct bucket_block *ob = shm_ptr(&h->a, off, sizeof(*ob));
+		if (!ob || shm_sweep_mark(sw, off) != 0) {
+			report(au, where, "retired bucket array at %llu is invalid", (unsigned long long)off);
+			break;
+		}
+		off = ob->retire_next;
+	}
+	steps = 0;
+	for (uint64_t cur = p->head; cur && steps++ < SHM_CHAIN_STEPS_MAX;) {
+		const struct dummy *d = shm_ptr(&h->a, cur, sizeof(*d));
+		if (!d) {
+			report(au, where, "list link %llu outside the arena", (unsigned long long)cur);
+			break;
+		}
+		int m = shm_sweep_mark(sw, cur);
+		const struct node *tn = (d->sokey & 1) ? valid_node(h, cur) : NULL;
+		int retired_tomb = tn && (tn->flags & NODE_TOMB) && (tn->flags & NODE_KIND_TOMB);
+		if (m < 0 || (m == 1 && !retired_tomb)) {
+			report(au, where, "list node %llu %s", (unsigned long long)cur,
+			       m < 0 ? "is not a block of this partition" : "is reached twice (a cycle, or a retired node still in the list)");
+			break;
+		}
+		if ((d->sokey & 1) && tn && (tn->flags & NODE_TOMB) && m == 0)
+			report(au, where, "tombstone %llu is in the list but not on the retire list", (unsigned long long)cur);
+		if (d->sokey < prev_sk)
+			report(au, where, "list out of order at %llu", (unsigned long long)cur);
+		prev_sk = d->sokey;
+		if (d->sokey & 1) {
+			const struct node *n = valid_node(h, cur);
+			if (!n) {
+				report(au, where, "bad node at %llu", (unsigned long long)cur);
+				break;
+			}
+			if (n->sokey != sokey_regular(key_hash(node_key(n), n->klen)))
+				report(au, where, "node %llu: sort key does not match its key's hash", (unsigned long long)cur);
+			if (!(n->flags & NODE_TOMB)) {
+				count++;
+				bytes += n->klen + n->vlen;
+			}
+			for (const struct node *x = n; x->lsn > lh && x->prev_ver;) {
+				const struct node *y = valid_node(h, x->prev_ver);
+				if (!y || y->lsn >= x->lsn) {
+					report(au, where, "node %llu: bad older version at %llu", (unsigned long long)cur,
+					       (unsigned long long)x->prev_ver);
+					break;
+				}
+				if (shm_sweep_mark(sw, x->prev_ver) == 0)
+					report(au, where, "old version %llu is visible but not on the retire list",
+					       (unsigned long long)x->prev_ver);
+				x = y;
+			}
+		}
+		cur = d->next;
+	}
+	if (b) {
+		for (uint64_t i = 0; i < (1ull << b->log2); i++) {
+			const struct dummy *d = shm_ptr(&h->a, b->b[i], sizeof(*d));
+			if (!d || d->sokey != sokey_dummy(i)) {
+				report(au, where, "bucket %llu does not point at its dummy node", (unsigned long long)i);
+				break;
+			}
+		}
+	}
+	shm_sweep_end(sw, 0, &res);
+	if (res.blocks_leaked)
+		report(au, where, "%llu blocks (%llu bytes) are allocated but unreachable (leaked)",
+		       (unsigned long long)res.blocks_leaked, (unsigned long long)res.bytes_leaked);
+	if (res.bad_links || res.double_free)
+		report(au, where, "free lists: %llu bad links, %llu blocks both free and in use",
+		       (unsigned long long)res.bad_links, (unsigned long long)res.double_free);
+	if (count != p->count || bytes != p->bytes)
+		report(au, where, "counts say %llu keys / %llu bytes, the list holds %llu / %llu",
+		       (unsigned long long)p->count, (unsigned long long)p->bytes, (unsigned long long)count,
+		       (unsigned long long)bytes);
+	(void)repair;
+}
+
+static void check_lock(struct audit *au, shm_lock_t *l, const char *name, int repair, struct part *p)
+{
+	uint32_t pid = l->holder_pid;
+	if (!pid || shm_pid_alive(pid, 0))
+		return;
+	if (repair) {
+		/* Taking the lock repairs what it protects. */
+		if (p) {
+			if (part_lock(au->h, p) == 0)
+				part_unlock(au->h, p);
+		} else {
+			int rc = shm_lock_try(l);
+			if (rc == SHM_LOCK_DIED)
+				shm_lock_consistent(l);
+			if (rc == SHM_LOCK_OK || rc == SHM_LOCK_DIED)
+				shm_lock_release(l);
+		}
+		pid = l->holder_pid;
+		if (!pid || shm_pid_alive(pid, 0))
+			return;
+	}
+	report(au, name, "held by dead process %u", pid);
+}
+
+static void reap_locks(keel_t *h)
+{
+	struct audit au = { .h = h };
+	char where[96];
+	uint32_t n = shm_load32_acq(&h->root->nparts);
+
+	check_lock(&au, &h->root->ring_lock, "ring lock", 1, NULL);
+	check_lock(&au, &h->root->apply_lock, "apply lock", 1, NULL);
+	check_lock(&au, &h->a.hdr->galloc_lock, "allocator lock", 1, NULL);
+	if (h->root->dir_lock.holder_pid && !shm_pid_alive(h->root->dir_lock.holder_pid, 0)) {
+		/* dir_lock's repair lives in part.c: a create does it. */
+		int rc = shm_lock_try(&h->root->dir_lock);
+		if (rc == SHM_LOCK_DIED)
+			shm_lock_consistent(&h->root->dir_lock);
+		if (rc == SHM_LOCK_OK || rc == SHM_LOCK_DIED)
+			shm_lock_release(&h->root->dir_lock);
+	}
+	for (uint32_t i = 0; i < n && i < SHM_PARTS_MAX; i++) {
+		struct part *p = part_by_id(h, i);
+		if (p) {
+			snprintf(where, sizeof(where), "partition %u", i);
+			check_lock(&au, &p->lock, where, 1, p);
+		}
+	}
+	/* Records left by dead owners. */
+	for (int k = 0; k < 4; k++) {
+		advance_applied(h);
+		if (shm_load_acq(&h->root->applied_pos) >= shm_load_acq(&h->root->ring_head))
+			break;
+		help_record(h, rec_at(h, shm_load_acq(&h->root->applied_pos)));
+	}
+}
+
+int keel_reclaim(keel_t *h)
+{
+	int rc = handle_ok(h);
+	if (rc)
+		return rc;
+	int reaped = shm_reap(&h->a, NULL, NULL);
+	reap_locks(h);
+	uint32_t n = shm_load32_acq(&h->root->nparts);
+	for (int pass = 0; pass < 3; pass++) {
+		for (uint32_t i = 0; i < n && i < SHM_PARTS_MAX; i++) {
+			struct part *p = part_by_id(h, i);
+			if (!p || (rc = part_lock(h, p)))
+				continue;
+			table_reclaim(h, p, 0);
+			part_unlock(h, p);
+		}
+	}
+	return reaped;
+}
+
+int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
+{
+	struct audit au = { .h = h, .fn = fn, .ctx = ctx };
+	struct shm_page_stat ps;
+	char where[96];
+	int rc = handle_ok(h), repair = !!(flags & KEEL_CHECK_REPAIR);
+
+	if (rc)
+		return rc;
+	if (repair) {
+		shm_reap(&h->a, NULL, NULL);
+		reap_locks(h);
+	}
+	uint32_t hi = shm_load32(&h->a.hdr->procs_hi);
+	for (uint32_t i = 0; i < hi && i < SHM_PROCS_MAX; i++) {
+		uint32_t pid;
+		if (!shm_proc_live(&h->a, i, &pid) && pid && pid != SHM_PID_REAPING) {
+			snprintf(where, sizeof(where), "process slot %u", i);
+			report(&au, where, "pid %u is dead but still registered", pid);
+		}
+	}
+	if (shm_page_stat(&h->a, &ps))
+		report(&au, "page headers", "%s", shm_errmsg());
+	check_lock(&au, &h->root->ring_lock, "ring lock", 0, NULL);
+	check_lock(&au, &h->root->apply_lock, "apply lock", 0, NULL);
+	check_lock(&au, &h->root->dir_lock, "directory lock", 0, NULL);
+	check_lock(&au, &h->a.hdr->galloc_lock, "allocator lock", 0, NULL);
+	uint32_t n = shm_load32_acq(&h->root->nparts);
+	for (uint32_t i = 0; i < n && i < SHM_PARTS_MAX; i++) {
+		struct part *p = part_by_id(h, i);
+		snprintf(where, sizeof(where), "partition %u", i);
+		if (!p || !p->ready || p->id != i) {
+			report(&au, where, "descriptor missing or not initialised");
+			continue;
+		}
+		uint32_t holder = p->lock.holder_pid;
+		if (holder && !shm_pid_alive(holder, 0)) {
+			report(&au, where, "lock held by dead process %u", holder);
+			continue;
+		}
+		if (part_lock(h, p)) {
+			report(&au, where, "cannot lock: %s", shm_errmsg());
+			continue;
+		}
+		audit_part(&au, p, repair);
+		part_unlock(h, p);
+	}
+	uint64_t rb = h->a.hdr->ring_bytes, head = shm_load_acq(&h->root->ring_head);
+	uint64_t pos = shm_load_acq(&h->root->applied_pos);
+	for (uint64_t steps = 0; pos < head && steps < rb / REC_ALIGN; steps++) {
+		struct rec *r = rec_at(h, pos);
+		if (r->magic != REC_MAGIC || r->len < REC_ALIGN || r->len % REC_ALIGN || r->len > rb) {
+			snprintf(where, sizeof(where), "ring position %llu", (unsigned long long)pos);
+			report(&au, where, "bad record header (magic %08x, length %u)", r->magic, r->len);
+			break;
+		}
+		uint32_t st = shm_load32_acq(&r->state);
+		if ((st == REC_RESERVED || st == REC_COMPLETE) && !shm_pid_alive(r->pid, r->start_time)) {
+			snprintf(where, sizeof(where), "ring record LSN %llu", (unsigned long long)r->lsn);
+			report(&au, where, "%s by dead process %u", st == REC_RESERVED ? "reserved" : "complete but not applied",
+			       r->pid);
+		}
+		pos += r->len;
+	}
+	if (shm_load(&h->root->applied_lsn) >= h->root->next_lsn)
+		report(&au, "root", "applied LSN %llu is not below the next LSN %llu",
+		       (unsigned long long)h->root->applied_lsn, (unsigned long long)h->root->next_lsn);
+	return au.problems ? shm_err(KEEL_E_CORRUPT, "%llu problems found", (unsigned long long)au.problems) : 0;
+}

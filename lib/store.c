@@ -1,0 +1,407 @@
+/*
+ * store.c - opening and closing a store, options, errors and statistics.
+ *
+ * keel_open attaches (or creates) the arena of a store directory, claims a
+ * process slot and reaps the slots of dead processes.  A handle remembers the
+ * process "fork generation" at open; the generation moves in every child
+ * after fork(), so a handle carried into a child is refused cheaply.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "lib/internal.h"
+
+volatile uint64_t keel_fork_gen = 1;
+static uint64_t serial_next = 1;
+static pthread_mutex_t serial_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void after_fork_child(void)
+{
+	keel_fork_gen++;
+}
+
+__attribute__((constructor)) static void store_module_init(void)
+{
+	pthread_atfork(NULL, NULL, after_fork_child);
+}
+
+static const struct {
+	int code;
+	const char *text;
+} errors[] = {
+	{ KEEL_OK, "KEEL_OK: success" },
+	{ KEEL_E_INVAL, "KEEL_E_INVAL: invalid argument" },
+	{ KEEL_E_NOTFOUND, "KEEL_E_NOTFOUND: not found" },
+	{ KEEL_E_CONFLICT, "KEEL_E_CONFLICT: version conflict" },
+	{ KEEL_E_KEYSIZE, "KEEL_E_KEYSIZE: key empty or too long" },
+	{ KEEL_E_VALSIZE, "KEEL_E_VALSIZE: value too long" },
+	{ KEEL_E_NAME, "KEEL_E_NAME: bad partition name" },
+	{ KEEL_E_FULL, "KEEL_E_FULL: arena full" },
+	{ KEEL_E_TXNSIZE, "KEEL_E_TXNSIZE: transaction too large" },
+	{ KEEL_E_CLOSED, "KEEL_E_CLOSED: handle or transaction closed" },
+	{ KEEL_E_FORKED, "KEEL_E_FORKED: handle used after fork" },
+	{ KEEL_E_READONLY, "KEEL_E_READONLY: write to a read-only store or scope" },
+	{ KEEL_E_ATTACH, "KEEL_E_ATTACH: arena refused at attach" },
+	{ KEEL_E_LAYOUT, "KEEL_E_LAYOUT: arena made by an incompatible build" },
+	{ KEEL_E_PERM, "KEEL_E_PERM: owner, mode or permission refused" },
+	{ KEEL_E_NAMESPACE, "KEEL_E_NAMESPACE: arena serves another PID namespace" },
+	{ KEEL_E_CORRUPT, "KEEL_E_CORRUPT: damaged arena, journal or checkpoint" },
+	{ KEEL_E_IO, "KEEL_E_IO: I/O error" },
+	{ KEEL_E_NOSPC, "KEEL_E_NOSPC: no space left on the journal disk" },
+	{ KEEL_E_PANIC, "KEEL_E_PANIC: store failed; reopen to recover" },
+	{ KEEL_E_NOMEM, "KEEL_E_NOMEM: out of memory" },
+	{ KEEL_E_BUSY, "KEEL_E_BUSY: resource in use" },
+	{ KEEL_E_LIMIT, "KEEL_E_LIMIT: a fixed limit was reached" },
+	{ KEEL_E_TIMEOUT, "KEEL_E_TIMEOUT: timed out" },
+	{ KEEL_E_STATE, "KEEL_E_STATE: call not valid in this state" },
+	{ KEEL_E_OS, "KEEL_E_OS: system call failed" },
+};
+
+const char *keel_strerror(int code)
+{
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+		if (errors[i].code == code)
+			return errors[i].text;
+	return "KEEL_E_?: unknown error code";
+}
+
+const char *keel_errmsg(void)
+{
+	return shm_errmsg();
+}
+
+void keel_options_init(keel_options_t *opt)
+{
+	if (!opt)
+		return;
+	memset(opt, 0, sizeof(*opt));
+	opt->struct_size = sizeof(*opt);
+	opt->durability = KEEL_DURABILITY_MEMORY;
+	opt->file_mode = 0600;
+	opt->arena_bytes_max = SHM_ARENA_BYTES_DEFAULT;
+	opt->ring_bytes = SHM_RING_BYTES_DEFAULT;
+	opt->async_window_ms = 10;
+}
+
+static uint64_t store_layout_sig(void)
+{
+	uint64_t v[] = { sizeof(struct keel_root), sizeof(struct part), sizeof(struct node),
+			 sizeof(struct rec), sizeof(struct rec_op), sizeof(struct shm_heap),
+			 SHM_CLASSES_MAX, SHM_PARTS_MAX, KEEL_KEY_MAX, KEEL_VALUE_MAX, USER_BYTES };
+	return XXH3_64bits(v, sizeof(v));
+}
+
+static int init_root(shm_arena_t *a, void *ctx)
+{
+	struct keel_root *root = (struct keel_root *)a->hdr->root;
+	const keel_options_t *o = ctx;
+	int rc;
+
+	memset(root, 0, sizeof(*root));
+	if ((rc = shm_lock_init(&root->ring_lock)) || (rc = shm_lock_init(&root->apply_lock)) ||
+	    (rc = shm_lock_init(&root->dir_lock)))
+		return shm_err(KEEL_E_OS, "lock init: error %d", -rc);
+	root->next_lsn = 1;
+	root->gen = 1;
+	root->durability = (uint32_t)o->durability;
+	return 0;
+}
+
+static int check_options(const keel_options_t *o)
+{
+	if (o->struct_size != sizeof(*o))
+		return shm_err(KEEL_E_INVAL, "options not initialised with keel_options_init");
+	if (o->durability < KEEL_DURABILITY_MEMORY || o->durability > KEEL_DURABILITY_SYNC)
+		return shm_err(KEEL_E_INVAL, "unknown durability %d", o->durability);
+	if (o->durability != KEEL_DURABILITY_MEMORY)
+		return shm_err(KEEL_E_INVAL, "durability %s needs the journal, which this build does not have yet; use KEEL_DURABILITY_MEMORY",
+			       o->durability == KEEL_DURABILITY_SYNC ? "sync" : "async");
+	if (o->file_mode != 0600 && o->file_mode != 0660 && o->file_mode != 0640)
+		return shm_err(KEEL_E_INVAL, "file_mode %03o: use 0600 (default), 0640 or 0660", o->file_mode);
+	if (o->arena_bytes_max < SHM_ARENA_BYTES_MIN || o->arena_bytes_max > SHM_ARENA_BYTES_MAX)
+		return shm_err(KEEL_E_INVAL, "arena_bytes_max %llu is outside [%llu, %llu]",
+			       (unsigned long long)o->arena_bytes_max, (unsigned long long)SHM_ARENA_BYTES_MIN,
+			       (unsigned long long)SHM_ARENA_BYTES_MAX);
+	if (o->ring_bytes < SHM_RING_BYTES_MIN || o->ring_bytes > SHM_RING_BYTES_MAX)
+		return shm_err(KEEL_E_INVAL, "ring_bytes %llu is outside [%u, %u]", (unsigned long long)o->ring_bytes,
+			       SHM_RING_BYTES_MIN, SHM_RING_BYTES_MAX);
+	if (o->ring_bytes * 2 > o->arena_bytes_max)
+		return shm_err(KEEL_E_INVAL, "ring_bytes %llu must be at most half of arena_bytes_max %llu",
+			       (unsigned long long)o->ring_bytes, (unsigned long long)o->arena_bytes_max);
+	return 0;
+}
+
+static int resolve_arena(const char *dir, const keel_options_t *o, char *buf, size_t cap)
+{
+	if (o->arena_path) {
+		if ((size_t)snprintf(buf, cap, "%s", o->arena_path) >= cap)
+			return shm_err(KEEL_E_INVAL, "arena path too long");
+		return 0;
+	}
+	return shm_arena_default_path(dir, buf, cap);
+}
+
+int keel_arena_path(const char *dir, const keel_options_t *opt, char *buf, size_t cap)
+{
+	keel_options_t d;
+	if (!dir || !buf)
+		return shm_err(KEEL_E_INVAL, "NULL argument");
+	if (!opt) {
+		keel_options_init(&d);
+		opt = &d;
+	}
+	return resolve_arena(dir, opt, buf, cap);
+}
+
+int keel_open(const char *dir, const keel_options_t *opt, keel_t **out)
+{
+	keel_options_t d;
+	struct shm_create_opts so;
+	char path[256];
+	keel_t *h;
+	int rc, created;
+
+	shm_err_clear();
+	if (!dir || !out)
+		return shm_err(KEEL_E_INVAL, "keel_open: NULL argument");
+	if (!dir[0])
+		return shm_err(KEEL_E_INVAL, "keel_open: the store directory is an empty string");
+	*out = NULL;
+	if (!opt) {
+		keel_options_init(&d);
+		opt = &d;
+	}
+	if ((rc = check_options(opt)))
+		return rc;
+	if (!(opt->flags & KEEL_OPEN_NOCREATE) && mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return shm_err(errno == EACCES ? KEEL_E_PERM : KEEL_E_OS, "cannot create store directory %s: %s",
+			       dir, strerror(errno));
+	if ((rc = resolve_arena(dir, opt, path, sizeof(path))))
+		return rc;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return shm_err(KEEL_E_NOMEM, "out of memory for a handle");
+	memset(&so, 0, sizeof(so));
+	so.arena_bytes_max = opt->arena_bytes_max;
+	so.ring_bytes = opt->ring_bytes;
+	so.user_bytes = USER_BYTES;
+	so.file_mode = opt->file_mode;
+	so.layout_sig_extra = store_layout_sig();
+	so.create = !(opt->flags & KEEL_OPEN_NOCREATE);
+	so.init_root = init_root;
+	so.ctx = (void *)opt;
+	if ((rc = shm_arena_open(path, &so, &h->a, &created))) {
+		free(h);
+		return rc;
+	}
+	h->root = (struct keel_root *)h->a.hdr->root;
+	h->part_index = shm_at(&h->a, h->a.hdr->user_off);
+	h->part_pages = shm_at(&h->a, h->a.hdr->user_off + SHM_PART_INDEX_SLOTS * 4u);
+	if (h->root->durability < KEEL_DURABILITY_MEMORY || h->root->durability > KEEL_DURABILITY_SYNC) {
+		rc = shm_err(KEEL_E_CORRUPT, "arena %s: durability field %u is invalid", path, h->root->durability);
+		goto fail;
+	}
+	h->durability = (int)h->root->durability;
+	h->readonly = !!(opt->flags & KEEL_OPEN_READONLY);
+	h->fork_gen = keel_fork_gen;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_mutex_lock(&serial_mu);
+	h->serial = serial_next++;
+	pthread_mutex_unlock(&serial_mu);
+	if (realpath(dir, h->dir) == NULL)
+		snprintf(h->dir, sizeof(h->dir), "%s", dir);
+	if ((rc = shm_proc_claim(&h->a, &h->proc)))
+		goto fail;
+	shm_reap(&h->a, NULL, NULL);
+	*out = h;
+	return 0;
+fail:
+	shm_arena_close(&h->a);
+	free(h);
+	return rc;
+}
+
+int keel_close(keel_t *h)
+{
+	if (!h)
+		return 0;
+	if (h->closed)
+		return shm_err(KEEL_E_CLOSED, "handle already closed");
+	if (h->fork_gen == keel_fork_gen) {
+		pthread_mutex_lock(&h->mu);
+		for (uint32_t i = 0; i < h->nreaders; i++)
+			shm_reader_release(&h->a, h->readers[i]);
+		h->nreaders = 0;
+		pthread_mutex_unlock(&h->mu);
+		shm_proc_release(&h->a, h->proc);
+	}
+	/* In a forked child the slots belong to the parent: only unmap. */
+	shm_arena_close(&h->a);
+	pthread_mutex_destroy(&h->mu);
+	h->closed = 1;
+	free(h);
+	return 0;
+}
+
+int keel_sync(keel_t *h)
+{
+	return handle_ok(h);   /* memory mode: nothing to flush */
+}
+
+int keel_wait_durable(keel_t *h, uint64_t lsn)
+{
+	int rc = handle_ok(h);
+	if (rc)
+		return rc;
+	return wait_applied(h, lsn);
+}
+
+int keel_stat(keel_t *h, keel_stat_t *st)
+{
+	struct shm_page_stat ps;
+	int rc = handle_ok(h);
+
+	if (rc)
+		return rc;
+	if (!st)
+		return shm_err(KEEL_E_INVAL, "st is NULL");
+	memset(st, 0, sizeof(*st));
+	struct shm_hdr *hd = h->a.hdr;
+	st->arena_bytes = shm_load(&hd->arena_bytes);
+	st->arena_bytes_max = hd->arena_bytes_max;
+	if ((rc = shm_page_stat(&h->a, &ps)))
+		return rc;
+	uint64_t used = hd->heap_off + ps.pages_meta * SHM_PAGE_BYTES, slab = 0;
+	uint32_t n = shm_load32_acq(&h->root->nparts);
+	for (uint32_t i = 0; i < n && i < SHM_PARTS_MAX; i++) {
+		struct part *p = part_by_id(h, i);
+		if (!p)
+			continue;
+		if ((rc = part_lock(h, p)))
+			return rc;
+		used += p->heap.used_bytes;
+		slab += p->heap.pages * SHM_PAGE_BYTES;
+		st->keys += p->count;
+		for (uint64_t off = p->retire_head, k = 0; off && k < p->retire_count + 1; k++) {
+			struct node *nd = shm_ptr(&h->a, off, sizeof(struct node));
+			if (!nd)
+				break;
+			st->arena_bytes_retired += shm_block_bytes(&h->a, off);
+			off = nd->retire_next;
+		}
+		part_unlock(h, p);
+	}
+	st->arena_bytes_used = used;
+	st->arena_bytes_free = ps.pages_free * SHM_PAGE_BYTES + (slab > used ? 0 : 0) +
+			       (hd->arena_bytes_max - hd->galloc.bump);
+	st->partitions = n;
+	for (uint32_t i = 0; i < shm_load32(&hd->procs_hi); i++)
+		st->processes += shm_proc_live(&h->a, i, NULL);
+	st->next_lsn = h->root->next_lsn;
+	st->applied_lsn = shm_load_acq(&h->root->applied_lsn);
+	st->durable_lsn = shm_load_acq(&h->root->durable_lsn);
+	st->durability = (int)h->root->durability;
+	st->format_version = hd->format_version;
+	return 0;
+}
+
+int keel_partition_stat(keel_t *h, const char *part, keel_partition_stat_t *st)
+{
+	struct part *p;
+	int rc = handle_ok(h);
+
+	if (rc)
+		return rc;
+	if (!st)
+		return shm_err(KEEL_E_INVAL, "st is NULL");
+	if ((rc = part_find(h, part, &p)))
+		return rc;
+	if (!p)
+		return shm_err(KEEL_E_NOTFOUND, "partition \"%s\" does not exist", part);
+	memset(st, 0, sizeof(*st));
+	if ((rc = part_lock(h, p)))
+		return rc;
+	st->keys = p->count;
+	st->bytes = p->bytes;
+	st->arena_bytes = p->heap.used_bytes;
+	struct bucket_block *b = shm_ptr(&h->a, p->buckets, sizeof(*b));
+	st->buckets = b && b->log2 <= SHM_BUCKETS_LOG2_MAX ? 1ull << b->log2 : 0;
+	st->id = p->id;
+	part_unlock(h, p);
+	return 0;
+}
+
+int keel_processes(keel_t *h, keel_proc_fn fn, void *ctx)
+{
+	int rc = handle_ok(h);
+	if (rc)
+		return rc;
+	if (!fn)
+		return shm_err(KEEL_E_INVAL, "callback is NULL");
+	uint64_t w = shm_load_acq(&h->root->applied_lsn);
+	uint32_t hi = shm_load32(&h->a.hdr->procs_hi);
+	for (uint32_t i = 0; i < hi && i < SHM_PROCS_MAX; i++) {
+		struct shm_proc *sp = shm_proc_slot(&h->a, i);
+		keel_proc_info_t pi;
+		uint32_t pid;
+		memset(&pi, 0, sizeof(pi));
+		pi.alive = shm_proc_live(&h->a, i, &pid);
+		if (pid == 0 || pid == SHM_PID_REAPING)
+			continue;
+		pi.pid = (pid_t)pid;
+		pi.start_time = sp->start_time;
+		uint32_t rhi = shm_load32(&h->a.hdr->readers_hi);
+		for (uint32_t r = 0; r < rhi; r++) {
+			struct shm_reader *rd = shm_reader_slot(&h->a, r);
+			uint64_t s = shm_load(&rd->snap);
+			if (rd->owner == i + 1 && s && w - (s - 1) > pi.reader_lag)
+				pi.reader_lag = w - (s - 1);
+		}
+		uint32_t n = shm_load32_acq(&h->root->nparts);
+		for (uint32_t k = 0; k < n; k++) {
+			struct part *p = part_by_id(h, k);
+			if (p && p->lock.holder_pid == pid)
+				pi.locks_held++;
+		}
+		if ((rc = fn(ctx, &pi)))
+			return rc > 0 ? 0 : rc;
+	}
+	return 0;
+}
+
+int keel_unlink_arena(const char *dir, const keel_options_t *opt, int force)
+{
+	char path[256];
+	int rc = keel_arena_path(dir, opt, path, sizeof(path));
+
+	if (rc)
+		return rc;
+	if (!force) {
+		keel_t *h;
+		keel_options_t o;
+		if (opt)
+			o = *opt;
+		else
+			keel_options_init(&o);
+		o.flags |= KEEL_OPEN_NOCREATE;
+		if (keel_open(dir, &o, &h) == 0) {
+			uint32_t live = 0;
+			for (uint32_t i = 0; i < shm_load32(&h->a.hdr->procs_hi); i++)
+				live += shm_proc_live(&h->a, i, NULL);
+			keel_close(h);
+			if (live > 1)
+				return shm_err(KEEL_E_BUSY, "%u other processes are attached to %s; stop them or force",
+					       live - 1, path);
+		}
+	}
+	if (unlink(path) != 0 && errno != ENOENT)
+		return shm_err(KEEL_E_OS, "cannot remove arena %s: %s", path, strerror(errno));
+	return 0;
+}

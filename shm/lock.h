@@ -1,0 +1,48 @@
+/*
+ * lock.h - robust, process-shared locks.
+ *
+ * A shm_lock is a pthread mutex with PTHREAD_MUTEX_ROBUST and
+ * PTHREAD_PROCESS_SHARED, plus the holder's pid for inspection.  When a holder
+ * dies, the kernel marks the futex and the next acquirer gets SHM_LOCK_DIED:
+ * it now holds the lock, must repair what the lock protects, and then call
+ * shm_lock_consistent().  Only `holder_pid` is written outside the mutex
+ * (just after acquiring, just before releasing); readers of it (keel-dump,
+ * audits) treat it as a hint and confirm with a trylock.
+ *
+ * Layout (64 bytes, host byte order):
+ *   0  pthread_mutex_t m      (40 bytes on x86-64 glibc)
+ *   40 uint32 holder_pid      0 when free
+ *   44 uint32 holder_tid
+ *   48 uint64 acquisitions    statistics
+ *   56 uint64 repairs         times a dead holder was found
+ */
+#ifndef SHM_LOCK_H
+#define SHM_LOCK_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+typedef struct shm_lock {
+	pthread_mutex_t m;
+	volatile uint32_t holder_pid;
+	volatile uint32_t holder_tid;
+	volatile uint64_t acquisitions;
+	volatile uint64_t repairs;
+} __attribute__((aligned(64))) shm_lock_t;
+
+_Static_assert(sizeof(pthread_mutex_t) <= 40, "pthread_mutex_t fits");
+_Static_assert(sizeof(shm_lock_t) == 64, "shm_lock_t is one cache line");
+
+enum { SHM_LOCK_OK = 0, SHM_LOCK_DIED = 1, SHM_LOCK_BUSY = 2 };
+
+int shm_lock_init(shm_lock_t *l);
+/* 0 (SHM_LOCK_OK), SHM_LOCK_DIED (held; repair, then consistent), or -errno. */
+int shm_lock_acquire(shm_lock_t *l);
+/* Like acquire, or SHM_LOCK_BUSY. */
+int shm_lock_try(shm_lock_t *l);
+void shm_lock_consistent(shm_lock_t *l);
+void shm_lock_release(shm_lock_t *l);
+/* This thread's tid (cached). */
+uint32_t shm_tid(void);
+
+#endif

@@ -1,0 +1,610 @@
+/*
+ * test_hostile - attach refuses arenas that are not what they should be, and
+ * damaged arenas never crash a process.
+ *
+ * Part 1, refusals.  A store is made, populated and closed; its arena file is
+ * copied aside as a pristine image.  Each case then puts something hostile at
+ * the arena path, opens the store in a forked child (both with and without
+ * KEEL_OPEN_NOCREATE), and checks the code, that keel_errmsg() names the
+ * problem, and that the hostile object is left as it was (a refused attach
+ * must not "fix" a file it does not trust):
+ *
+ *   case              expected code        message mentions
+ *   symlink           ATTACH (or PERM)     link
+ *   hard link         ATTACH (or PERM)     link
+ *   wrong owner       PERM                 owner / uid       (root only)
+ *   mode 0644, 0666   PERM                 mode
+ *   FIFO, directory   ATTACH               regular / type
+ *   short file        ATTACH (or CORRUPT)  size / truncat / short / small
+ *   half the file     ATTACH (or CORRUPT)  size / truncat / short / small
+ *   magic             ATTACH (or LAYOUT)   magic
+ *   format version    LAYOUT               version
+ *   layout signature  LAYOUT               layout / signature
+ *   header size       LAYOUT               layout / header
+ *   PID ns (header)   NAMESPACE            namespace
+ *   PID ns (real)     NAMESPACE            namespace  (unshare(CLONE_NEWPID); root only)
+ *
+ * The header offsets come from struct shm_hdr in shm/arena.h.
+ *
+ * Part 2, fuzz.  Starting from the pristine image each time: flip 1-8 random
+ * bits (in the header, in the first 256 KiB of metadata, or anywhere), or
+ * truncate the file to a random length; then, in a forked child under a 20 s
+ * alarm, open the store and, if that works, list partitions, iterate and get
+ * every key, keel_check (plain and repairing) and keel_stat.  Any error code
+ * is acceptable; the child must exit normally - a signal (SIGSEGV, SIGBUS,
+ * SIGABRT) or a hang (SIGALRM) is a failure.  The seed reproduces the
+ * damage; --iters sets the number of damaged images.
+ *
+ * Usage: test_hostile [--seed S] [--iters N] [--only refusals|fuzz]
+ */
+#include <sched.h>
+#include <stddef.h>
+
+#include "common/t.h"
+#include "shm/arena.h"
+
+static t_store_t st;
+static char arena[PATH_MAX];   /* the arena path of the store */
+static char pristine[PATH_MAX + 32]; /* the clean image */
+static off_t pristine_size;
+static unsigned n_skipped;
+
+/* ---- files ------------------------------------------------------------------------- */
+
+static void copy_file(const char *from, const char *to, mode_t mode)
+{
+	char buf[1 << 16];
+	int in = open(from, O_RDONLY | O_CLOEXEC), out;
+	ssize_t n;
+
+	CHECK_MSG(in >= 0, "open %s: %s", from, strerror(errno));
+	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	CHECK_MSG(out >= 0, "create %s: %s", to, strerror(errno));
+	CHECK(fchmod(out, mode) == 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		CHECK_MSG(write(out, buf, (size_t)n) == n, "write %s: %s", to, strerror(errno));
+	CHECK_MSG(n == 0, "read %s: %s", from, strerror(errno));
+	close(in);
+	CHECK(close(out) == 0);
+}
+
+/* Remove whatever is at path (file, link, FIFO or directory). */
+static void remove_any(const char *path)
+{
+	struct stat sb;
+
+	if (lstat(path, &sb) != 0)
+		return;
+	if (S_ISDIR(sb.st_mode))
+		t_rm_rf(path);
+	else
+		CHECK_MSG(unlink(path) == 0, "unlink %s: %s", path, strerror(errno));
+}
+
+/* Put the pristine image back at the arena path. */
+static void restore(void)
+{
+	remove_any(arena);
+	copy_file(pristine, arena, 0600);
+}
+
+static void patch(off_t off, const void *bytes, size_t n)
+{
+	int fd = open(arena, O_WRONLY | O_CLOEXEC);
+
+	CHECK_MSG(fd >= 0, "open %s: %s", arena, strerror(errno));
+	CHECK(pwrite(fd, bytes, n, off) == (ssize_t)n);
+	close(fd);
+}
+
+static void read_at(off_t off, void *bytes, size_t n)
+{
+	int fd = open(arena, O_RDONLY | O_CLOEXEC);
+
+	CHECK_MSG(fd >= 0, "open %s: %s", arena, strerror(errno));
+	CHECK(pread(fd, bytes, n, off) == (ssize_t)n);
+	close(fd);
+}
+
+/* Digest of a file's bytes (FNV-1a), to see that a refused open left it alone. */
+static uint64_t digest(const char *path)
+{
+	unsigned char buf[1 << 16];
+	uint64_t h = 0xcbf29ce484222325ull;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	CHECK_MSG(fd >= 0, "open %s: %s", path, strerror(errno));
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < n; i++)
+			h = (h ^ buf[i]) * 0x100000001b3ull;
+	close(fd);
+	return h;
+}
+
+/* ---- an open in a child ---------------------------------------------------------------- */
+
+struct outcome {
+	int rc;
+	int sig;           /* the child's terminating signal, 0 if it exited */
+	int exit_code;
+	char msg[1024];
+};
+
+/* Open the store in a child (optionally in a new PID namespace); report. */
+static void open_in_child(int nocreate, int new_pidns, struct outcome *o)
+{
+	int fds[2], stv;
+	pid_t pid;
+	ssize_t n;
+
+	memset(o, 0, sizeof(*o));
+	CHECK(pipe(fds) == 0);
+	pid = t_fork();
+	if (pid == 0) {
+		struct outcome r = { 0 };
+		keel_options_t opt = st.opt;
+		keel_t *h = NULL;
+
+		close(fds[0]);
+		alarm(20);
+		if (new_pidns) {
+			/* The namespace applies to children: open in a grandchild. */
+			pid_t g;
+			int gst;
+
+			if (unshare(CLONE_NEWPID) != 0) {
+				r.rc = 1000 + errno;
+				CHECK(write(fds[1], &r, sizeof(r)) == (ssize_t)sizeof(r));
+				_exit(0);
+			}
+			g = fork();
+			if (g < 0)
+				_exit(2);
+			if (g > 0) {
+				while (waitpid(g, &gst, 0) < 0 && errno == EINTR)
+					;
+				_exit(WIFEXITED(gst) ? WEXITSTATUS(gst) : 128 + WTERMSIG(gst));
+			}
+		}
+		if (nocreate)
+			opt.flags |= KEEL_OPEN_NOCREATE;
+		r.rc = keel_open(st.dir, &opt, &h);
+		snprintf(r.msg, sizeof(r.msg), "%s", keel_errmsg());
+		if (r.rc == 0)
+			keel_close(h);
+		CHECK(write(fds[1], &r, sizeof(r)) == (ssize_t)sizeof(r));
+		_exit(0);
+	}
+	close(fds[1]);
+	n = read(fds[0], o, sizeof(*o));
+	close(fds[0]);
+	t_waitpid(pid, &stv);
+	if (WIFSIGNALED(stv))
+		o->sig = WTERMSIG(stv);
+	else
+		o->exit_code = WEXITSTATUS(stv);
+	CHECK_MSG(o->sig == 0, "opening the store crashed the child: signal %d (%s)", o->sig,
+		  strsignal(o->sig));
+	CHECK_MSG(n == (ssize_t)sizeof(*o) && o->exit_code == 0,
+		  "the opening child exited with %d without a report", o->exit_code);
+}
+
+/*
+ * Expect the open to be refused with want (or alt), with a message naming
+ * the problem (one of words).  Checked with and without NOCREATE.
+ */
+static void expect_refused(const char *what, int want, int alt, const char *const *words)
+{
+	for (int nocreate = 0; nocreate < 2; nocreate++) {
+		struct outcome o;
+
+		open_in_child(nocreate, 0, &o);
+		CHECK_MSG(o.rc == want || o.rc == alt,
+			  "%s%s: open returned %d (%s), expected %s; errmsg: %s", what,
+			  nocreate ? " (NOCREATE)" : "", o.rc, keel_strerror(o.rc),
+			  keel_strerror(want), o.msg);
+		CHECK_MSG(o.msg[0], "%s: refused with %s but keel_errmsg() is empty", what,
+			  keel_strerror(o.rc));
+		CHECK_MSG(t_mentions(o.msg, words), "%s: the message does not name the problem "
+			  "(expected a mention of '%s'): %s", what, words[0], o.msg);
+		if (!nocreate)
+			printf("test_hostile: %-18s refused: %s\n", what, o.msg);
+	}
+}
+
+/* ---- part 1: refusals ---------------------------------------------------------------------- */
+
+static void make_store(void)
+{
+	t_store_init(&st);
+	st.opt.ring_bytes = 1u << 20;
+	st.opt.arena_bytes_max = 64ull << 20;
+	t_store_open(&st);
+	for (unsigned p = 0; p < 6; p++) {
+		char part[16];
+
+		snprintf(part, sizeof(part), "part%u", p);
+		for (unsigned i = 0; i < 300; i++) {
+			char k[24], v[64];
+			size_t vl = 1 + (i * 7 + p) % sizeof(v);
+
+			snprintf(k, sizeof(k), "key-%u-%u", p, i);
+			memset(v, 'a' + (int)(i % 26), vl);
+			CHECK_OK(keel_put(st.h, part, k, strlen(k), v, vl, NULL));
+		}
+		for (unsigned i = 0; i < 300; i += 3) {
+			char k[24];
+
+			snprintf(k, sizeof(k), "key-%u-%u", p, i);
+			CHECK_OK(keel_del(st.h, part, k, strlen(k), NULL));
+		}
+	}
+	t_store_close(&st);
+	CHECK_OK(keel_arena_path(st.dir, &st.opt, arena, sizeof(arena)));
+	snprintf(pristine, sizeof(pristine), "%s/pristine", st.dir);
+	copy_file(arena, pristine, 0600);
+	{
+		struct stat sb;
+
+		CHECK(stat(pristine, &sb) == 0);
+		pristine_size = sb.st_size;
+	}
+	/* The pristine image opens. */
+	{
+		struct outcome o;
+
+		open_in_child(1, 0, &o);
+		CHECK_MSG(o.rc == 0, "the pristine arena does not open: %d (%s) %s", o.rc,
+			  keel_strerror(o.rc), o.msg);
+	}
+	printf("test_hostile: arena %s, %lld bytes\n", arena, (long long)pristine_size);
+}
+
+static void refusals(void)
+{
+	static const char *const w_link[] = { "link", NULL };
+	static const char *const w_owner[] = { "owner", "uid", NULL };
+	static const char *const w_mode[] = { "mode", NULL };
+	static const char *const w_type[] = { "regular", "type", "fifo", "directory", NULL };
+	static const char *const w_size[] = { "size", "truncat", "short", "small", "bytes", NULL };
+	static const char *const w_magic[] = { "magic", NULL };
+	static const char *const w_version[] = { "version", NULL };
+	static const char *const w_layout[] = { "layout", "signature", "header", NULL };
+	static const char *const w_ns[] = { "namespace", NULL };
+	char other[PATH_MAX + 32];
+	struct stat sb;
+	uint64_t d;
+
+	/* A symlink to a good copy. */
+	snprintf(other, sizeof(other), "%s/target", st.dir);
+	copy_file(pristine, other, 0600);
+	remove_any(arena);
+	CHECK(symlink(other, arena) == 0);
+	d = digest(other);
+	expect_refused("symlink", KEEL_E_ATTACH, KEEL_E_PERM, w_link);
+	CHECK_MSG(lstat(arena, &sb) == 0 && S_ISLNK(sb.st_mode), "the symlink was replaced");
+	CHECK_MSG(digest(other) == d, "the symlink's target was modified");
+	remove_any(other);
+	restore();
+
+	/* A second hard link to the arena. */
+	snprintf(other, sizeof(other), "%s/hardlink", st.dir);
+	CHECK(link(arena, other) == 0);
+	expect_refused("hard link", KEEL_E_ATTACH, KEEL_E_PERM, w_link);
+	remove_any(other);
+	restore();
+
+	/* Another owner. */
+	if (geteuid() == 0) {
+		CHECK(chown(arena, 65534, 65534) == 0);
+		d = digest(arena);
+		expect_refused("wrong owner", KEEL_E_PERM, KEEL_E_PERM, w_owner);
+		CHECK(lstat(arena, &sb) == 0 && sb.st_uid == 65534);
+		CHECK_MSG(digest(arena) == d, "a refused arena was modified");
+	} else {
+		printf("test_hostile: SKIP wrong owner (needs root)\n");
+		n_skipped++;
+	}
+	restore();
+
+	/* Loose modes. */
+	CHECK(chmod(arena, 0644) == 0);
+	expect_refused("mode 0644", KEEL_E_PERM, KEEL_E_PERM, w_mode);
+	CHECK(lstat(arena, &sb) == 0 && (sb.st_mode & 0777) == 0644);
+	CHECK(chmod(arena, 0666) == 0);
+	expect_refused("mode 0666", KEEL_E_PERM, KEEL_E_PERM, w_mode);
+	restore();
+
+	/* Not a regular file. */
+	remove_any(arena);
+	CHECK(mkfifo(arena, 0600) == 0);
+	expect_refused("FIFO", KEEL_E_ATTACH, KEEL_E_ATTACH, w_type);
+	CHECK_MSG(lstat(arena, &sb) == 0 && S_ISFIFO(sb.st_mode), "the FIFO was replaced");
+	remove_any(arena);
+	CHECK(mkdir(arena, 0700) == 0);
+	expect_refused("directory", KEEL_E_ATTACH, KEEL_E_ATTACH, w_type);
+	CHECK_MSG(lstat(arena, &sb) == 0 && S_ISDIR(sb.st_mode), "the directory was replaced");
+	restore();
+
+	/* Wrong sizes: shorter than the header, and half the file. */
+	CHECK(truncate(arena, (off_t)sizeof(struct shm_hdr) / 2) == 0);
+	expect_refused("short file", KEEL_E_ATTACH, KEEL_E_CORRUPT, w_size);
+	CHECK(lstat(arena, &sb) == 0 && sb.st_size == (off_t)sizeof(struct shm_hdr) / 2);
+	restore();
+	CHECK(truncate(arena, pristine_size / 2) == 0);
+	expect_refused("half the file", KEEL_E_ATTACH, KEEL_E_CORRUPT, w_size);
+	restore();
+
+	/* Header fields, at their offsets in struct shm_hdr. */
+	{
+		uint64_t magic;
+
+		read_at(offsetof(struct shm_hdr, magic), &magic, sizeof(magic));
+		CHECK_EQ_U64(magic, SHM_MAGIC);
+		magic ^= 0x0000000000ff0000ull;
+		patch(offsetof(struct shm_hdr, magic), &magic, sizeof(magic));
+		d = digest(arena);
+		expect_refused("magic", KEEL_E_ATTACH, KEEL_E_LAYOUT, w_magic);
+		CHECK_MSG(digest(arena) == d, "an arena with a bad magic was modified");
+		restore();
+	}
+	{
+		uint32_t v;
+
+		read_at(offsetof(struct shm_hdr, format_version), &v, sizeof(v));
+		CHECK_EQ_U64(v, SHM_FORMAT_VERSION);
+		v++;
+		patch(offsetof(struct shm_hdr, format_version), &v, sizeof(v));
+		expect_refused("format version", KEEL_E_LAYOUT, KEEL_E_LAYOUT, w_version);
+		restore();
+	}
+	{
+		uint64_t sig;
+
+		read_at(offsetof(struct shm_hdr, layout_sig), &sig, sizeof(sig));
+		sig ^= 1u << 9;
+		patch(offsetof(struct shm_hdr, layout_sig), &sig, sizeof(sig));
+		expect_refused("layout signature", KEEL_E_LAYOUT, KEEL_E_LAYOUT, w_layout);
+		restore();
+	}
+	{
+		uint32_t hb;
+
+		read_at(offsetof(struct shm_hdr, hdr_bytes), &hb, sizeof(hb));
+		CHECK_EQ_U64(hb, sizeof(struct shm_hdr));
+		hb += 64;
+		patch(offsetof(struct shm_hdr, hdr_bytes), &hb, sizeof(hb));
+		expect_refused("header size", KEEL_E_LAYOUT, KEEL_E_LAYOUT, w_layout);
+		restore();
+	}
+	{
+		uint64_t ino;
+
+		read_at(offsetof(struct shm_hdr, pidns_ino), &ino, sizeof(ino));
+		ino ^= 0x5a5a;
+		patch(offsetof(struct shm_hdr, pidns_ino), &ino, sizeof(ino));
+		expect_refused("PID ns (header)", KEEL_E_NAMESPACE, KEEL_E_NAMESPACE, w_ns);
+		restore();
+	}
+
+	/* A process that really lives in another PID namespace. */
+	{
+		struct outcome o;
+
+		open_in_child(1, 1, &o);
+		if (o.rc >= 1000) {
+			printf("test_hostile: SKIP foreign PID namespace: unshare(CLONE_NEWPID): %s\n",
+			       strerror(o.rc - 1000));
+			n_skipped++;
+		} else {
+			CHECK_MSG(o.rc == KEEL_E_NAMESPACE,
+				  "open from another PID namespace returned %d (%s), expected "
+				  "KEEL_E_NAMESPACE; errmsg: %s", o.rc, keel_strerror(o.rc), o.msg);
+			CHECK_MSG(t_mentions(o.msg, w_ns), "namespace refusal does not say so: %s",
+				  o.msg);
+			printf("test_hostile: %-18s refused: %s\n", "PID ns (real)", o.msg);
+		}
+	}
+
+	/* After all that, the pristine image still opens and reads. */
+	{
+		struct outcome o;
+
+		open_in_child(0, 0, &o);
+		CHECK_MSG(o.rc == 0, "restored arena does not open: %d (%s) %s", o.rc,
+			  keel_strerror(o.rc), o.msg);
+	}
+}
+
+/* ---- part 2: fuzz ----------------------------------------------------------------------------- */
+
+struct walk_ctx {
+	keel_t *h;
+	unsigned parts;
+	char names[64][KEEL_PARTITION_NAME_MAX + 1];
+};
+
+static int collect_part(void *ctx, const char *name, uint64_t keys)
+{
+	struct walk_ctx *c = ctx;
+
+	(void)keys;
+	if (c->parts < 64)
+		snprintf(c->names[c->parts++], sizeof(c->names[0]), "%s", name);
+	return c->parts >= 64;
+}
+
+static void ignore_report(void *ctx, const char *where, const char *what)
+{
+	(*(unsigned *)ctx)++;
+}
+
+/* In the child: open and read everything.  Returns a small code for stats:
+ * 0 clean, 1 open refused, 2 read error, 3 check reported damage. */
+static int damaged_child(void)
+{
+	keel_t *h = NULL;
+	struct walk_ctx wc;
+	keel_stat_t s;
+	unsigned reports = 0;
+	int rc, result = 0;
+
+	rc = keel_open(st.dir, &st.opt, &h);
+	if (rc)
+		return 1;
+	memset(&wc, 0, sizeof(wc));
+	wc.h = h;
+	if (keel_stat(h, &s) != 0)
+		result = 2;
+	if (keel_partitions(h, collect_part, &wc) != 0)
+		result = 2;
+	for (unsigned p = 0; p < wc.parts; p++) {
+		keel_iter_t *it = NULL;
+		const void *k, *v;
+		size_t kl, vl;
+		unsigned n = 0;
+		uint64_t cnt;
+
+		(void)keel_count(h, wc.names[p], &cnt);
+		if (keel_iter_open(h, wc.names[p], NULL, 0, &it) != 0) {
+			result = 2;
+			continue;
+		}
+		while (n++ < 100000 && (rc = keel_iter_next(it, &k, &kl, &v, &vl, NULL)) == 1) {
+			unsigned char key[KEEL_KEY_MAX], buf[256] = { 0 };
+			size_t len = 0;
+			void *av = NULL;
+
+			if (kl > sizeof(key) || (kl && !k) || (vl && !v)) {
+				result = 2;
+				break;
+			}
+			memcpy(key, k, kl);
+			/* touch every value byte */
+			for (size_t i = 0; i < vl; i++)
+				buf[i % sizeof(buf)] ^= ((const unsigned char *)v)[i];
+			if (keel_get(h, wc.names[p], key, kl, buf, sizeof(buf), &len, NULL) != 0)
+				result = 2;
+			if (keel_get_alloc(h, wc.names[p], key, kl, &av, &len, NULL) == 0)
+				free(av);
+		}
+		if (rc < 0)
+			result = 2;
+		keel_iter_close(it);
+	}
+	if (keel_check(h, 0, ignore_report, &reports) != 0 && !result)
+		result = 3;
+	if (keel_check(h, KEEL_CHECK_REPAIR, ignore_report, &reports) != 0 && !result)
+		result = 3;
+	keel_close(h);
+	return result;
+}
+
+static void fuzz(unsigned iters)
+{
+	uint64_t rng = t_rand_stream(3);
+	unsigned outcomes[4] = { 0 }, truncs = 0;
+
+	for (unsigned it = 0; it < iters; it++) {
+		int stv;
+		pid_t pid;
+		char desc[256];
+		size_t dl = 0;
+		char sb[96];
+
+		restore();
+		if (it % 4 == 3) {
+			/* truncation to a random length, page-aligned half the time */
+			off_t len = 1 + (off_t)t_rand_below(&rng, (uint64_t)pristine_size - 1);
+
+			if (t_rand_below(&rng, 2))
+				len &= ~(off_t)4095;
+			if (len <= 0)
+				len = 1;
+			CHECK(truncate(arena, len) == 0);
+			snprintf(desc, sizeof(desc), "truncated to %lld of %lld bytes", (long long)len,
+				 (long long)pristine_size);
+			truncs++;
+		} else {
+			unsigned nbits = 1 + (unsigned)t_rand_below(&rng, 8), zone = it % 3;
+			uint64_t span = zone == 0 ? sizeof(struct shm_hdr)
+				      : zone == 1 ? (uint64_t)(256u << 10) : (uint64_t)pristine_size;
+
+			if (span > (uint64_t)pristine_size)
+				span = (uint64_t)pristine_size;
+			dl = (size_t)snprintf(desc, sizeof(desc), "flipped bits at");
+			for (unsigned b = 0; b < nbits; b++) {
+				off_t off = (off_t)t_rand_below(&rng, span);
+				unsigned char byte;
+				unsigned bit = (unsigned)t_rand_below(&rng, 8);
+
+				read_at(off, &byte, 1);
+				byte ^= (unsigned char)(1u << bit);
+				patch(off, &byte, 1);
+				if (dl < sizeof(desc) - 24)
+					dl += (size_t)snprintf(desc + dl, sizeof(desc) - dl, " %lld.%u",
+							       (long long)off, bit);
+			}
+		}
+		pid = t_fork();
+		if (pid == 0) {
+			alarm(20);
+			_exit(damaged_child());
+		}
+		t_waitpid(pid, &stv);
+		CHECK_MSG(WIFEXITED(stv) && WEXITSTATUS(stv) < 4,
+			  "damaged arena (iteration %u, %s): the reading process %s", it, desc,
+			  t_status_str(stv, sb, sizeof(sb)));
+		outcomes[WEXITSTATUS(stv)]++;
+	}
+	printf("test_hostile: fuzz: %u damaged images (%u truncated): %u refused at open, %u "
+	       "read errors, %u check reported damage, %u read clean; no crash, no hang\n",
+	       iters, truncs, outcomes[1], outcomes[2], outcomes[3], outcomes[0]);
+}
+
+int main(int argc, char **argv)
+{
+	int seed_given = 0;
+	uint64_t seed = 0;
+	unsigned iters = 300;
+	const char *only = NULL;
+
+	t_begin("test_hostile");
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			printf("usage: test_hostile [--seed S] [--iters N] [--only refusals|fuzz]\n"
+			       "Hostile arenas (symlink, owner, mode, type, size, header fields,\n"
+			       "PID namespace) are refused with a clear message; damaged arenas\n"
+			       "(bit flips, truncation) never crash a reader.  Default --iters 300.\n"
+			       "Exit: 0 pass, 1 fail.\n");
+			return 0;
+		} else if (!strcmp(a, "--seed")) {
+			seed = t_parse_u64(a, v);
+			seed_given = 1;
+			i++;
+		} else if (!strcmp(a, "--iters")) {
+			iters = (unsigned)t_parse_u64(a, v);
+			i++;
+		} else if (!strcmp(a, "--only") && v) {
+			only = v;
+			i++;
+		} else {
+			fprintf(stderr, "test_hostile: unknown argument '%s' (try --help)\n", a);
+			return 2;
+		}
+	}
+	t_seed_init(seed_given, seed);
+	make_store();
+	if (!only || !strcmp(only, "refusals"))
+		refusals();
+	if (!only || !strcmp(only, "fuzz"))
+		fuzz(iters);
+	remove_any(arena);
+	copy_file(pristine, arena, 0600);
+	t_store_destroy(&st);
+	printf("test_hostile: PASS%s\n", n_skipped ? " (some cases skipped, see above)" : "");
+	return 0;
+}
