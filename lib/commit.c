@@ -9,7 +9,7 @@
  *   3. allocates every block the apply will need, so "arena full" is found
  *      before anything is written (a death here leaks blocks that the
  *      partition's repair sweeps back);
- *   4. reserves ring space and an LSN (ring_lock), sets each partition's
+ *   4. reserves ring space and an LSN (one CAS), sets each partition's
  *      "applying" marker, writes the redo record and flips it RESERVED ->
  *      COMPLETE with a CAS;
  *   5. applies the ops, sets APPLIED, clears the markers and unlocks;
@@ -67,7 +67,7 @@ struct keel_txn {
 	struct txn_op inline_ops[TXN_INLINE_OPS];
 	uint8_t inline_buf[TXN_INLINE_BYTES];
 	struct shm_reader *pin;  /* snapshot for reads (NULL for single ops) */
-	uint64_t snap;
+	struct snap snap;
 	/* results for the single-op wrappers */
 	uint64_t lsn;
 	uint64_t removed;
@@ -98,7 +98,7 @@ static void txn_init(struct keel_txn *t, keel_t *h, int durability)
 	t->lsn = 0;
 	t->removed = 0;
 	t->pin = NULL;
-	t->snap = 0;
+	t->snap.w = t->snap.v = 0;
 }
 
 static void txn_release(struct keel_txn *t)
@@ -341,7 +341,7 @@ int keel_txn_get(keel_txn_t *t, const char *part, const void *key, size_t klen, 
 	struct part *p;
 	if ((rc = part_find(t->h, part, &p)))
 		return rc;
-	const struct node *n = p ? table_get(t->h, p, key, klen, key_hash(key, klen), t->snap) : NULL;
+	const struct node *n = p ? table_get(t->h, p, key, klen, key_hash(key, klen), &t->snap) : NULL;
 	if (!n)
 		return shm_err(KEEL_E_NOTFOUND, "key not found in partition \"%s\"", part);
 	if (vlen)
@@ -372,88 +372,99 @@ struct rec *rec_at(keel_t *h, uint64_t pos)
 	return (struct rec *)shm_at(&h->a, h->a.hdr->ring_off + pos % rb);
 }
 
-static int ring_lock(keel_t *h)
-{
-	struct keel_root *root = h->root;
-	int rc = shm_lock_acquire(&root->ring_lock);
-
-	if (rc == SHM_LOCK_DIED) {
-		/* The reservation order is: header, ring_head, next_lsn.  A holder
-		 * that died between the last two leaves next_lsn one behind. */
-		uint64_t head = root->ring_head;
-		if (head) {
-			uint64_t rb = h->a.hdr->ring_bytes;
-			for (uint64_t pos = root->applied_pos, steps = 0; pos < head && steps < rb / REC_ALIGN; steps++) {
-				struct rec *r = rec_at(h, pos);
-				if (r->magic != REC_MAGIC || r->len < REC_ALIGN || r->len > rb)
-					break;
-				if (r->state != REC_PAD && r->lsn >= root->next_lsn)
-					root->next_lsn = r->lsn + 1;
-				pos += r->len;
-			}
-		}
-		shm_lock_consistent(&root->ring_lock);
-		return 0;
-	}
-	return rc < 0 ? shm_err(KEEL_E_OS, "ring lock: error %d", -rc) : 0;
-}
-
-/* Reserve `need` bytes: returns the record, header written, state RESERVED. */
+/*
+ * Reserve `need` bytes of ring and the next LSN with one CAS of root->rsv =
+ * {head, next_lsn}.  Before the CAS the reserver announces {lsn, pos, len} in
+ * its process slot, so that if it dies before writing the header, whoever
+ * waits at that position can void the hole (void_hole).  The header's lsn is
+ * written last with a release store (R7); advance_applied trusts a header only
+ * if its lsn is the one expected there (A7), so stale bytes of an earlier lap
+ * never pass.  A record that would cross the ring's end is preceded by a PAD
+ * header carrying the same LSN.
+ */
 static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lpos)
 {
 	struct keel_root *root = h->root;
+	struct shm_proc *me = shm_proc_slot(&h->a, h->proc);
 	uint64_t rb = h->a.hdr->ring_bytes;
-	int rc;
+	uint32_t pid = (uint32_t)getpid();
+	uint64_t start = me->start_time;
 
 	for (uint64_t attempt = 0;; attempt++) {
-		if ((rc = ring_lock(h)))
-			return rc;
-		uint64_t head = root->ring_head;
+		uint64_t head, lsn;
+		shm_load_pair(&root->rsv, &head, &lsn);
 		uint64_t tail = shm_load_acq(&root->applied_pos);
 		uint64_t phys = head % rb;
 		uint64_t pad = phys + need > rb ? rb - phys : 0;
-		if (head + pad + need - tail <= rb) {
-			if (pad) {
-				struct rec *p = rec_at(h, head);
-				p->magic = REC_MAGIC;
-				p->len = (uint32_t)pad;
-				p->lsn = 0;
-				p->nops = 0;
-				shm_store32_rel(&p->state, REC_PAD);
+		int states_free = lsn <= VIS_STATES || lsn - VIS_STATES <= h->vis_horizon ||
+				  lsn - VIS_STATES <= (h->vis_horizon = lsn_horizon(h));
+		if (head + pad + need - tail <= rb && states_free) {
+			shm_store(&me->rsv_pos, head);
+			shm_store(&me->rsv_len, pad + need);
+			shm_store_rel(&me->rsv_lsn, lsn);
+			if (shm_cas_pair(&root->rsv, head, lsn, head + pad + need, lsn + 1)) {
+				if (pad) {
+					struct rec *p = rec_at(h, head);
+					p->magic = REC_MAGIC;
+					p->len = (uint32_t)pad;
+					p->nops = 0;
+					shm_store32(&p->state, REC_PAD);
+					shm_store_rel(&p->lsn, lsn);   /* R7 */
+				}
+				struct rec *r = rec_at(h, head + pad);
+				r->magic = REC_MAGIC;
+				r->len = need;
+				r->pid = pid;
+				r->proc = h->proc;
+				r->start_time = start;
+				r->nops = 0;
+				r->nparts = 0;
+				shm_store32(&r->state, REC_RESERVED);
+				shm_store_rel(&r->lsn, lsn);   /* R7 */
+				shm_store_rel(&me->rsv_lsn, 0);
+				*out = r;
+				*lpos = head + pad;
+				return 0;
 			}
-			struct rec *r = rec_at(h, head + pad);
-			r->magic = REC_MAGIC;
-			r->len = need;
-			r->lsn = root->next_lsn;
-			r->pid = (uint32_t)getpid();
-			r->proc = h->proc;
-			r->start_time = shm_proc_slot(&h->a, h->proc)->start_time;
-			r->nops = 0;
-			r->nparts = 0;
-			shm_store32(&r->state, REC_RESERVED);
-			/* R7: the header is written before the head moves past it;
-			 * pairs with A7 in advance_applied. */
-			shm_store_rel(&root->ring_head, head + pad + need);
-			root->next_lsn = r->lsn + 1;
-			shm_lock_release(&root->ring_lock);
-			*out = r;
-			*lpos = head + pad;
-			return 0;
+			shm_store_rel(&me->rsv_lsn, 0);
+			continue;
 		}
-		shm_lock_release(&root->ring_lock);
-		/* Full: records before the tail are still being applied.  We hold
-		 * partition locks, so only help by voiding/advancing, never by
-		 * taking more locks. */
+		/* Full: help the records before the tail along (void what dead
+		 * owners left), but never take partition locks here: we hold some. */
 		advance_applied(h);
-		struct rec *blocker = rec_at(h, shm_load_acq(&root->applied_pos));
-		if (blocker->magic == REC_MAGIC && shm_load32(&blocker->state) == REC_RESERVED &&
-		    !shm_pid_alive(blocker->pid, blocker->start_time))
-			shm_cas32(&blocker->state, REC_RESERVED, REC_VOID);
-		if (attempt > 100000)
+		if (attempt > 1000000)
 			return shm_err(KEEL_E_BUSY, "commit ring full for too long (%llu bytes); a commit in progress is stuck",
 				       (unsigned long long)rb);
 		if (attempt > 100)
 			sched_yield();
+	}
+}
+
+/* The record expected at `pos` (LSN `lsn`) has no header.  If the process
+ * that reserved it is dead, write a VOID record over its reservation. */
+static void void_hole(keel_t *h, uint64_t pos, uint64_t lsn)
+{
+	uint32_t hi = shm_load32(&h->a.hdr->procs_hi);
+	for (uint32_t i = 0; i < hi && i < SHM_PROCS_MAX; i++) {
+		struct shm_proc *sp = shm_proc_slot(&h->a, i);
+		if (shm_load_acq(&sp->rsv_lsn) != lsn || shm_load(&sp->rsv_pos) != pos)
+			continue;
+		uint32_t pid = shm_load32(&sp->pid);
+		if (pid && pid != SHM_PID_REAPING && shm_pid_alive(pid, shm_load(&sp->start_time)))
+			return;   /* alive: it writes the header itself */
+		uint64_t len = shm_load(&sp->rsv_len);
+		if (len < REC_ALIGN || len > h->a.hdr->ring_bytes || len % REC_ALIGN)
+			return;
+		struct rec *r = rec_at(h, pos);
+		r->magic = REC_MAGIC;
+		r->len = (uint32_t)len;
+		r->nops = 0;
+		r->nparts = 0;
+		r->pid = pid;
+		shm_store32(&r->state, REC_VOID);
+		shm_store_rel(&r->lsn, lsn);
+		shm_faa(&h->root->voided, 1);
+		return;
 	}
 }
 
@@ -469,13 +480,19 @@ void advance_applied(keel_t *h)
 		shm_lock_consistent(&root->apply_lock);
 	for (uint64_t steps = 0; steps < rb / REC_ALIGN + 1; steps++) {
 		uint64_t pos = root->applied_pos;
-		if (pos >= shm_load_acq(&root->ring_head))   /* A7 */
+		uint64_t expect = root->applied_lsn + 1;
+		if (pos >= ring_head(root))
 			break;
 		struct rec *r = rec_at(h, pos);
+		if (shm_load_acq(&r->lsn) != expect) {   /* A7: pairs with R7 */
+			void_hole(h, pos, expect);
+			if (shm_load_acq(&r->lsn) != expect)
+				break;
+		}
 		uint32_t st = shm_load32_acq(&r->state);      /* A6: pairs with R6 */
 		if (r->magic != REC_MAGIC || r->len < REC_ALIGN || r->len > rb || r->len % REC_ALIGN)
 			break;   /* damaged ring: keel_check reports it */
-		if (st == REC_PAD) {
+		if (st == REC_PAD) {   /* carries the LSN of the record after it */
 			shm_store_rel(&root->applied_pos, pos + r->len);
 			continue;
 		}
@@ -520,8 +537,38 @@ void help_record(keel_t *h, struct rec *r)
 			part_unlock(h, p);
 		}
 	}
-	if (all_clear && shm_cas32(&r->state, REC_COMPLETE, REC_APPLIED))
-		shm_faa(&h->root->redone, 1);
+	if (all_clear) {
+		publish_visible(h, r->lsn);
+		if (shm_cas32(&r->state, REC_COMPLETE, REC_APPLIED))
+			shm_faa(&h->root->redone, 1);
+	}
+}
+
+static void write_state(keel_t *h, uint64_t lsn, uint64_t v)
+{
+	struct vis_state *st = &h->vis_states[lsn % VIS_STATES];
+	if (shm_load_acq(&st->lsn) == lsn)
+		return;
+	shm_store(&st->v, v);          /* every writer writes the same {lsn, v} */
+	shm_store_rel(&st->lsn, lsn);  /* R9 */
+}
+
+void publish_visible(keel_t *h, uint64_t lsn)
+{
+	struct keel_root *root = h->root;
+
+	for (;;) {
+		uint64_t v, x;
+		shm_load_pair(&root->visx, &v, &x);
+		if (x)
+			write_state(h, x, v);   /* help the last publisher */
+		if (x == lsn || shm_load_acq(&h->vis_states[lsn % VIS_STATES].lsn) == lsn)
+			return;                 /* published already (by a repairer) */
+		if (shm_cas_pair(&root->visx, v, x, v + 1, lsn)) {
+			write_state(h, lsn, v + 1);
+			return;
+		}
+	}
 }
 
 int wait_applied(keel_t *h, uint64_t lsn)
@@ -804,7 +851,7 @@ static int prepare(struct commit *c, uint64_t *rec_bytes, uint32_t nlocked, uint
 			(*nwrites)++;
 			void *ctx[2] = { c, tp->p };
 			/* Tombstones for every live key, taken from the reserve if need be. */
-			if ((rc = table_scan(h, tp->p, UINT64_MAX, count_clear, ctx)))
+			if ((rc = table_scan(h, tp->p, &SNAP_NEWEST, count_clear, ctx)))
 				return rc;
 		}
 		for (uint32_t i = 0; i < t->nops; i++) {
@@ -944,6 +991,7 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	SHM_VERIFY(rc == 0);   /* blocks were preallocated: apply cannot fail */
 	SHM_VERIFY(used == c.nprealloc);
 	c.nprealloc = 0;
+	publish_visible(h, r->lsn);
 	shm_store32_rel(&r->state, REC_APPLIED);   /* R6: pairs with A6 */
 	for (uint32_t k = 0; k < n; k++) {
 		struct part *p = t->parts[c.order[k]].p;
@@ -957,7 +1005,6 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	shm_faa(&h->root->commits, 1);
 	unlock_all(&c);
 	advance_applied(h);
-	rc = wait_applied(h, t->lsn);
 out:
 	prealloc_release(&c, 0);
 	unlock_all(&c);

@@ -84,11 +84,11 @@
 
 /* ---- root ------------------------------------------------------------------------ */
 struct keel_root {
-	shm_lock_t ring_lock;
+	shm_pair_t rsv __attribute__((aligned(16)));   /* {ring_head, next_lsn}: CAS together */
+	shm_pair_t visx __attribute__((aligned(16)));  /* {vis, last lsn given vis}: CAS together */
+	shm_lock_t unused_lock;
 	shm_lock_t apply_lock;
 	shm_lock_t dir_lock;
-	volatile uint64_t next_lsn;
-	volatile uint64_t ring_head;
 	volatile uint64_t applied_pos;
 	volatile uint64_t applied_lsn;
 	volatile uint64_t durable_lsn;
@@ -102,7 +102,32 @@ struct keel_root {
 };
 _Static_assert(sizeof(struct keel_root) <= SHM_ROOT_BYTES, "root fits");
 
-#define USER_BYTES (SHM_PART_INDEX_SLOTS * 4u + (SHM_PARTS_MAX / SHM_PARTS_PER_PAGE) * 8u)
+/*
+ * ---- Visibility ----------------------------------------------------------------------------
+ * A commit becomes visible all at once when, after applying it, its owner (or
+ * the repairer of a dead owner) gives it the next visibility number: a CAS
+ * of root->visx from {v, x} to {v + 1, lsn}.  Before that CAS the publisher
+ * writes x's state slot vis_states[x % VIS_STATES] = {x, v} (R9) if nobody has
+ * yet, so every number below the current one has its slot written: a
+ * publisher stopped right after its CAS delays nobody.  A reader's snapshot
+ * is {w, v, x}: w = applied_lsn, then visx (A9).  An entry of LSN L is
+ * visible iff L <= w, or L == x, or its state slot holds L with a number
+ * <= v.  Every commit <= w has its number <= v, so the rules agree.  A slot is reused for L + VIS_STATES only
+ * when no reader can still have w < L (commit.c, ring_reserve).  This way a
+ * stalled committer delays nobody's visibility but its own.
+ */
+#define VIS_STATES 65536u
+struct vis_state {
+	volatile uint64_t lsn;
+	volatile uint64_t v;
+};
+struct snap {
+	uint64_t w, v, x;
+};
+static inline uint64_t ring_head(struct keel_root *r) { return AO_load_acquire(&r->rsv.AO_val1); }
+static inline uint64_t next_lsn(struct keel_root *r) { return AO_load_acquire(&r->rsv.AO_val2); }
+#define USER_PART_BYTES (SHM_PART_INDEX_SLOTS * 4u + (SHM_PARTS_MAX / SHM_PARTS_PER_PAGE) * 8u)
+#define USER_BYTES (USER_PART_BYTES + VIS_STATES * (uint32_t)sizeof(struct vis_state))
 
 /* ---- partitions ------------------------------------------------------------------------ */
 struct part {
@@ -214,6 +239,7 @@ struct keel {
 	struct keel_root *root;
 	uint32_t *part_index;
 	uint64_t *part_pages;
+	struct vis_state *vis_states;
 	uint32_t proc;
 	uint64_t fork_gen;
 	uint64_t serial;
@@ -223,7 +249,7 @@ struct keel {
 	pthread_mutex_t mu;             /* guards `readers` */
 	uint32_t readers[SHM_READERS_MAX / 8];
 	uint32_t nreaders;
-	uint32_t ring_scratch_unused;
+	uint64_t vis_horizon;            /* cached: LSNs below it need no state slot */
 	char dir[4096];
 };
 
@@ -267,7 +293,7 @@ void part_unlock(keel_t *h, struct part *p);
 int table_init(keel_t *h, struct part *p);
 /* Lock-free lookup at snapshot S: the visible version, or NULL (absent or tomb). */
 const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t klen,
-			     uint64_t hash, uint64_t snap);
+			     uint64_t hash, const struct snap *snap);
 /* Under the lock: the newest version (may be a tombstone) and its predecessor. */
 struct node *table_find_locked(keel_t *h, struct part *p, const void *key, size_t klen,
 			       uint64_t hash, volatile uint64_t **link);
@@ -279,9 +305,22 @@ void table_maybe_grow(keel_t *h, struct part *p);
 void table_reclaim(keel_t *h, struct part *p, uint64_t budget);
 /* Visit every newest node of the list (dummies skipped) at snapshot snap.  */
 typedef int (*table_visit_fn)(void *ctx, const struct node *n);
-int table_scan(keel_t *h, struct part *p, uint64_t snap, table_visit_fn fn, void *ctx);
+int table_scan(keel_t *h, struct part *p, const struct snap *snap, table_visit_fn fn, void *ctx);
 /* Visible version of node n at snapshot snap, or NULL. */
-const struct node *node_visible(keel_t *h, const struct node *n, uint64_t snap);
+const struct node *node_visible(keel_t *h, const struct node *n, const struct snap *snap);
+static const struct snap SNAP_NEWEST = { UINT64_MAX, UINT64_MAX, 0 };
+static inline int lsn_visible(keel_t *h, uint64_t lsn, const struct snap *s)
+{
+	if (lsn <= s->w || lsn == s->x)
+		return 1;
+	const struct vis_state *st = &h->vis_states[lsn % VIS_STATES];
+	if (shm_load_acq(&st->lsn) != lsn)   /* A9: pairs with R9 */
+		return 0;
+	uint64_t v = shm_load(&st->v);
+	return v != 0 && v <= s->v;
+}
+/* Make commit lsn visible (once; later calls do nothing). */
+void publish_visible(keel_t *h, uint64_t lsn);
 
 /* ---- commit (commit.c) ------------------------------------------------------------------------------ */
 /* Apply one record's ops for partition p (normal path with preallocated
@@ -299,7 +338,7 @@ int part_repair(keel_t *h, struct part *p);
 uint64_t lsn_horizon(keel_t *h);
 
 /* ---- reading (read.c) ---------------------------------------------------------------------------- */
-struct shm_reader *reader_enter(keel_t *h, uint64_t *snap);
+struct shm_reader *reader_enter(keel_t *h, struct snap *snap);
 void reader_leave(keel_t *h, struct shm_reader *r);
 
 #endif

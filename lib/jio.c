@@ -61,13 +61,36 @@ const char *jio_errmsg(void) { return jio_msg; }
 
 int jio_errno(void) { return jio_last_errno; }
 
+const char *jio_code_name(int code)
+{
+	switch (code) {
+	case 0: return "KEEL_OK";
+	case KEEL_E_INVAL: return "KEEL_E_INVAL";
+	case KEEL_E_NOTFOUND: return "KEEL_E_NOTFOUND";
+	case KEEL_E_CORRUPT: return "KEEL_E_CORRUPT";
+	case KEEL_E_IO: return "KEEL_E_IO";
+	case KEEL_E_NOSPC: return "KEEL_E_NOSPC";
+	case KEEL_E_PANIC: return "KEEL_E_PANIC";
+	case KEEL_E_NOMEM: return "KEEL_E_NOMEM";
+	case KEEL_E_PERM: return "KEEL_E_PERM";
+	case KEEL_E_LIMIT: return "KEEL_E_LIMIT";
+	case KEEL_E_STATE: return "KEEL_E_STATE";
+	case KEEL_E_OS: return "KEEL_E_OS";
+	default: return "KEEL_E_?";
+	}
+}
+
 int jio_err(int code, const char *fmt, ...)
 {
+	char tmp[JIO_MSG_BYTES];
 	va_list ap;
 
+	/* Format aside first: the arguments may include jio_errmsg() itself
+	 * (a caller adding context to the message below it). */
 	va_start(ap, fmt);
-	vsnprintf(jio_msg, sizeof jio_msg, fmt, ap);
+	vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
+	memcpy(jio_msg, tmp, sizeof jio_msg);
 	if (jio_hook)
 		jio_hook(code, jio_msg);
 	return code;

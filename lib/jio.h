@@ -173,6 +173,8 @@ int jio_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 /* Map errno `e` to a KEEL_E_* code, store "what: path: strerror" for this
  * thread, remember e for jio_errno(), and return the code. */
 int jio_err_errno(int e, const char *what, const char *path, uint64_t off);
+/* The name of a KEEL_E_* code the journal layer returns ("KEEL_E_IO"). */
+const char *jio_code_name(int code);
 /* This thread's message of the last failure in the journal layer ("" if none). */
 const char *jio_errmsg(void);
 /* errno of the last failed system call on this thread (0 if none). */

@@ -445,7 +445,8 @@ static int ino_sync(struct sim_inode *n)
 
 	if (!d)
 		return KEEL_E_NOMEM;
-	memcpy(d, n->cur, n->cur_len);
+	if (n->cur_len)
+		memcpy(d, n->cur, n->cur_len);
 	free(n->dur);
 	n->dur = d;
 	n->dur_len = n->cur_len;
@@ -1259,7 +1260,8 @@ int jio_sim_get(jio_sim_t *s, const char *path, uint8_t **data, size_t *len)
 	*data = malloc(n->cur_len ? n->cur_len : 1);
 	if (!*data)
 		return jio_err(KEEL_E_NOMEM, "sim: out of memory");
-	memcpy(*data, n->cur, n->cur_len);
+	if (n->cur_len)
+		memcpy(*data, n->cur, n->cur_len);
 	*len = n->cur_len;
 	return 0;
 }

@@ -52,9 +52,9 @@
  * Validity rule.  Walking a segment from offset 512 with E the next LSN
  * expected (the header's first_lsn at first), the item at offset `off` is
  *   - the next RECORD if and only if: magic, kind 1, reserved fields zero,
- *     len <= JNL_PAYLOAD_MAX(seg_bytes) and the record ends inside the
- *     segment, lsn == E, first_lsn <= batch_lsn <= lsn, and the checksum
- *     matches;
+ *     len <= JNL_PAYLOAD_MAX(seg_bytes) and the record ends at least 40
+ *     bytes (a pad header) before the end of the segment, lsn == E,
+ *     first_lsn <= batch_lsn <= lsn, and the checksum matches;
  *   - a PAD if and only if: magic, kind 2, reserved zero, len <= 511 and the
  *     pad ends on a 512-byte boundary inside the segment, it follows a record
  *     of this segment, lsn == E - 1, batch_lsn equals that record's, and the
@@ -73,12 +73,14 @@
  *  W2 A record is placed only if room for a PAD header remains after it; a
  *     record that does not fit makes the writer flush and sync what it has,
  *     and then start the next segment.
- *  W3 A new segment is created zero-filled and synced, with its name made
- *     durable (directory fsync), before its header is written; the header
- *     (first_lsn = the next LSN) is written and synced before any record
- *     goes into the segment.  So a USED header proves that every record of
- *     the previous segment was durable, and a valid record proves that the
- *     header of its segment was.
+ *  W3 A new segment is created zero-filled and synced, then marked as a
+ *     spare (first_lsn 0, ZEROED) and synced, with its name made durable
+ *     (directory fsync); only a spare header proves a zero body.  When the
+ *     writer starts the segment, its header (first_lsn = the next LSN) is
+ *     written and synced before any record goes into the segment.  So a
+ *     USED header proves that every record of the previous segment was
+ *     durable, and a valid record proves that the header of its segment
+ *     was.
  *  W4 After any failed write or sync the writer stops (sticky failure).
  *  W5 The flush in flight at a crash is the only one that can be damaged; a
  *     record of a later flush (batch_lsn greater than the damaged one's)
@@ -116,6 +118,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +184,24 @@ _Static_assert(JNL_REC_HEADER_BYTES % 8 == 0, "records stay 8-aligned");
 			abort();                                                       \
 		}                                                                      \
 	} while (0)
+
+/* snprintf for messages: a message cut at the buffer's end is fine. */
+static void msgf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void msgf(char *buf, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, cap, fmt, ap);
+	va_end(ap);
+}
+
+/* Debug-only check of an internal expectation. */
+#ifdef KEEL_DEBUG
+#define JNL_ASSERT(cond) JNL_VERIFY(cond)
+#else
+#define JNL_ASSERT(cond) ((void)0)
+#endif
 
 static uint64_t align8(uint64_t x) { return (x + 7) & ~7ull; }
 static uint64_t align_sector(uint64_t x)
@@ -269,10 +290,18 @@ static void seghdr_encode(uint8_t *sector, const uint8_t uuid[JNL_UUID_BYTES],
 	memcpy(sector, &d, sizeof d);
 }
 
+/* What a segment header says about its file. */
+enum hdr_class {
+	HDR_DAMAGED = 0, /* no magic, or checksum mismatch (zeros, torn write, media) */
+	HDR_ALIEN = 1,   /* intact, but another version, another store, or bad fields */
+	HDR_STALE = 2,   /* intact, for another segment number: a recycled file */
+	HDR_SPARE = 3,   /* intact, first_lsn 0: a spare never started */
+	HDR_USED = 4,    /* valid for this file */
+};
+
 /*
- * Decode and validate a header for the file of segment `segno`.  Returns 1
- * if it is valid (first_lsn 0 included: a spare), 0 if not, with the reason
- * in why.
+ * Decode and classify the header sector of the file of segment `segno`;
+ * why gets the reason when it is not USED.
  */
 static int seghdr_decode(const uint8_t *sector, const uint8_t uuid[JNL_UUID_BYTES],
 			 uint64_t segno, struct seghdr *h, char *why, size_t whycap)
@@ -286,37 +315,41 @@ static int seghdr_decode(const uint8_t *sector, const uint8_t uuid[JNL_UUID_BYTE
 	h->seg_bytes = le64toh(d.seg_bytes);
 	h->flags = le32toh(d.flags);
 	if (le32toh(d.magic) != JNL_SEG_MAGIC) {
-		snprintf(why, whycap, "no segment magic (found 0x%08x, expected 0x%08x)",
-			 le32toh(d.magic), JNL_SEG_MAGIC);
-		return 0;
+		msgf(why, whycap, "no segment magic (found 0x%08x, expected 0x%08x)",
+		     le32toh(d.magic), JNL_SEG_MAGIC);
+		return HDR_DAMAGED;
 	}
 	sum = seghdr_sum(sector);
 	if (sum != le64toh(d.checksum)) {
-		snprintf(why, whycap, "header checksum mismatch (expected %016" PRIx64
-			 ", found %016" PRIx64 ")", sum, le64toh(d.checksum));
-		return 0;
+		msgf(why, whycap, "header checksum mismatch (expected %016" PRIx64 ", found %016" PRIx64 ")",
+		     sum, le64toh(d.checksum));
+		return HDR_DAMAGED;
 	}
 	if (le32toh(d.version) != JNL_VERSION) {
-		snprintf(why, whycap, "format version %u (this build reads version %u)",
-			 le32toh(d.version), JNL_VERSION);
-		return 0;
+		msgf(why, whycap, "format version %u (this build reads version %u)",
+		     le32toh(d.version), JNL_VERSION);
+		return HDR_ALIEN;
 	}
 	if (memcmp(d.uuid, uuid, JNL_UUID_BYTES)) {
-		snprintf(why, whycap, "header belongs to another store (UUID differs)");
-		return 0;
+		msgf(why, whycap, "the segment belongs to another store (UUID differs)");
+		return HDR_ALIEN;
 	}
 	if (h->segno != segno) {
-		snprintf(why, whycap, "header is for segment %" PRIu64 " (a recycled file)", h->segno);
-		return 0;
+		msgf(why, whycap, "header is for segment %" PRIu64 " (a recycled file)", h->segno);
+		return HDR_STALE;
 	}
 	if ((h->flags & ~JNL_F_ZEROED) || d.reserved || h->first_lsn == UINT64_MAX ||
 	    h->seg_bytes < JNL_SEG_BYTES_MIN || h->seg_bytes > JNL_SEG_BYTES_MAX ||
 	    h->seg_bytes % JIO_SECTOR_BYTES) {
-		snprintf(why, whycap, "header fields out of range (flags 0x%x, seg_bytes %" PRIu64 ")",
-			 h->flags, h->seg_bytes);
-		return 0;
+		msgf(why, whycap, "header fields out of range (flags 0x%x, seg_bytes %" PRIu64 ")",
+		     h->flags, h->seg_bytes);
+		return HDR_ALIEN;
 	}
-	return 1;
+	if (h->first_lsn == 0) {
+		msgf(why, whycap, "a spare segment, never started");
+		return HDR_SPARE;
+	}
+	return HDR_USED;
 }
 
 /* ---- records ----------------------------------------------------------------------- */
@@ -375,7 +408,9 @@ static void rec_parse(uint8_t *seg, uint64_t seg_bytes, uint64_t off, uint64_t s
 		}
 	} else {
 		total = JNL_REC_HEADER_BYTES + align8(r->len);
-		if (r->len > JNL_PAYLOAD_MAX(seg_bytes) || off + total > seg_bytes) {
+		/* W2: a record always leaves room for the pad after it. */
+		if (r->len > JNL_PAYLOAD_MAX(seg_bytes) ||
+		    off + total + JNL_REC_HEADER_BYTES > seg_bytes) {
 			r->why = "record length out of bounds";
 			if (r->magic != JNL_REC_MAGIC)
 				r->why = "no record magic";
@@ -405,6 +440,8 @@ static void rec_encode(uint8_t *at, unsigned kind, uint64_t lsn, uint64_t batch,
 	struct jnl_rec_disk d;
 	uint64_t sum;
 
+	JNL_ASSERT(total >= JNL_REC_HEADER_BYTES + (uint64_t)len && total % 8 == 0);
+	JNL_ASSERT(kind == JNL_KIND_RECORD || total - JNL_REC_HEADER_BYTES - len == 0);
 	memset(&d, 0, sizeof d);
 	d.magic = htole32(JNL_REC_MAGIC);
 	d.kind = htole16((uint16_t)kind);
@@ -430,7 +467,8 @@ struct seginfo {
 	uint64_t segno;
 	int state;
 	int badsize;        /* USED but the file is not seg_bytes long */
-	int spare;          /* UNUSED with a valid spare header (first_lsn 0, ZEROED) */
+	int hclass;         /* enum hdr_class */
+	int intact;         /* a spare's or a recycled file's header: nothing hides behind it */
 	struct seghdr h;
 	uint64_t file_bytes;
 	char why[160];      /* why UNUSED */
@@ -505,13 +543,10 @@ static int jdir_read_header(jio_t *io, const char *dir, const uint8_t *uuid, str
 			 si->file_bytes);
 		return 0;
 	}
-	if (!seghdr_decode(sector, uuid, si->segno, &si->h, si->why, sizeof si->why))
+	si->hclass = seghdr_decode(sector, uuid, si->segno, &si->h, si->why, sizeof si->why);
+	si->intact = si->hclass == HDR_SPARE || si->hclass == HDR_STALE;
+	if (si->hclass != HDR_USED)
 		return 0;
-	if (si->h.first_lsn == 0) {
-		si->spare = (si->h.flags & JNL_F_ZEROED) && si->file_bytes == si->h.seg_bytes;
-		snprintf(si->why, sizeof si->why, "a spare segment, never started");
-		return 0;
-	}
 	si->state = SEG_USED;
 	si->badsize = si->file_bytes != si->h.seg_bytes;
 	return 0;
@@ -525,7 +560,8 @@ static int jdir_load(jio_t *io, const char *dir, const uint8_t *uuid, struct jdi
 	rc = jio_list(io, dir, jdir_add_name, jd);
 	if (rc < 0)
 		goto fail;
-	qsort(jd->v, jd->n, sizeof *jd->v, seginfo_cmp);
+	if (jd->n > 1)
+		qsort(jd->v, jd->n, sizeof *jd->v, seginfo_cmp);
 	for (size_t i = 0; i < jd->n; i++) {
 		rc = jdir_read_header(io, dir, uuid, &jd->v[i]);
 		if (rc < 0)
@@ -690,16 +726,16 @@ static void seg_name_of(const struct scan *sc, uint64_t segno, char *buf, size_t
 static void describe_rec(const struct rec *r, uint64_t expect_lsn, char *buf, size_t cap)
 {
 	if (r->ok && r->kind == JNL_KIND_RECORD)
-		snprintf(buf, cap, "an intact record with LSN %" PRIu64 " where LSN %" PRIu64
-			 " was expected", r->lsn, expect_lsn);
+		msgf(buf, cap, "an intact record with LSN %" PRIu64 " where LSN %" PRIu64 " was expected",
+		     r->lsn, expect_lsn);
 	else if (r->ok)
-		snprintf(buf, cap, "a pad that does not close the records before it");
+		msgf(buf, cap, "a pad that does not close the records before it");
 	else if (r->total)
-		snprintf(buf, cap, "%s (LSN field %" PRIu64 "; expected checksum %016" PRIx64
-			 ", found %016" PRIx64 ")", r->why, r->lsn, r->sum_calc, r->sum_found);
+		msgf(buf, cap, "a bad record: %s (LSN field %" PRIu64 "; expected checksum %016" PRIx64
+		     ", found %016" PRIx64 ")", r->why, r->lsn, r->sum_calc, r->sum_found);
 	else
-		snprintf(buf, cap, "%s (magic field 0x%08x, length field %u)", r->why ? r->why : "?",
-			 r->magic, r->len);
+		msgf(buf, cap, "a bad record: %s (magic field 0x%08x, length field %u)",
+		     r->why ? r->why : "?", r->magic, r->len);
 }
 
 /* Fill the "bad place" of the result and return the message code. */
@@ -708,6 +744,7 @@ static int scan_bad(struct scan *sc, int bad, uint64_t segno, uint64_t off, uint
 {
 	jnl_scan_result_t *res = sc->res;
 	char path[JIO_PATH_MAX];
+	const char *advice;
 
 	seg_name_of(sc, segno, path, sizeof path);
 	res->bad = bad;
@@ -718,12 +755,28 @@ static int scan_bad(struct scan *sc, int bad, uint64_t segno, uint64_t off, uint
 		res->sum_expected = r->sum_calc;
 		res->sum_found = r->sum_found;
 	}
-	snprintf(res->msg, sizeof res->msg,
-		 "journal corrupt: segment file %s, offset %" PRIu64 ", LSN %" PRIu64 ": %s. "
-		 "Data after this place was durable, so this is media corruption, not a torn "
-		 "write; recovery refuses to open. Salvage (keel recover --salvage) cuts the "
-		 "journal here and loses every record from LSN %" PRIu64 " on.",
-		 path, off, lsn, what, lsn);
+	switch (bad) {
+	case JNL_BAD_RECORD:
+		advice = "Data after this place was durable, so this is media corruption, not a torn "
+			 "write; recovery refuses to open. Salvage (keel recover --salvage) cuts the "
+			 "journal here and loses every record from this LSN on";
+		break;
+	case JNL_BAD_HEADER:
+		advice = "Recovery refuses to open. If the header is damaged, salvage (keel recover "
+			 "--salvage) cuts the journal before this segment and reports what is lost";
+		break;
+	case JNL_BAD_GAP:
+		advice = "Records are missing, so recovery refuses to open. Restore the missing "
+			 "segment, or recover from a newer checkpoint";
+		break;
+	default:
+		advice = "Bytes that were never written have changed: media corruption. Recovery "
+			 "refuses to open; salvage ignores this area";
+		break;
+	}
+	msgf(res->msg, sizeof res->msg,
+	     "journal corrupt: segment file %s, offset %" PRIu64 ", LSN %" PRIu64 ": %s. %s.", path, off,
+	     lsn, what, advice);
 	return jio_err(KEEL_E_CORRUPT, "%s", res->msg);
 }
 
@@ -772,6 +825,23 @@ static int repair_end(struct scan *sc, const struct seginfo *si, const struct wa
 			       " failed: %s", path, w->p, jio_errmsg());
 	*end_off = from;
 	return 0;
+}
+
+/* Zero [from, to) of segment segno and sync. */
+static int zero_range(struct scan *sc, uint64_t segno, uint64_t from, uint64_t to)
+{
+	char path[JIO_PATH_MAX];
+	int fh, rc, rc2;
+
+	rc = seg_path(path, sizeof path, sc->dir, segno);
+	if (rc < 0)
+		return rc;
+	rc = jio_open(sc->io, path, JIO_RDWR, &fh);
+	if (rc < 0)
+		return rc;
+	rc = jio_zero(sc->io, fh, from, to - from, 1);
+	rc2 = jio_close(sc->io, fh);
+	return rc < 0 ? rc : rc2;
 }
 
 /* Rename segments holding records after a salvage cut to "<name>.lost". */
@@ -859,7 +929,7 @@ static int salvage_at(struct scan *sc, size_t i, uint8_t *seg, const struct walk
 		char bad[sizeof res->msg];
 
 		memcpy(bad, res->msg, sizeof bad);
-		snprintf(res->msg, sizeof res->msg,
+		msgf(res->msg, sizeof res->msg,
 			 "journal salvaged: cut at segment file %s, offset %" PRIu64 ", LSN %" PRIu64
 			 "; lost %" PRIu64 " intact records (LSN %" PRIu64 "..%" PRIu64 ") and %" PRIu64
 			 " bytes, %" PRIu64 " later segment(s) %s. %s. The cause: %.300s",
@@ -898,6 +968,7 @@ static int walk_segment(struct scan *sc, const struct seginfo *si, uint8_t *seg,
 	while (turns-- > 0) {
 		struct rec r;
 
+		JNL_ASSERT(off % 8 == 0);
 		if (off + JNL_REC_HEADER_BYTES > seg_bytes) {
 			w->full = 1;
 			memset(&w->at, 0, sizeof w->at);
@@ -955,14 +1026,14 @@ static int scan_tail(struct scan *sc, size_t i, uint8_t *seg, const struct walk 
 		char found[256];
 
 		describe_rec(&w->at, E, found, sizeof found);
-		snprintf(what, sizeof what,
+		msgf(what, sizeof what,
 			 "found %s; an intact record of a later flush follows at offset %" PRIu64
 			 " (LSN %" PRIu64 ", flush of LSN %" PRIu64 ")",
 			 found, ev.foreign_off, ev.foreign_lsn, ev.foreign_batch);
 		return scan_corrupt(sc, i, seg, w, E, JNL_BAD_RECORD, si->segno, w->p, &w->at, what);
 	}
 	/* The next file, UNUSED, must hold no records (W3). */
-	if (i + 1 < sc->jd.n && sc->jd.v[i + 1].segno == si->segno + 1) {
+	if (i + 1 < sc->jd.n && sc->jd.v[i + 1].segno == si->segno + 1 && !sc->jd.v[i + 1].intact) {
 		const struct seginfo *sn = &sc->jd.v[i + 1];
 		struct evid e2;
 		uint64_t len;
@@ -972,7 +1043,7 @@ static int scan_tail(struct scan *sc, size_t i, uint8_t *seg, const struct walk 
 			return rc;
 		evid_scan(sc->buf2, len, JNL_HEADER_BYTES, jnl_salt(sc->uuid, sn->segno), 0, 0, &e2);
 		if (e2.recs + e2.pads > 0) {
-			snprintf(what, sizeof what,
+			msgf(what, sizeof what,
 				 "the header of the next segment is not valid (%s) although it holds "
 				 "%" PRIu64 " intact records (LSN %" PRIu64 "..%" PRIu64 ")",
 				 sn->why, e2.recs, e2.lsn_min, e2.lsn_max);
@@ -1014,13 +1085,20 @@ static int scan_tail(struct scan *sc, size_t i, uint8_t *seg, const struct walk 
 	}
 	res->end_off = end_off;
 	seg_name_of(sc, si->segno, path, sizeof path);
-	snprintf(res->msg, sizeof res->msg,
-		 "torn journal tail: segment file %s, offset %" PRIu64 ": the last flush before the "
-		 "crash did not complete; the journal ends at LSN %" PRIu64 " and %" PRIu64
-		 " bytes were cut, with %" PRIu64 " intact records of that unsynced flush beyond the "
-		 "gap (LSN %" PRIu64 "..%" PRIu64 "). Nothing acknowledged as durable was lost. %s",
-		 path, w->p, E - 1, res->cut_bytes, ev.recs, ev.lsn_min, ev.lsn_max,
-		 res->repaired ? "The tail was zeroed on disk." : "The tail is still on disk.");
+	{
+		char beyond[128] = "";
+
+		if (ev.recs)
+			msgf(beyond, sizeof beyond, ", dropping %" PRIu64 " intact records of that unsynced "
+			     "flush found beyond the gap (LSN %" PRIu64 "..%" PRIu64 ")", ev.recs,
+			     ev.lsn_min, ev.lsn_max);
+		msgf(res->msg, sizeof res->msg,
+		     "torn journal tail: segment file %s, offset %" PRIu64 ": the last flush before the "
+		     "crash did not complete; the journal ends at LSN %" PRIu64 " and %" PRIu64
+		     " bytes were cut%s. Nothing acknowledged as durable was lost. %s",
+		     path, w->p, E - 1, res->cut_bytes, beyond,
+		     res->repaired ? "The tail was zeroed on disk." : "The tail is still on disk.");
+	}
 	return 0;
 }
 
@@ -1038,13 +1116,17 @@ static int scan_empty(struct scan *sc)
 		char what[512];
 		int rc;
 
+		/* An intact header (a spare's, or the stale one of a recycled
+		 * file) was not damaged: nothing can hide behind it (W3). */
+		if (sk->intact)
+			continue;
 		rc = read_segment(sc, sk, &sc->buf2, &sc->buf2_cap, &len);
 		if (rc < 0)
 			return rc;
 		evid_scan(sc->buf2, len, JNL_HEADER_BYTES, jnl_salt(sc->uuid, sk->segno), 0, 0, &e2);
 		if (e2.recs + e2.pads == 0)
 			continue;
-		snprintf(what, sizeof what,
+		msgf(what, sizeof what,
 			 "the segment header is not valid (%s) although the segment holds %" PRIu64
 			 " intact records (LSN %" PRIu64 "..%" PRIu64 ")",
 			 sk->why, e2.recs, e2.lsn_min, e2.lsn_max);
@@ -1073,6 +1155,15 @@ static int scan_run(struct scan *sc)
 	size_t s;
 	int rc;
 
+	for (size_t i = 0; i < jd->n; i++) {
+		if (jd->v[i].hclass == HDR_ALIEN) {
+			char what[256];
+
+			msgf(what, sizeof what, "the segment header is intact but not usable: %s",
+			     jd->v[i].why);
+			return scan_bad(sc, JNL_BAD_HEADER, jd->v[i].segno, 0, sc->from_lsn, NULL, what);
+		}
+	}
 	if (jd->lo == jd->hi)
 		return scan_empty(sc);
 	s = jd->lo;
@@ -1086,7 +1177,7 @@ static int scan_run(struct scan *sc)
 			char what[512];
 			const struct seginfo *f = &jd->v[jd->lo];
 
-			snprintf(what, sizeof what,
+			msgf(what, sizeof what,
 				 "the journal begins at LSN %" PRIu64 " but records from LSN %" PRIu64
 				 " are needed%s%s",
 				 f->h.first_lsn, sc->from_lsn, jd->lo > 0 ? "; the segment before it: " : "",
@@ -1099,7 +1190,7 @@ static int scan_run(struct scan *sc)
 	if (jd->v[s].badsize) {
 		char what[256];
 
-		snprintf(what, sizeof what, "the segment file is %" PRIu64 " bytes, its header says %" PRIu64,
+		msgf(what, sizeof what, "the segment file is %" PRIu64 " bytes, its header says %" PRIu64,
 			 jd->v[s].file_bytes, jd->v[s].h.seg_bytes);
 		return scan_bad(sc, JNL_BAD_HEADER, jd->v[s].segno, 0, E, NULL, what);
 	}
@@ -1111,7 +1202,9 @@ static int scan_run(struct scan *sc)
 		rc = read_segment(sc, si, &sc->buf, &sc->buf_cap, &len);
 		if (rc < 0)
 			return rc;
-		JNL_VERIFY(len == si->h.seg_bytes);
+		if (len != si->h.seg_bytes)
+			return scan_bad(sc, JNL_BAD_HEADER, si->segno, 0, E, NULL,
+					"the segment file changed size while it was read");
 		rc = walk_segment(sc, si, sc->buf, &E, &w);
 		if (rc)
 			return rc;
@@ -1123,25 +1216,45 @@ static int scan_run(struct scan *sc)
 			char what[512], found[256];
 
 			if (sn->badsize) {
-				snprintf(what, sizeof what,
+				msgf(what, sizeof what,
 					 "the next segment file is %" PRIu64 " bytes, its header says %" PRIu64,
 					 sn->file_bytes, sn->h.seg_bytes);
 				return scan_corrupt(sc, i, sc->buf, &w, E, JNL_BAD_HEADER, sn->segno, 0,
 						    NULL, what);
 			}
+			if (sn->h.first_lsn != E && !w.batch_open &&
+			    (w.full || nonzero_end(sc->buf, w.p, si->h.seg_bytes) == w.p)) {
+				/* This segment ended cleanly: the next header
+				 * is the one that does not fit. */
+				msgf(what, sizeof what,
+				     "the segment header says its first LSN is %" PRIu64 ", but the "
+				     "segment before it ends before LSN %" PRIu64,
+				     sn->h.first_lsn, E);
+				return scan_corrupt(sc, i, sc->buf, &w, E, JNL_BAD_HEADER, sn->segno, 0,
+						    NULL, what);
+			}
 			if (sn->h.first_lsn != E || w.batch_open) {
 				describe_rec(&w.at, E, found, sizeof found);
-				snprintf(what, sizeof what,
+				msgf(what, sizeof what,
 					 "found %s; the next segment starts at LSN %" PRIu64, found,
 					 sn->h.first_lsn);
 				return scan_corrupt(sc, i, sc->buf, &w, E, JNL_BAD_RECORD, si->segno, w.p,
 						    &w.at, what);
 			}
-			if ((si->h.flags & JNL_F_ZEROED) && !(sc->flags & JNL_SCAN_SALVAGE)) {
+			if (si->h.flags & JNL_F_ZEROED) {
 				uint64_t nz = nonzero_end(sc->buf, w.p, si->h.seg_bytes);
 
-				if (nz > w.p) {
-					snprintf(what, sizeof what,
+				if (nz > w.p && (sc->flags & JNL_SCAN_SALVAGE)) {
+					/* Harmless to the records: salvage zeroes it
+					 * (with REPAIR) and goes on. */
+					if (sc->flags & JNL_SCAN_REPAIR) {
+						rc = zero_range(sc, si->segno, w.p, align_sector(nz));
+						if (rc < 0)
+							return rc;
+						sc->res->repaired = 1;
+					}
+				} else if (nz > w.p) {
+					msgf(what, sizeof what,
 						 "bytes that were never written (the unused end of a "
 						 "sealed segment, from offset %" PRIu64 ") are not zero, up "
 						 "to offset %" PRIu64, w.p, nz);
@@ -1272,7 +1385,7 @@ static int jnl_panic(const jnl_t *j)
 	return jio_err(KEEL_E_PANIC,
 		       "journal %s failed earlier (%s: %s); nothing more is written or acknowledged "
 		       "until the store is reopened, which runs recovery",
-		       j->dir, keel_strerror_or(j->failed), j->fail_msg);
+		       j->dir, jio_code_name(j->failed), j->fail_msg);
 }
 
 static int ensure_cap(jnl_t *j, size_t need)
@@ -1307,12 +1420,18 @@ static int make_spare(jnl_t *j, uint64_t segno)
 	rc = jio_open(j->io, path, JIO_RDWR | JIO_CREATE | JIO_EXCL, &fh);
 	if (rc < 0)
 		return rc;
+	/* The zeros are durable before the spare header says ZEROED: a
+	 * spare header proves a zero body (a crash may garble unsynced
+	 * zero-fill writes). */
 	rc = jio_preallocate(j->io, fh, 0, h.seg_bytes);
+	if (rc == 0)
+		rc = jio_zero(j->io, fh, 0, h.seg_bytes, 1);
 	seghdr_encode(sector, j->uuid, &h);
-	if (rc == 0)
-		rc = jio_write1(j->io, fh, sector, sizeof sector, 0);
-	if (rc == 0)
-		rc = jio_zero(j->io, fh, JNL_HEADER_BYTES, h.seg_bytes - JNL_HEADER_BYTES, 1);
+	if (rc == 0) {
+		struct jio_wr w = { .off = 0, .buf = sector, .len = sizeof sector };
+
+		rc = jio_write(j->io, fh, &w, 1, JIO_W_DATASYNC);
+	}
 	rc2 = jio_close(j->io, fh);
 	if (rc == 0)
 		rc = rc2;
@@ -1365,8 +1484,8 @@ static int switch_next(jnl_t *j)
 	h.first_lsn = j->next_lsn;
 	h.seg_bytes = j->opts.seg_bytes;
 	h.flags = 0;
-	if (got == sizeof sector && seghdr_decode(sector, j->uuid, next, &old, why, sizeof why) &&
-	    old.first_lsn == 0 && (old.flags & JNL_F_ZEROED) && old.seg_bytes == size &&
+	if (got == sizeof sector && seghdr_decode(sector, j->uuid, next, &old, why, sizeof why) == HDR_SPARE &&
+	    (old.flags & JNL_F_ZEROED) && old.seg_bytes == size &&
 	    size == h.seg_bytes) {
 		h.flags = JNL_F_ZEROED; /* a spare made by make_spare */
 	} else if (size != h.seg_bytes) {
@@ -1505,7 +1624,9 @@ int jnl_append(jnl_t *j, uint64_t lsn, const void *payload, size_t len)
 	if (j->len == 0)
 		j->batch_lsn = lsn;
 	at = j->buf + j->len;
+	JNL_ASSERT(j->batch_lsn >= j->seg_first_lsn && j->batch_lsn <= lsn);
 	rec_encode(at, JNL_KIND_RECORD, lsn, j->batch_lsn, payload, (uint32_t)len, total, j->salt);
+	JNL_ASSERT(j->off + j->len + total + JNL_REC_HEADER_BYTES <= j->seg_bytes);
 	j->len += (size_t)total;
 	j->buf_records++;
 	j->next_lsn++;

@@ -207,7 +207,9 @@ typedef struct jnl_scan_result {
  * damaged while its segment holds records, or the journal does not reach
  * back to from_lsn; res->msg names the segment file, offset, LSN and the
  * expected vs found checksum.  Records already passed to fn before
- * KEEL_E_CORRUPT must be discarded by the caller.
+ * KEEL_E_CORRUPT must be discarded by the caller.  res->next_lsn may be
+ * below from_lsn when the journal ends before it (the caller decides
+ * whether its checkpoint may be ahead of the journal).
  * With JNL_SCAN_REPAIR the end is fixed on disk (synced) so that appending
  * can continue at res->end_segno/end_off: a torn tail is closed and zeroed;
  * a salvage cut also moves later segments aside (renamed *.lost).

@@ -58,16 +58,17 @@ static struct tls_slot *tls_for(keel_t *h)
 	return victim;
 }
 
-struct shm_reader *reader_enter(keel_t *h, uint64_t *snap)
+struct shm_reader *reader_enter(keel_t *h, struct snap *snap)
 {
 	struct tls_slot *t = tls_for(h);
 	if (!t)
 		return NULL;
 	struct shm_reader *r = shm_reader_slot(&h->a, t->slot);
 	if (t->depth++ == 0)
-		*snap = shm_pin(r, &h->root->applied_lsn, &h->root->gen);
+		snap->w = shm_pin(r, &h->root->applied_lsn, &h->root->gen);
 	else
-		*snap = shm_load_acq(&h->root->applied_lsn);   /* the outer pin covers it */
+		snap->w = shm_load_acq(&h->root->applied_lsn);   /* the outer pin covers it */
+	shm_load_pair(&h->root->visx, &snap->v, &snap->x);   /* A9: after w */
 	return r;
 }
 
@@ -78,7 +79,7 @@ void reader_leave(keel_t *h, struct shm_reader *r)
 		shm_unpin(r);
 }
 
-static int enter_or_fail(keel_t *h, struct shm_reader **r, uint64_t *snap)
+static int enter_or_fail(keel_t *h, struct shm_reader **r, struct snap *snap)
 {
 	*r = reader_enter(h, snap);
 	if (!*r)
@@ -105,7 +106,7 @@ static void fill_meta(keel_meta_t *m, const struct node *n)
 }
 
 /* Look a key up at the pinned snapshot; NULL with rc 0 when absent. */
-static int lookup(keel_t *h, const char *part, const void *key, size_t klen, uint64_t snap,
+static int lookup(keel_t *h, const char *part, const void *key, size_t klen, const struct snap *snap,
 		  const struct node **out)
 {
 	struct part *p;
@@ -124,7 +125,7 @@ int keel_get(keel_t *h, const char *part, const void *key, size_t klen, void *bu
 {
 	struct shm_reader *r;
 	const struct node *n;
-	uint64_t snap;
+	struct snap snap;
 	int rc;
 
 	if ((rc = handle_ok(h)) || (rc = check_key(key, klen)))
@@ -133,7 +134,7 @@ int keel_get(keel_t *h, const char *part, const void *key, size_t klen, void *bu
 		return shm_err(KEEL_E_INVAL, "buffer is NULL with capacity %zu", cap);
 	if ((rc = enter_or_fail(h, &r, &snap)))
 		return rc;
-	rc = lookup(h, part, key, klen, snap, &n);
+	rc = lookup(h, part, key, klen, &snap, &n);
 	if (rc == 0 && n) {
 		if (cap)
 			memcpy(buf, node_val(n), n->vlen < cap ? n->vlen : cap);
@@ -152,7 +153,7 @@ int keel_get_alloc(keel_t *h, const char *part, const void *key, size_t klen, vo
 {
 	struct shm_reader *r;
 	const struct node *n;
-	uint64_t snap;
+	struct snap snap;
 	int rc;
 
 	if ((rc = handle_ok(h)) || (rc = check_key(key, klen)))
@@ -161,7 +162,7 @@ int keel_get_alloc(keel_t *h, const char *part, const void *key, size_t klen, vo
 		return shm_err(KEEL_E_INVAL, "val is NULL");
 	if ((rc = enter_or_fail(h, &r, &snap)))
 		return rc;
-	rc = lookup(h, part, key, klen, snap, &n);
+	rc = lookup(h, part, key, klen, &snap, &n);
 	if (rc == 0 && n) {
 		*val = malloc(n->vlen ? n->vlen : 1);
 		if (!*val) {
@@ -183,7 +184,7 @@ int keel_contains(keel_t *h, const char *part, const void *key, size_t klen, int
 {
 	struct shm_reader *r;
 	const struct node *n;
-	uint64_t snap;
+	struct snap snap;
 	int rc;
 
 	if ((rc = handle_ok(h)) || (rc = check_key(key, klen)))
@@ -192,7 +193,7 @@ int keel_contains(keel_t *h, const char *part, const void *key, size_t klen, int
 		return shm_err(KEEL_E_INVAL, "found is NULL");
 	if ((rc = enter_or_fail(h, &r, &snap)))
 		return rc;
-	rc = lookup(h, part, key, klen, snap, &n);
+	rc = lookup(h, part, key, klen, &snap, &n);
 	*found = rc == 0 && n != NULL;
 	reader_leave(h, r);
 	return rc;
@@ -233,7 +234,7 @@ int keel_get_many(keel_t *h, const char *part, size_t n, const void *const *keys
 {
 	struct shm_reader *r;
 	struct part *p;
-	uint64_t snap;
+	struct snap snap;
 	size_t nf = 0;
 	int rc;
 
@@ -249,7 +250,7 @@ int keel_get_many(keel_t *h, const char *part, size_t n, const void *const *keys
 	if ((rc = enter_or_fail(h, &r, &snap)))
 		return rc;
 	for (size_t i = 0; p && i < n; i++) {
-		const struct node *v = table_get(h, p, keys[i], klens[i], key_hash(keys[i], klens[i]), snap);
+		const struct node *v = table_get(h, p, keys[i], klens[i], key_hash(keys[i], klens[i]), &snap);
 		if (!v)
 			continue;
 		nf++;
@@ -271,7 +272,7 @@ int keel_get_many(keel_t *h, const char *part, size_t n, const void *const *keys
 struct keel_read {
 	keel_t *h;
 	struct shm_reader *r;
-	uint64_t snap;
+	struct snap snap;
 };
 
 int keel_read_begin(keel_t *h, keel_read_t **out)
@@ -303,7 +304,7 @@ int keel_read_get(keel_read_t *s, const char *part, const void *key, size_t klen
 		return shm_err(KEEL_E_INVAL, "NULL read scope");
 	if ((rc = handle_ok(s->h)) || (rc = check_key(key, klen)))
 		return rc;
-	if ((rc = lookup(s->h, part, key, klen, s->snap, &n)))
+	if ((rc = lookup(s->h, part, key, klen, &s->snap, &n)))
 		return rc;
 	if (!n)
 		return shm_err(KEEL_E_NOTFOUND, "key not found in partition \"%s\"", part);
@@ -317,7 +318,7 @@ int keel_read_get(keel_read_t *s, const char *part, const void *key, size_t klen
 
 uint64_t keel_read_lsn(const keel_read_t *s)
 {
-	return s ? s->snap : 0;
+	return s ? s->snap.w : 0;
 }
 
 void keel_read_end(keel_read_t *s)
@@ -334,7 +335,7 @@ struct keel_iter {
 	keel_t *h;
 	struct part *p;
 	struct shm_reader *r;
-	uint64_t snap;
+	struct snap snap;
 	uint64_t cur;
 	uint64_t steps;
 	uint8_t *prefix;
@@ -386,7 +387,7 @@ int keel_iter_next(keel_iter_t *it, const void **key, size_t *klen, const void *
 		    !shm_ptr(&it->h->a, here, node_bytes(n->klen, n->vlen)))
 			return shm_err(KEEL_E_CORRUPT, "partition \"%s\": bad node at %llu", it->p->name,
 				       (unsigned long long)here);
-		const struct node *v = node_visible(it->h, n, it->snap);
+		const struct node *v = node_visible(it->h, n, &it->snap);
 		if (!v || v->klen < it->plen || memcmp(node_key(v), it->prefix, it->plen) != 0)
 			continue;
 		if (key)

@@ -217,8 +217,10 @@ static int repair_marker(keel_t *h, struct part *p)
 			if (q && shm_load_acq(&q->applying_lsn) == lsn)
 				all_clear = 0;
 		}
-		if (all_clear)
+		if (all_clear) {
+			publish_visible(h, lsn);
 			shm_cas32(&r->state, REC_COMPLETE, REC_APPLIED);
+		}
 	}
 	return 0;
 }
@@ -401,7 +403,6 @@ static void reap_locks(keel_t *h)
 	char where[96];
 	uint32_t n = shm_load32_acq(&h->root->nparts);
 
-	check_lock(&au, &h->root->ring_lock, "ring lock", 1, NULL);
 	check_lock(&au, &h->root->apply_lock, "apply lock", 1, NULL);
 	check_lock(&au, &h->a.hdr->galloc_lock, "allocator lock", 1, NULL);
 	if (h->root->dir_lock.holder_pid && !shm_pid_alive(h->root->dir_lock.holder_pid, 0)) {
@@ -422,7 +423,7 @@ static void reap_locks(keel_t *h)
 	/* Records left by dead owners. */
 	for (int k = 0; k < 4; k++) {
 		advance_applied(h);
-		if (shm_load_acq(&h->root->applied_pos) >= shm_load_acq(&h->root->ring_head))
+		if (shm_load_acq(&h->root->applied_pos) >= ring_head(h->root))
 			break;
 		help_record(h, rec_at(h, shm_load_acq(&h->root->applied_pos)));
 	}
@@ -471,7 +472,6 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 	}
 	if (shm_page_stat(&h->a, &ps))
 		report(&au, "page headers", "%s", shm_errmsg());
-	check_lock(&au, &h->root->ring_lock, "ring lock", 0, NULL);
 	check_lock(&au, &h->root->apply_lock, "apply lock", 0, NULL);
 	check_lock(&au, &h->root->dir_lock, "directory lock", 0, NULL);
 	check_lock(&au, &h->a.hdr->galloc_lock, "allocator lock", 0, NULL);
@@ -495,7 +495,7 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 		audit_part(&au, p, repair);
 		part_unlock(h, p);
 	}
-	uint64_t rb = h->a.hdr->ring_bytes, head = shm_load_acq(&h->root->ring_head);
+	uint64_t rb = h->a.hdr->ring_bytes, head = ring_head(h->root);
 	uint64_t pos = shm_load_acq(&h->root->applied_pos);
 	for (uint64_t steps = 0; pos < head && steps < rb / REC_ALIGN; steps++) {
 		struct rec *r = rec_at(h, pos);
@@ -512,8 +512,8 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 		}
 		pos += r->len;
 	}
-	if (shm_load(&h->root->applied_lsn) >= h->root->next_lsn)
+	if (shm_load(&h->root->applied_lsn) >= next_lsn(h->root))
 		report(&au, "root", "applied LSN %llu is not below the next LSN %llu",
-		       (unsigned long long)h->root->applied_lsn, (unsigned long long)h->root->next_lsn);
+		       (unsigned long long)h->root->applied_lsn, (unsigned long long)next_lsn(h->root));
 	return au.problems ? shm_err(KEEL_E_CORRUPT, "%llu problems found", (unsigned long long)au.problems) : 0;
 }

@@ -105,12 +105,13 @@ static int init_root(shm_arena_t *a, void *ctx)
 	int rc;
 
 	memset(root, 0, sizeof(*root));
-	if ((rc = shm_lock_init(&root->ring_lock)) || (rc = shm_lock_init(&root->apply_lock)) ||
+	if ((rc = shm_lock_init(&root->unused_lock)) || (rc = shm_lock_init(&root->apply_lock)) ||
 	    (rc = shm_lock_init(&root->dir_lock)))
 		return shm_err(KEEL_E_OS, "lock init: error %d", -rc);
-	root->next_lsn = 1;
+	root->rsv.AO_val1 = 0;   /* ring head */
+	root->rsv.AO_val2 = 1;   /* next LSN */
 	root->gen = 1;
-	root->durability = (uint32_t)o->durability;
+	root->durability = KEEL_DURABILITY_MEMORY;
 	return 0;
 }
 
@@ -118,9 +119,9 @@ static int check_options(const keel_options_t *o)
 {
 	if (o->struct_size != sizeof(*o))
 		return shm_err(KEEL_E_INVAL, "options not initialised with keel_options_init");
-	if (o->durability < KEEL_DURABILITY_MEMORY || o->durability > KEEL_DURABILITY_SYNC)
+	if (o->durability < KEEL_DURABILITY_DEFAULT || o->durability > KEEL_DURABILITY_SYNC)
 		return shm_err(KEEL_E_INVAL, "unknown durability %d", o->durability);
-	if (o->durability != KEEL_DURABILITY_MEMORY)
+	if (o->durability != KEEL_DURABILITY_MEMORY && o->durability != KEEL_DURABILITY_DEFAULT)
 		return shm_err(KEEL_E_INVAL, "durability %s needs the journal, which this build does not have yet; use KEEL_DURABILITY_MEMORY",
 			       o->durability == KEEL_DURABILITY_SYNC ? "sync" : "async");
 	if (o->file_mode != 0600 && o->file_mode != 0660 && o->file_mode != 0640)
@@ -204,6 +205,7 @@ int keel_open(const char *dir, const keel_options_t *opt, keel_t **out)
 	h->root = (struct keel_root *)h->a.hdr->root;
 	h->part_index = shm_at(&h->a, h->a.hdr->user_off);
 	h->part_pages = shm_at(&h->a, h->a.hdr->user_off + SHM_PART_INDEX_SLOTS * 4u);
+	h->vis_states = shm_at(&h->a, h->a.hdr->user_off + USER_PART_BYTES);
 	if (h->root->durability < KEEL_DURABILITY_MEMORY || h->root->durability > KEEL_DURABILITY_SYNC) {
 		rc = shm_err(KEEL_E_CORRUPT, "arena %s: durability field %u is invalid", path, h->root->durability);
 		goto fail;
@@ -304,7 +306,7 @@ int keel_stat(keel_t *h, keel_stat_t *st)
 	st->partitions = n;
 	for (uint32_t i = 0; i < shm_load32(&hd->procs_hi); i++)
 		st->processes += shm_proc_live(&h->a, i, NULL);
-	st->next_lsn = h->root->next_lsn;
+	st->next_lsn = next_lsn(h->root);
 	st->applied_lsn = shm_load_acq(&h->root->applied_lsn);
 	st->durable_lsn = shm_load_acq(&h->root->durable_lsn);
 	st->durability = (int)h->root->durability;

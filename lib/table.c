@@ -115,10 +115,10 @@ static inline const struct node *full_node(keel_t *h, uint64_t off)
 	return n;
 }
 
-const struct node *node_visible(keel_t *h, const struct node *n, uint64_t snap)
+const struct node *node_visible(keel_t *h, const struct node *n, const struct snap *snap)
 {
 	for (uint64_t steps = 0; n && steps < SHM_CHAIN_STEPS_MAX; steps++) {
-		if (n->lsn <= snap)
+		if (lsn_visible(h, n->lsn, snap))
 			return (n->flags & NODE_TOMB) ? NULL : n;
 		uint64_t prev = shm_load_acq(&n->prev_ver);   /* A5 */
 		if (!prev)
@@ -129,7 +129,7 @@ const struct node *node_visible(keel_t *h, const struct node *n, uint64_t snap)
 }
 
 const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t klen,
-			     uint64_t hash, uint64_t snap)
+			     uint64_t hash, const struct snap *snap)
 {
 	struct bucket_block *b = bucket_block(h, shm_load_acq(&p->buckets));   /* A5 */
 	uint64_t sk = sokey_regular(hash), cur, steps = 0;
@@ -364,7 +364,7 @@ void table_reclaim(keel_t *h, struct part *p, uint64_t budget)
 	}
 }
 
-int table_scan(keel_t *h, struct part *p, uint64_t snap, table_visit_fn fn, void *ctx)
+int table_scan(keel_t *h, struct part *p, const struct snap *snap, table_visit_fn fn, void *ctx)
 {
 	uint64_t cur = p->head, steps = 0;
 

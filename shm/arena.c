@@ -1,13 +1,14 @@
 /*
  * arena.c - create, validate, attach and grow the shared arena file.
  *
- * Creation and attach are serialised with flock() on the arena file: the
- * creator makes the file with O_CREAT|O_EXCL|O_NOFOLLOW, takes LOCK_EX,
- * initialises every region, sets state READY and unlocks.  An attacher takes
- * LOCK_SH, so it waits for a creator in progress; if it then finds state not
- * READY the creator died half-way, and the attacher removes the file (only if
- * it is still the same inode) and creates it anew.  Every check names what it
- * expected and what it found.
+ * The creator builds the arena under a private temporary name (made with
+ * O_CREAT|O_EXCL|O_NOFOLLOW), initialises every region, sets state READY and
+ * only then moves it into place with renameat2(RENAME_NOREPLACE).  So an
+ * attacher never sees a half-made arena, and when two processes create at
+ * once exactly one rename wins; the loser discards its copy and attaches.  A
+ * creator that dies leaves only its temporary file, which the next creator
+ * removes if its pid is dead.  Every check names what it expected and what it
+ * found.
  */
 #include "shm/arena.h"
 
@@ -98,6 +99,7 @@ static int map_arena(shm_arena_t *a, uint64_t map_bytes)
 
 static int create_arena(const char *path, const struct shm_create_opts *o, shm_arena_t *a)
 {
+	char tmp[300];
 	uint64_t procs_off = SHM_PAGE_BYTES;
 	uint64_t readers_off = procs_off + round_up(SHM_PROCS_MAX * sizeof(struct shm_proc), 4096);
 	uint64_t user_off = readers_off + round_up(SHM_READERS_MAX * sizeof(struct shm_reader), 4096);
@@ -112,14 +114,13 @@ static int create_arena(const char *path, const struct shm_create_opts *o, shm_a
 			       "arena_bytes_max %llu is below the %llu bytes of fixed regions (ring %llu)",
 			       (unsigned long long)o->arena_bytes_max, (unsigned long long)initial,
 			       (unsigned long long)o->ring_bytes);
-	a->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, o->file_mode);
-	if (a->fd < 0) {
-		if (errno == EEXIST)
-			return TRY_EXIST;   /* another process created it first */
+	snprintf(tmp, sizeof(tmp), "%s.new.%d", path, (int)getpid());
+	unlink(tmp);   /* our own leftover from an earlier life of this pid */
+	a->fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, o->file_mode);
+	if (a->fd < 0)
 		return shm_err(errno == EACCES ? KEEL_E_PERM : KEEL_E_OS, "arena %s: create: %s",
-			       path, strerror(errno));
-	}
-	if (fchmod(a->fd, o->file_mode) != 0 || flock(a->fd, LOCK_EX) != 0) {
+			       tmp, strerror(errno));
+	if (fchmod(a->fd, o->file_mode) != 0) {
 		rc = shm_err(KEEL_E_OS, "arena %s: %s", path, strerror(errno));
 		goto fail;
 	}
@@ -162,13 +163,17 @@ static int create_arena(const char *path, const struct shm_create_opts *o, shm_a
 	 * validate_hdr(), which reads them before trusting anything else. */
 	__atomic_store_n(&h->magic, SHM_MAGIC, __ATOMIC_RELEASE);
 	__atomic_store_n(&h->state, SHM_STATE_READY, __ATOMIC_RELEASE);
-	flock(a->fd, LOCK_UN);
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
+		rc = errno == EEXIST ? TRY_EXIST
+				     : shm_err(KEEL_E_OS, "arena %s: cannot move into place: %s", path, strerror(errno));
+		goto fail;
+	}
 	return 0;
 fail:
 	if (a->base)
 		munmap(a->base, a->map_bytes);
 	a->base = NULL;
-	unlink(path);
+	unlink(tmp);
 	close(a->fd);
 	a->fd = -1;
 	return rc;
@@ -259,17 +264,9 @@ static int attach_existing(const char *path, const struct shm_create_opts *o, sh
 	}
 	if ((rc = validate_file(path, a->fd, o, &st)))
 		goto fail;
-	if (flock(a->fd, LOCK_SH) != 0) {
-		rc = shm_err(KEEL_E_OS, "arena %s: flock: %s", path, strerror(errno));
-		goto fail;
-	}
 	n = pread(a->fd, &h, sizeof(h), 0);
 	if (n != (ssize_t)sizeof(h)) {
 		rc = shm_err(KEEL_E_ATTACH, "arena %s: short header read (%zd bytes)", path, n);
-		goto fail;
-	}
-	if (h.magic == 0 && h.state != SHM_STATE_READY) {
-		rc = TRY_AGAIN;   /* a creator died before finishing */
 		goto fail;
 	}
 	if ((rc = validate_hdr(path, &h, &st, o)))
@@ -281,7 +278,6 @@ static int attach_existing(const char *path, const struct shm_create_opts *o, sh
 	if ((rc = map_arena(a, h.arena_bytes_max)))
 		goto fail;
 	a->seen_bytes = h.arena_bytes;
-	flock(a->fd, LOCK_UN);
 	return 0;
 fail:
 	close(a->fd);
@@ -302,13 +298,6 @@ int shm_arena_open(const char *path, const struct shm_create_opts *o, shm_arena_
 	snprintf(a->path, sizeof(a->path), "%s", path);
 	for (int i = 0; i < ATTACH_RETRIES_MAX; i++) {
 		rc = attach_existing(path, o, a);
-		if (rc == TRY_AGAIN) {
-			struct stat st;
-			/* Remove the half-made arena, but only if nobody replaced it. */
-			if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
-				unlink(path);
-			continue;
-		}
 		if (rc != TRY_NOENT)
 			break;
 		if (!o->create)

@@ -46,6 +46,28 @@ static inline void shm_fence(void)
 	AO_nop_full();
 }
 
+/* Double-width compare-and-swap (cmpxchg16b; built with -mcx16).  `p` must be
+ * 16-byte aligned.  Full barrier. */
+typedef AO_double_t shm_pair_t;
+static inline int shm_cas_pair(volatile shm_pair_t *p, uint64_t o1, uint64_t o2, uint64_t n1, uint64_t n2)
+{
+	return AO_compare_double_and_swap_double_full((volatile AO_double_t *)p, o1, o2, n1, n2);
+}
+/* A consistent read of a pair whose first word changes with every update:
+ * read first, second, first again until the first is unchanged. */
+static inline void shm_load_pair(volatile shm_pair_t *p, uint64_t *a, uint64_t *b)
+{
+	for (;;) {
+		uint64_t x = AO_load_acquire(&((volatile AO_double_t *)p)->AO_val1);
+		uint64_t y = AO_load_acquire(&((volatile AO_double_t *)p)->AO_val2);
+		if (AO_load_acquire(&((volatile AO_double_t *)p)->AO_val1) == x) {
+			*a = x;
+			*b = y;
+			return;
+		}
+	}
+}
+
 static inline uint32_t shm_load32(const volatile uint32_t *p)
 {
 	return AO_int_load((const volatile unsigned *)p);

@@ -8,7 +8,7 @@
 #include <sys/syscall.h>
 
 static __thread uint32_t tid_cached;
-static uint32_t pid_cached_gen;
+static uint32_t pid_cached;
 
 uint32_t shm_tid(void)
 {
@@ -21,11 +21,12 @@ uint32_t shm_tid(void)
 static void reset_tid(void)
 {
 	tid_cached = 0;
-	pid_cached_gen++;
+	pid_cached = (uint32_t)getpid();
 }
 
 __attribute__((constructor)) static void lock_module_init(void)
 {
+	pid_cached = (uint32_t)getpid();
 	pthread_atfork(NULL, NULL, reset_tid);
 }
 
@@ -50,7 +51,7 @@ int shm_lock_init(shm_lock_t *l)
 static int after_lock(shm_lock_t *l, int rc)
 {
 	if (rc == 0 || rc == EOWNERDEAD) {
-		l->holder_pid = (uint32_t)getpid();
+		l->holder_pid = pid_cached;
 		l->holder_tid = shm_tid();
 		l->acquisitions++;
 		if (rc == EOWNERDEAD) {

@@ -6,7 +6,8 @@
  *   4  u32 pad
  *   8  u64 start_time   field 22 of /proc/PID/stat (0 while claiming)
  *   16 u64 attach_ns
- *   24 u64 pad[5]
+ *   24 u64 rsv_lsn, 32 u64 rsv_pos, 40 u64 rsv_len   ring reservation intent
+ *   48 u64 pad[2]
  * A process claims a slot with CAS pid 0 -> its pid.  Liveness is judged by
  * pid AND start time, so a reused pid is not mistaken for the original.  A
  * reaper takes a dead slot with CAS pid -> SHM_PID_REAPING, clears the dead
@@ -52,7 +53,11 @@ struct shm_proc {
 	uint32_t pad0;
 	volatile uint64_t start_time;
 	uint64_t attach_ns;
-	uint64_t pad[5];
+	/* A ring reservation in flight (lib/commit.c): LSN, position, length. */
+	volatile uint64_t rsv_lsn;
+	volatile uint64_t rsv_pos;
+	volatile uint64_t rsv_len;
+	uint64_t pad[2];
 };
 
 struct shm_reader {

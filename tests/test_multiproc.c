@@ -17,14 +17,23 @@
  * 2 x committed transfers (no lost or doubled write), each writer's keys in
  * "mixed" match its mirror, count and iteration agree, keel_check is clean.
  *
- * Part 2, "progress".  4 writers each put in a loop to their own partition.
- * The parent stops one of them with SIGSTOP for 100 ms at a random moment
- * (often inside a commit, holding its partition's lock), 15 times; in every
- * window the other writers must have committed.  Writers to different
- * partitions must not wait for each other.  At the end, the versions in each
- * partition add up to that writer's commits.
+ * Part 2, "progress".  4 writers each put in a loop to their own partition
+ * for 2 s; each must commit in every 250 ms interval.  At the end, the
+ * versions in each partition add up to that writer's commits.
+ *
+ * Part 3, "stall" (only with --stall or --only stall; ctest runs it as
+ * test_multiproc_stall).  The same writers; the parent stops one of them
+ * with SIGSTOP at a random moment (often inside a commit, holding its
+ * partition's lock), 15 times, and keeps it stopped for at least 20 ms
+ * (--stop-ms) and until the other writers have made 100 commits between
+ * them; if they cannot within 5 s, they are waiting for the stopped one and
+ * the test fails.  No writer may get an error.
+ * Writers to different partitions must not wait for each other: a stall of
+ * tens of ms is what any process may see from the scheduler on a loaded
+ * host (a stopped process is the extreme case of a preempted one).
  *
  * Usage: test_multiproc [--seed S] [--seconds N] [--writers N] [--readers N]
+ *                       [--stall] [--stop-ms N] [--only bank|progress|stall]
  */
 #include "common/bank.h"
 
@@ -57,6 +66,7 @@ static t_store_t st;
 static bank_t bank = { .parts = 8, .accounts = 64, .initial = 1000 };
 static unsigned n_writers = 6, n_readers = 2;
 static double seconds = 3.0;
+static uint64_t stop_ms = 20; /* how long a writer is stopped in part 2 */
 
 /* ---- the "mixed" single-operation workload ------------------------------------- */
 
@@ -391,7 +401,10 @@ static void part_bank(void)
 #define PROGRESS_WRITERS 4
 #define PROGRESS_KEYS 100
 #define PROGRESS_STOPS 15
-#define PROGRESS_WINDOW_NS ((uint64_t)100 * 1000000)
+#define PROGRESS_BUCKETS 8
+#define PROGRESS_BUCKET_NS 250000000ull  /* 250 ms */
+#define PROGRESS_COMMITS 100               /* by the others, while one is stopped */
+#define PROGRESS_WAIT_NS (5000000000ull)   /* for those commits, at most */
 
 static void solo_main(unsigned w)
 {
@@ -413,10 +426,36 @@ static void solo_main(unsigned w)
 	exit(0);
 }
 
-static void part_progress(void)
+/* Every writer must commit in every PROGRESS_BUCKET_NS of PROGRESS_BUCKETS. */
+static void progress_buckets(void)
+{
+	uint64_t prev[PROGRESS_WRITERS], fewest = UINT64_MAX;
+
+	for (unsigned w = 0; w < PROGRESS_WRITERS; w++)
+		prev[w] = sh->w[w].commits;
+	for (unsigned b = 0; b < PROGRESS_BUCKETS; b++) {
+		t_sleep_ns(PROGRESS_BUCKET_NS);
+		for (unsigned w = 0; w < PROGRESS_WRITERS; w++) {
+			uint64_t now = sh->w[w].commits, d = now - prev[w];
+
+			CHECK_MSG(d > 0, "interval %u: writer %u made no commit in %llu ms while the "
+				  "others wrote to their own partitions", b, w,
+				  PROGRESS_BUCKET_NS / 1000000);
+			if (d < fewest)
+				fewest = d;
+			prev[w] = now;
+		}
+	}
+	printf("test_multiproc: progress: %u writers on their own partitions all committed in "
+	       "each of %u intervals of %llu ms (fewest commits by one writer in one interval: %"
+	       PRIu64 ")\n", PROGRESS_WRITERS, PROGRESS_BUCKETS, PROGRESS_BUCKET_NS / 1000000,
+	       fewest);
+}
+
+static void part_progress(int with_stops)
 {
 	pid_t pids[PROGRESS_WRITERS];
-	uint64_t rng = t_rand_stream(7), worst = UINT64_MAX;
+	uint64_t rng = t_rand_stream(7), worst = UINT64_MAX, t0, waited, wait_max = 0;
 	unsigned worst_win = 0;
 
 	t_store_init(&st);
@@ -438,7 +477,9 @@ static void part_progress(void)
 		CHECK_MSG(tries < 1000, "writers did not start within 10 s");
 		t_sleep_ns(10 * 1000000ull);
 	}
-	for (unsigned s = 0; s < PROGRESS_STOPS; s++) {
+	if (!with_stops)
+		progress_buckets();
+	for (unsigned s = 0; with_stops && s < PROGRESS_STOPS; s++) {
 		unsigned victim = (unsigned)t_rand_below(&rng, PROGRESS_WRITERS);
 		uint64_t before[PROGRESS_WRITERS], others = 0;
 
@@ -448,21 +489,38 @@ static void part_progress(void)
 		t_sleep_ns(5 * 1000000ull);
 		for (unsigned w = 0; w < PROGRESS_WRITERS; w++)
 			before[w] = sh->w[w].commits;
-		t_sleep_ns(PROGRESS_WINDOW_NS);
-		for (unsigned w = 0; w < PROGRESS_WRITERS; w++)
-			if (w != victim)
-				others += sh->w[w].commits - before[w];
+		/* Keep it stopped for stop_ms, and until the others have made
+		 * PROGRESS_COMMITS commits between them (they may simply be
+		 * waiting for a CPU on a loaded host), for up to 5 s. */
+		t0 = t_now_ns();
+		for (;;) {
+			uint64_t el;
+
+			others = 0;
+			for (unsigned w = 0; w < PROGRESS_WRITERS; w++)
+				if (w != victim)
+					others += sh->w[w].commits - before[w];
+			el = t_now_ns() - t0;
+			if (others >= PROGRESS_COMMITS && el >= stop_ms * 1000000)
+				break;
+			if (el > PROGRESS_WAIT_NS)
+				break;
+			t_sleep_ns(1000000);
+		}
+		waited = t_now_ns() - t0;
 		CHECK_MSG(sh->w[victim].commits == before[victim],
 			  "writer %u committed while stopped", victim);
 		CHECK(kill(pids[victim], SIGCONT) == 0);
-		CHECK_MSG(others > 0, "window %u: writer %u stopped (at commit %" PRIu64 ") and "
-			  "no other writer committed in %" PRIu64 " ms: writers to other "
-			  "partitions waited for it", s, victim, before[victim],
-			  PROGRESS_WINDOW_NS / 1000000);
+		CHECK_MSG(others >= PROGRESS_COMMITS, "window %u: writer %u stopped (at commit %" PRIu64
+			  ") for %.0f ms, and the other writers made only %" PRIu64 " commits: writers "
+			  "to other partitions waited for it", s, victim, before[victim],
+			  (double)waited / 1e6, others);
 		if (others < worst) {
 			worst = others;
 			worst_win = s;
 		}
+		if (waited > wait_max)
+			wait_max = waited;
 	}
 	t_sleep_ns(20 * 1000000ull);
 	sh->stop = 1;
@@ -500,9 +558,11 @@ static void part_progress(void)
 		CHECK_EQ_U64(total, cnt);
 	}
 	CHECK_SOUND(st.h, KEEL_CHECK_REPAIR);
-	printf("test_multiproc: progress: %u stops of %" PRIu64 " ms; fewest commits by the others "
-	       "in a window: %" PRIu64 " (window %u)\n",
-	       PROGRESS_STOPS, PROGRESS_WINDOW_NS / 1000000, worst, worst_win);
+	if (with_stops)
+		printf("test_multiproc: stall: %u stops of >= %" PRIu64 " ms (longest %.1f ms, "
+		       "waiting for %u commits by the others); fewest commits by the others in a "
+		       "window: %" PRIu64 " (window %u)\n", PROGRESS_STOPS, stop_ms,
+		       (double)wait_max / 1e6, PROGRESS_COMMITS, worst, worst_win);
 	t_store_destroy(&st);
 }
 
@@ -511,6 +571,7 @@ int main(int argc, char **argv)
 	int seed_given = 0;
 	uint64_t seed = 0;
 	const char *only = NULL;
+	int stall = 0;
 
 	t_begin("test_multiproc");
 	for (int i = 1; i < argc; i++) {
@@ -518,11 +579,14 @@ int main(int argc, char **argv)
 
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			printf("usage: test_multiproc [--seed S] [--seconds N] [--writers N] "
-			       "[--readers N] [--only bank|progress]\n"
+			       "[--readers N] [--stall] [--stop-ms N] [--only bank|progress|stall]\n"
 			       "Forked writers and readers race on shared partitions; balances,\n"
 			       "versions and per-writer mirrors must stay consistent, and writers\n"
 			       "to different partitions must not wait for each other.\n"
-			       "Defaults: --seconds 3 --writers 6 --readers 2.  Exit: 0 pass, 1 fail.\n");
+			       "--stall (or --only stall) adds part 3: one writer is stopped with\n"
+			       "SIGSTOP, maybe mid-commit, for --stop-ms and the others must go on.\n"
+			       "Defaults: --seconds 3 --writers 6 --readers 2 --stop-ms 20.\n"
+			       "Exit: 0 pass, 1 fail.\n");
 			return 0;
 		} else if (!strcmp(a, "--seed")) {
 			seed = t_parse_u64(a, v);
@@ -537,6 +601,11 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--readers")) {
 			n_readers = (unsigned)t_parse_u64(a, v);
 			i++;
+		} else if (!strcmp(a, "--stop-ms")) {
+			stop_ms = t_parse_u64(a, v);
+			i++;
+		} else if (!strcmp(a, "--stall")) {
+			stall = 1;
 		} else if (!strcmp(a, "--only") && v) {
 			only = v;
 			i++;
@@ -555,7 +624,13 @@ int main(int argc, char **argv)
 	if (!only || !strcmp(only, "bank"))
 		part_bank();
 	if (!only || !strcmp(only, "progress"))
-		part_progress();
+		part_progress(0);
+	if ((only && !strcmp(only, "stall")) || stall)
+		part_progress(1);
+	if (only && strcmp(only, "bank") && strcmp(only, "progress") && strcmp(only, "stall")) {
+		fprintf(stderr, "test_multiproc: no part '%s' (try --help)\n", only);
+		return 2;
+	}
 	printf("test_multiproc: PASS\n");
 	return 0;
 }

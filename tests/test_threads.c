@@ -30,7 +30,7 @@
 static t_store_t st;
 static bank_t bank = { .parts = 4, .accounts = 16, .initial = 500 };
 static unsigned n_threads = 4;
-static uint64_t n_rounds = 20000;
+static uint64_t n_rounds = 100000;
 static volatile int stop_side;
 
 struct thr {
@@ -189,7 +189,7 @@ int main(int argc, char **argv)
 			printf("usage: test_threads [--seed S] [--threads N] [--rounds N]\n"
 			       "Threads share one handle doing puts, gets, transfers, scopes and\n"
 			       "iterators; counts, versions and totals must add up.\n"
-			       "Defaults: --threads 4 --rounds 20000.  Exit: 0 pass, 1 fail.\n");
+			       "Defaults: --threads 4 --rounds 100000.  Exit: 0 pass, 1 fail.\n");
 			return 0;
 		} else if (!strcmp(a, "--seed")) {
 			seed = t_parse_u64(a, v);

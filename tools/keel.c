@@ -377,8 +377,8 @@ static void bytes_free(struct bytes *b)
 /* KEY argument: its bytes, or with --hex the bytes its hex digits spell. */
 static int arg_key(struct cli *c, const char *arg, struct bytes *out)
 {
-	uint8_t *buf;
-	size_t len;
+	uint8_t *buf = NULL;
+	size_t len = 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -402,7 +402,7 @@ static int arg_key(struct cli *c, const char *arg, struct bytes *out)
 static int read_stdin(struct cli *c, size_t max, int toolong_code, const char *what,
 		      uint8_t **out, size_t *outlen)
 {
-	size_t cap = 64 * 1024, len = 0;
+	size_t cap = (size_t)64 * 1024, len = 0;
 	uint8_t *buf = malloc(cap);
 
 	if (!buf)
@@ -457,8 +457,8 @@ static int read_stdin(struct cli *c, size_t max, int toolong_code, const char *w
 /* VALUE argument: its bytes, hex, or "-" for standard input (raw or hex). */
 static int arg_value(struct cli *c, const char *arg, struct bytes *out)
 {
-	uint8_t *buf, *raw;
-	size_t len, rawlen;
+	uint8_t *buf = NULL, *raw = NULL;
+	size_t len = 0, rawlen = 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -800,8 +800,8 @@ static int stat_proc_cb(void *ctx, const keel_proc_info_t *p)
 		json_object_object_add(o, "locks_held", json_object_new_uint64(p->locks_held));
 		json_object_array_add(sp->arr, o);
 	} else {
-		printf("process           pid %ld %s, reader_lag %" PRIu64 ", locks_held %"
-		       PRIu32 "\n", (long)p->pid, p->alive ? "alive" : "dead",
+		printf("%-20s pid %ld %s, reader_lag %" PRIu64 ", locks_held %"
+		       PRIu32 "\n", "process", (long)p->pid, p->alive ? "alive" : "dead",
 		       p->reader_lag, p->locks_held);
 	}
 	return 0;
@@ -827,21 +827,21 @@ static int cmd_stat(struct cli *c)
 		return store_error(c, rc, "arena path of %s", store_arg(c));
 
 	if (!c->json) {
-		printf("store             %s\n", store_arg(c));
-		printf("arena_path        %s\n", path);
-		printf("format_version    %" PRIu32 "\n", st.format_version);
-		printf("durability        %s\n", durability_name(st.durability));
-		printf("arena_bytes       %" PRIu64 "\n", st.arena_bytes);
-		printf("arena_bytes_max   %" PRIu64 "\n", st.arena_bytes_max);
-		printf("arena_bytes_used  %" PRIu64 "\n", st.arena_bytes_used);
-		printf("arena_bytes_free  %" PRIu64 "\n", st.arena_bytes_free);
-		printf("arena_bytes_retired %" PRIu64 "\n", st.arena_bytes_retired);
-		printf("processes         %" PRIu32 "\n", st.processes);
-		printf("partitions        %" PRIu32 "\n", st.partitions);
-		printf("keys              %" PRIu64 "\n", st.keys);
-		printf("next_lsn          %" PRIu64 "\n", st.next_lsn);
-		printf("applied_lsn       %" PRIu64 "\n", st.applied_lsn);
-		printf("durable_lsn       %" PRIu64 "\n", st.durable_lsn);
+		printf("%-20s %s\n", "store", store_arg(c));
+		printf("%-20s %s\n", "arena_path", path);
+		printf("%-20s %" PRIu32 "\n", "format_version", st.format_version);
+		printf("%-20s %s\n", "durability", durability_name(st.durability));
+		printf("%-20s %" PRIu64 "\n", "arena_bytes", st.arena_bytes);
+		printf("%-20s %" PRIu64 "\n", "arena_bytes_max", st.arena_bytes_max);
+		printf("%-20s %" PRIu64 "\n", "arena_bytes_used", st.arena_bytes_used);
+		printf("%-20s %" PRIu64 "\n", "arena_bytes_free", st.arena_bytes_free);
+		printf("%-20s %" PRIu64 "\n", "arena_bytes_retired", st.arena_bytes_retired);
+		printf("%-20s %" PRIu32 "\n", "processes", st.processes);
+		printf("%-20s %" PRIu32 "\n", "partitions", st.partitions);
+		printf("%-20s %" PRIu64 "\n", "keys", st.keys);
+		printf("%-20s %" PRIu64 "\n", "next_lsn", st.next_lsn);
+		printf("%-20s %" PRIu64 "\n", "applied_lsn", st.applied_lsn);
+		printf("%-20s %" PRIu64 "\n", "durable_lsn", st.durable_lsn);
 		rc = keel_processes(c->h, stat_proc_cb, &sp);
 		if (rc < 0)
 			return store_error(c, rc, "list processes of %s", store_arg(c));
@@ -1173,7 +1173,8 @@ static int open_store(struct cli *c)
 	int rc;
 
 	keel_options_init(&opt);
-	opt.durability = c->durability;
+	if (c->durability != KEEL_DURABILITY_DEFAULT)   /* else keep the default */
+		opt.durability = c->durability;
 	opt.arena_path = c->arena_path;
 	if (c->cmd->open == OPEN_READ)
 		opt.flags |= KEEL_OPEN_NOCREATE | KEEL_OPEN_READONLY;

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -382,14 +383,20 @@ static T_UNUSED void t_store_destroy(t_store_t *s)
 
 /* ---- processes ---------------------------------------------------------------------- */
 
-/* fork() with stdio flushed first, so buffered output is not written twice. */
+/* fork() with stdio flushed first, so buffered output is not written twice.
+ * The child is killed when its parent dies (a test killed by its ctest
+ * timeout must not leave workers spinning on a shared store). */
 static T_UNUSED pid_t t_fork(void)
 {
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	fflush(NULL);
 	pid = fork();
 	CHECK_MSG(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(T_EXIT_FAIL);
+	}
 	return pid;
 }
 

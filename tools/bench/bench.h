@@ -108,6 +108,9 @@ int bench_value_check(uint64_t index, const void *val, size_t vlen);
 /* Builds bench_seq for bench_cfg.keys and bench_cfg.seed. */
 int bench_seq_build(void);
 void bench_seq_free(void);
+/* Key indices 0..N-1 in byte order of their keys (built on first use,
+ * freed by bench_seq_free).  B-tree peers load in this order. */
+int bench_sorted_order(const uint32_t **out);
 /* A small deterministic generator (splitmix64) for samples. */
 uint64_t bench_rand_next(uint64_t *state);
 

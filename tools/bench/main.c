@@ -104,13 +104,15 @@ static struct run {
 	int want[S_COUNT];
 	int dir_made;
 	struct bench_raw raw;
-	int raw_state;            /* 0 untried, 1 ready, <0 failed */
+	/* need_*() state: 0 untried, 1 ready, 2 not there or failed before
+	 * (already reported, so a later suite does not report it again). */
+	int raw_state;
 	struct bench_keel kmem;
 	int kmem_state;
 	uint64_t kmem_used_empty; /* arena_bytes_used before loading */
 	struct bench_keel ksync, kasync, krec;
 	struct bench_lmdb lmdb;
-	int lmdb_state;           /* 0 untried, 1 ready, 2 not there, <0 failed */
+	int lmdb_state;
 	struct bench_sqlite sqlite;
 	int sqlite_state;
 	struct bench_redis redis;
@@ -220,7 +222,7 @@ static int parse_args(int argc, char **argv)
 	bench_cfg.redis_clients = REDIS_CLIENTS_DEFAULT;
 	snprintf(bench_cfg.dir_parent, sizeof(bench_cfg.dir_parent), "/var/tmp");
 	opterr = 0;
-	while (!rc && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while (!rc && (c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
 		case O_ALL: all = 1; break;
 		case O_QUICK: bench_cfg.quick = 1; break;
@@ -260,6 +262,9 @@ static int parse_args(int argc, char **argv)
 		case O_JSON: bench_cfg.json = 1; break;
 		case O_CHECK: bench_cfg.check_targets = 1; break;
 		case O_HELP: usage(stdout); exit(0);
+		case ':':
+			rc = usage_error("option %s needs a value", argv[optind - 1]);
+			break;
 		default:
 			rc = usage_error("unknown option %s", argv[optind - 1]);
 		}
@@ -316,7 +321,7 @@ static int make_bench_dir(void)
 	int tmpfs = bench_on_tmpfs(bench_cfg.dir_parent);
 
 	if (tmpfs < 0)
-		return bench_fail_ctx(tmpfs, "--dir");
+		return bench_fail_ctx(KEEL_E_INVAL, "--dir");
 	if (tmpfs && durable)
 		return bench_fail(KEEL_E_INVAL, "--dir %s is on a tmpfs: the sync, async and "
 				  "recovery suites need a disk (a journal never goes to /dev/shm); "
@@ -365,12 +370,12 @@ static int need_raw(void)
 	int rc;
 
 	if (run.raw_state)
-		return run.raw_state > 0 ? 0 : run.raw_state;
+		return run.raw_state == 1 ? 0 : 1;
 	bench_progress("raw table: loading %llu keys", (unsigned long long)bench_cfg.keys);
 	rc = bench_raw_create(&run.raw);
 	if (!rc)
 		rc = bench_raw_load(&run.raw);
-	run.raw_state = rc ? rc : 1;
+	run.raw_state = rc ? 2 : 1;
 	return rc;
 }
 
@@ -381,7 +386,7 @@ static int need_kmem(void)
 	int rc;
 
 	if (run.kmem_state)
-		return run.kmem_state > 0 ? 0 : run.kmem_state;
+		return run.kmem_state == 1 ? 0 : 1;
 	bench_progress("keel (memory): opening and loading %llu keys",
 		       (unsigned long long)bench_cfg.keys);
 	rc = sub_path(dir, "keel-memory");
@@ -390,18 +395,22 @@ static int need_kmem(void)
 	if (!rc)
 		run.kmem_used_empty = st.arena_bytes_used;
 	rc = rc ? rc : bench_keel_load(&run.kmem);
-	run.kmem_state = rc ? rc : 1;
+	run.kmem_state = rc ? 2 : 1;
 	return rc;
 }
 
-/* 0 ready, 1 not there (noted), <0 failed. */
+/*
+ * The need_*() functions prepare a peer on first use.  They return 0 when
+ * it is ready, 1 when it is not there or failed before (reported then),
+ * or a new failure.
+ */
 static int need_lmdb(void)
 {
 	char dir[PATH_MAX];
 	int rc;
 
 	if (run.lmdb_state)
-		return run.lmdb_state == 1 ? 0 : run.lmdb_state == 2 ? 1 : run.lmdb_state;
+		return run.lmdb_state == 1 ? 0 : 1;
 	if (!bench_lmdb_built()) {
 		bench_note("lmdb: not available (keel-bench was built without liblmdb)");
 		run.lmdb_state = 2;
@@ -410,7 +419,7 @@ static int need_lmdb(void)
 	bench_progress("LMDB: loading %llu keys (MDB_NOSYNC)", (unsigned long long)bench_cfg.keys);
 	rc = sub_path(dir, "lmdb");
 	rc = rc ? rc : bench_lmdb_load(&run.lmdb, dir);
-	run.lmdb_state = rc ? rc : 1;
+	run.lmdb_state = rc ? 2 : 1;
 	return rc;
 }
 
@@ -419,7 +428,7 @@ static int need_sqlite(void)
 	int rc;
 
 	if (run.sqlite_state)
-		return run.sqlite_state == 1 ? 0 : run.sqlite_state == 2 ? 1 : run.sqlite_state;
+		return run.sqlite_state == 1 ? 0 : 1;
 	if (!bench_sqlite_built()) {
 		bench_note("sqlite: not available (keel-bench was built without libsqlite3)");
 		run.sqlite_state = 2;
@@ -427,7 +436,7 @@ static int need_sqlite(void)
 	}
 	bench_progress("SQLite: loading %llu keys (WAL)", (unsigned long long)bench_cfg.keys);
 	rc = bench_sqlite_load(&run.sqlite, bench_cfg.dir);
-	run.sqlite_state = rc ? rc : 1;
+	run.sqlite_state = rc ? 2 : 1;
 	return rc;
 }
 

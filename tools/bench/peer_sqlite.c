@@ -3,8 +3,10 @@
  *
  *     CREATE TABLE kv(k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID
  *
- * loaded once (synchronous=OFF, transactions of SQLITE_LOAD_TXN_ROWS rows),
- * checkpointed, and checked (row count and a random sample of values).
+ * loaded once (synchronous=OFF, a 256 MiB page cache, transactions of
+ * SQLITE_LOAD_TXN_ROWS rows, in key order: the same key set, only a
+ * quicker load), checkpointed, and checked (row count and a random sample
+ * of values).
  * It serves the put suite (synchronous=NORMAL) and the sync suite
  * (synchronous=FULL).
  *
@@ -116,12 +118,14 @@ int bench_sqlite_load(struct bench_sqlite *s, const char *dir)
 	uint8_t key[BENCH_KEY_BYTES], val[BENCH_VALUE_BYTES];
 	uint64_t t0 = bench_now_ns();
 	sqlite3_stmt *ins = NULL;
+	const uint32_t *order;
 	sqlite3 *db;
 	int rc;
 
 	memset(s, 0, sizeof(*s));
 	s->synchronous = 1;
-	rc = bench_path(s->path, dir, "sqlite.db");
+	rc = bench_sorted_order(&order);
+	rc = rc ? rc : bench_path(s->path, dir, "sqlite.db");
 	if (rc)
 		return rc;
 	rc = db_open(s->path, &db);
@@ -129,6 +133,9 @@ int bench_sqlite_load(struct bench_sqlite *s, const char *dir)
 		return rc;
 	rc = exec(db, "PRAGMA journal_mode=WAL");
 	rc = rc ? rc : exec(db, "PRAGMA synchronous=OFF");
+	/* A big page cache for the load only; the timed connections keep
+	 * SQLite's default. */
+	rc = rc ? rc : exec(db, "PRAGMA cache_size=-262144");
 	rc = rc ? rc : exec(db, "CREATE TABLE kv(k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID");
 	if (!rc && sqlite3_prepare_v2(db, sql_upsert, -1, &ins, NULL) != SQLITE_OK)
 		rc = sqlite_fail(db, "prepare %s", sql_upsert);
@@ -136,12 +143,12 @@ int bench_sqlite_load(struct bench_sqlite *s, const char *dir)
 		rc = bench_interrupted_check();
 		rc = rc ? rc : exec(db, "BEGIN");
 		for (unsigned j = 0; !rc && j < SQLITE_LOAD_TXN_ROWS && i < bench_cfg.keys; j++, i++) {
-			bench_key(i, key);
-			bench_value(i, 0, val);
+			bench_key(order[i], key);
+			bench_value(order[i], 0, val);
 			sqlite3_bind_blob(ins, 1, key, BENCH_KEY_BYTES, SQLITE_STATIC);
 			sqlite3_bind_blob(ins, 2, val, BENCH_VALUE_BYTES, SQLITE_STATIC);
 			if (sqlite3_step(ins) != SQLITE_DONE)
-				rc = sqlite_fail(db, "load key %llu", (unsigned long long)i);
+				rc = sqlite_fail(db, "load key %u", order[i]);
 			sqlite3_reset(ins);
 		}
 		rc = rc ? rc : exec(db, "COMMIT");

@@ -95,7 +95,9 @@ static const struct target_def target_defs[] = {
 	  "not measured: keel.h has no timer API yet" },
 	{ "timers: fire lateness p99 <= 2 ms", NULL, NULL, CMP_LE, 2.0, "ms", 0,
 	  "not measured: keel.h has no timer API yet" },
-	{ "arena bytes per entry <= 2 x raw (116 B)", "mem.keel/raw", NULL, CMP_LE, 2.0, "x", 0, NULL },
+	/* Fixed arena overhead (the commit ring, headers) is spread over N,
+	 * so this is judged only at the N the target is stated for. */
+	{ "arena bytes per entry <= 2 x raw (116 B)", "mem.keel/raw", NULL, CMP_LE, 2.0, "x", 1000000, NULL },
 };
 
 #define NRATIOS (sizeof(ratio_defs) / sizeof(ratio_defs[0]))
@@ -297,7 +299,7 @@ static void print_text(const char *const *suites, unsigned nsuites, const struct
 	for (unsigned i = 0; i < nsuites; i++)
 		printf(" %s", suites[i]);
 	printf("\n\nFigures\n");
-	printf("  %-32s %-46s %16s  %s\n", "key", "what", "median", "min .. max");
+	printf("  %-32s %-50s %16s  %s\n", "key", "what", "median", "min .. max");
 	for (unsigned i = 0; i < nfigs; i++) {
 		const struct bench_fig *f = &figs[i];
 		double lo = f->samples[0], hi = f->samples[0];
@@ -310,9 +312,9 @@ static void print_text(const char *const *suites, unsigned nsuites, const struct
 		if (f->nsamples > 1) {
 			fmt_value(lo, f->unit, b, sizeof(b));
 			fmt_value(hi, f->unit, c, sizeof(c));
-			printf("  %-32s %-46s %16s  %s .. %s\n", f->key, f->label, a, b, c);
+			printf("  %-32s %-50s %16s  %s .. %s\n", f->key, f->label, a, b, c);
 		} else {
-			printf("  %-32s %-46s %16s\n", f->key, f->label, a);
+			printf("  %-32s %-50s %16s\n", f->key, f->label, a);
 		}
 	}
 	printf("\nRatios\n");

@@ -142,8 +142,29 @@ static void sleep_until(uint64_t when_ns)
 	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 }
 
+/* A worker that exited before the start (it crashed in setup, say). */
+static int exited_early(const struct runner_shared *sh, const pid_t *pids, int *reaped,
+			int *status, unsigned n, const char *name)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (reaped[i] || waitpid(pids[i], &status[i], WNOHANG) != pids[i])
+			continue;
+		reaped[i] = 1;
+		if (sh->slot[i].rc)
+			return bench_fail(sh->slot[i].rc, "%s worker %u setup: %s", name, i,
+					  sh->slot[i].msg);
+		if (WIFSIGNALED(status[i]))
+			return bench_fail(KEEL_E_OS, "%s worker %u: killed by signal %d during setup",
+					  name, i, WTERMSIG(status[i]));
+		return bench_fail(KEEL_E_OS, "%s worker %u: exited (status %d) during setup", name,
+				  i, WEXITSTATUS(status[i]));
+	}
+	return 0;
+}
+
 /* Waits for the `ready` bytes of n workers.  0 or a failure. */
-static int wait_ready(int fd, unsigned n, const char *name)
+static int wait_ready(int fd, const struct runner_shared *sh, const pid_t *pids,
+		      int *reaped, int *status, unsigned n, const char *name)
 {
 	uint64_t limit = bench_now_ns() + RUNNER_SETUP_S_MAX * 1000000000ull;
 	unsigned got = 0;
@@ -159,16 +180,30 @@ static int wait_ready(int fd, unsigned n, const char *name)
 		if (bench_now_ns() > limit)
 			return bench_fail(KEEL_E_TIMEOUT, "%s: %u of %u workers not ready after %d s",
 					  name, n - got, n, RUNNER_SETUP_S_MAX);
-		if (poll(&p, 1, 500) <= 0)
+		if (poll(&p, 1, 200) <= 0) {
+			/* A worker that failed setup cleanly wrote its byte
+			 * first; one that did not write it has died. */
+			rc = exited_early(sh, pids, reaped, status, n, name);
+			if (rc)
+				return rc;
 			continue;
+		}
 		r = read(fd, buf, sizeof(buf));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return bench_fail(KEEL_E_OS, "%s: read of the ready pipe: %s", name,
 					  strerror(errno));
-		if (r == 0)
+		if (r == 0) {
+			/* Every worker closed its end: they are exiting. */
+			for (int t = 0; t < 100; t++) {
+				rc = exited_early(sh, pids, reaped, status, n, name);
+				if (rc)
+					return rc;
+				sleep_until(bench_now_ns() + 10000000ull);
+			}
 			return bench_fail(KEEL_E_OS, "%s: a worker died during setup", name);
+		}
 		got += (unsigned)r;
 	}
 	return 0;
@@ -269,7 +304,7 @@ int bench_run(const struct bench_worker *w, void *ctx, unsigned n, double durati
 	close(ready[1]);
 	close(go[0]);
 	ready[1] = go[0] = -1;
-	rc = wait_ready(ready[0], n, w->name);
+	rc = wait_ready(ready[0], sh, pids, reaped, status, n, w->name);
 	if (rc)
 		goto fail;
 	for (unsigned i = 0; i < n; i++)
@@ -336,7 +371,7 @@ int bench_measure(const char *key, const char *label, const struct bench_worker 
 
 		rc = bench_run(w, ctx, n, bench_cfg.duration_s, &rate);
 		if (rc)
-			return bench_fail_ctx(rc, "%s", label);
+			return rc;
 		samples[r] = rate.rate;
 		if (runs > 1)
 			bench_progress("  %s: run %u/%u: %s ops/s (%llu ops in %.3f s)", label,

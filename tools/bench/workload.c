@@ -45,6 +45,7 @@ volatile sig_atomic_t bench_stop_signal;
 #define ERRMSG_BYTES_MAX 1024
 
 static char errmsg[ERRMSG_BYTES_MAX];
+static uint32_t *sorted_index;            /* bench_sorted_order() */
 
 /* ---- keys and values -------------------------------------------------------- */
 
@@ -154,9 +155,37 @@ int bench_seq_build(void)
 
 void bench_seq_free(void)
 {
+	free(sorted_index);
+	sorted_index = NULL;
 	free(bench_seq.keys);
 	free(bench_seq.index);
 	memset(&bench_seq, 0, sizeof(bench_seq));
+}
+
+static int cmp_key_index(const void *a, const void *b)
+{
+	uint8_t ka[BENCH_KEY_BYTES], kb[BENCH_KEY_BYTES];
+
+	bench_key(*(const uint32_t *)a, ka);
+	bench_key(*(const uint32_t *)b, kb);
+	return memcmp(ka, kb, BENCH_KEY_BYTES);
+}
+
+int bench_sorted_order(const uint32_t **out)
+{
+	if (!sorted_index) {
+		uint32_t *idx = malloc(bench_cfg.keys * sizeof(uint32_t));
+
+		if (!idx)
+			return bench_fail(KEEL_E_NOMEM, "sorted key order: cannot allocate %llu "
+					  "entries", (unsigned long long)bench_cfg.keys);
+		for (uint64_t i = 0; i < bench_cfg.keys; i++)
+			idx[i] = (uint32_t)i;
+		qsort(idx, bench_cfg.keys, sizeof(uint32_t), cmp_key_index);
+		sorted_index = idx;
+	}
+	*out = sorted_index;
+	return 0;
 }
 
 size_t bench_seq_start(unsigned wid, unsigned nworkers)
@@ -291,7 +320,10 @@ int bench_fail_ctx(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ctx, sizeof(ctx), fmt, ap);
 	va_end(ap);
-	snprintf(errmsg, sizeof(errmsg), "%s: %s", ctx, old);
+	/* A message too long for the buffer keeps its start, which says
+	 * where the failure happened. */
+	if (snprintf(errmsg, sizeof(errmsg), "%s: %s", ctx, old) < 0)
+		errmsg[0] = 0;
 	return code;
 }
 

@@ -1,0 +1,391 @@
+/*
+ * test_jnl_corrupt.c - hand-made damaged journals, and what the scan says
+ * about each: a truncated last record and a torn last flush (torn tail: cut,
+ * repaired, appending goes on), garbage in the middle and a bad checksum
+ * (refused, naming segment, offset, LSN and both checksums; salvage cuts
+ * there and reports the loss), a wrong magic or version, a changed first LSN
+ * or UUID in a segment header, a shortened segment file, and garbage in the
+ * never-written end of a sealed segment.
+ */
+#include <xxhash.h>
+
+#include "test_jnl_util.h"
+
+#define DIR "/s/journal"
+#define SEG 8192u
+#define LEN_MAX 180u
+
+static uint64_t salt;
+
+/* Where the records are, found by walking the file as the format says. */
+struct item {
+	uint64_t segno, off, lsn, total;
+	int pad;
+};
+static struct item items[512];
+static size_t nitems;
+
+static void seg_path(char *buf, size_t cap, uint64_t segno)
+{
+	char name[64];
+
+	CHECK_OK(jnl_segment_name(name, sizeof name, segno));
+	snprintf(buf, cap, "%s/%s", DIR, name);
+}
+
+static void index_segment(jio_sim_t *sim, uint64_t segno)
+{
+	char path[256];
+	uint8_t *d;
+	size_t len;
+	uint64_t off = JNL_HEADER_BYTES;
+
+	seg_path(path, sizeof path, segno);
+	CHECK_OK(jio_sim_get(sim, path, &d, &len));
+	while (off + JNL_REC_HEADER_BYTES <= len) {
+		uint32_t magic, rlen;
+		uint16_t kind;
+		uint64_t lsn;
+
+		memcpy(&magic, d + off, 4);
+		if (magic != 0x43524a4bu)
+			break;
+		memcpy(&kind, d + off + 4, 2);
+		memcpy(&rlen, d + off + 8, 4);
+		memcpy(&lsn, d + off + 16, 8);
+		CHECK(nitems < 512);
+		items[nitems].segno = segno;
+		items[nitems].off = off;
+		items[nitems].lsn = lsn;
+		items[nitems].pad = kind == 2;
+		items[nitems].total = kind == 2 ? 40u + rlen : 40u + ((rlen + 7u) & ~7u);
+		off += items[nitems].total;
+		nitems++;
+	}
+	free(d);
+}
+
+/* A fresh journal: flushes of 2 or 3 records until `nseg` segments exist.
+ * Returns the last LSN. */
+static uint64_t build(jio_sim_t **simp, unsigned nseg)
+{
+	jio_sim_t *sim;
+	jnl_opts_t o;
+	jnl_t *j;
+	jnl_info_t info;
+	uint64_t lsn = 1;
+
+	CHECK_OK(jio_sim_create(&sim));
+	CHECK_OK(jio_sim_mkdirs(sim, "/s"));
+	jnl_opts_init(&o);
+	o.seg_bytes = SEG;
+	CHECK_OK(jnl_open(DIR, jio_sim_io(sim), tju_uuid, &o, &j));
+	for (;;) {
+		unsigned n = 2 + (unsigned)(lsn % 2);
+
+		CHECK_OK(tju_append_range(j, salt, LEN_MAX, lsn, lsn + n - 1));
+		lsn += n;
+		CHECK_OK(jnl_flush(j));
+		jnl_info(j, &info);
+		if (info.segments == nseg && info.seg_off > 3 * JIO_SECTOR_BYTES)
+			break;
+	}
+	CHECK_OK(jnl_close(j));
+	nitems = 0;
+	for (uint64_t s = 1; s <= nseg; s++)
+		index_segment(sim, s);
+	*simp = sim;
+	return lsn - 1;
+}
+
+/* Change the bytes of a file in place (durably). */
+static void poke(jio_sim_t *sim, uint64_t segno, uint64_t off, const void *bytes, size_t n)
+{
+	char path[256];
+	uint8_t *d;
+	size_t len;
+
+	seg_path(path, sizeof path, segno);
+	CHECK_OK(jio_sim_get(sim, path, &d, &len));
+	CHECK(off + n <= len);
+	memcpy(d + off, bytes, n);
+	CHECK_OK(jio_sim_put(sim, path, d, len));
+	free(d);
+}
+
+static void fix_header_sum(jio_sim_t *sim, uint64_t segno)
+{
+	char path[256];
+	uint8_t *d, tmp[512];
+	size_t len;
+	uint64_t sum;
+
+	seg_path(path, sizeof path, segno);
+	CHECK_OK(jio_sim_get(sim, path, &d, &len));
+	memcpy(tmp, d, 512);
+	memset(tmp + 56, 0, 8);
+	sum = XXH3_64bits(tmp, 512);
+	memcpy(d + 56, &sum, 8);
+	CHECK_OK(jio_sim_put(sim, path, d, len));
+	free(d);
+}
+
+static int scan(jio_sim_t *sim, unsigned flags, struct tju_collect *c, jnl_scan_result_t *res)
+{
+	tju_collect_init(c, salt, LEN_MAX);
+	return jnl_scan(DIR, jio_sim_io(sim), tju_uuid, 1, flags, tju_collect_fn, c, res);
+}
+
+static struct tju_collect col;
+
+/* The index of the first record (not pad) in flush number k of segment s. */
+static size_t record_in(uint64_t segno, unsigned nth)
+{
+	for (size_t i = 0; i < nitems; i++)
+		if (items[i].segno == segno && !items[i].pad && nth-- == 0)
+			return i;
+	CHECK(0);
+	return 0;
+}
+
+static size_t last_record(void)
+{
+	for (size_t i = nitems; i-- > 0;)
+		if (!items[i].pad)
+			return i;
+	CHECK(0);
+	return 0;
+}
+
+/* After a repair, the journal opens, takes new records and scans clean. */
+static void append_after(jio_sim_t *sim, uint64_t next)
+{
+	jnl_opts_t o;
+	jnl_t *j;
+	jnl_info_t info;
+	jnl_scan_result_t res;
+
+	jnl_opts_init(&o);
+	o.seg_bytes = SEG;
+	CHECK_OK(jnl_open(DIR, jio_sim_io(sim), tju_uuid, &o, &j));
+	jnl_info(j, &info);
+	CHECK(info.next_lsn == next);
+	CHECK_OK(tju_append_range(j, salt, LEN_MAX, next, next + 9));
+	CHECK_OK(jnl_flush(j));
+	CHECK_OK(jnl_close(j));
+	CHECK_OK(scan(sim, 0, &col, &res));
+	CHECK(res.end == JNL_END_CLEAN && !col.bad && col.first == 1 && col.last == next + 9);
+}
+
+static void case_truncated_last(void)
+{
+	jio_sim_t *sim;
+	uint64_t last = build(&sim, 1);
+	size_t r = last_record();
+	uint8_t zeros[64] = { 0 };
+	jnl_scan_result_t res;
+
+	/* The last record lost its second half (and the pad after it). */
+	poke(sim, 1, items[r].off + items[r].total / 2, zeros,
+	     items[r].total - items[r].total / 2 > 64 ? 64 : items[r].total - items[r].total / 2);
+	poke(sim, 1, items[r + 1].off, zeros, 40);
+	CHECK_OK(scan(sim, 0, &col, &res));
+	CHECK(res.end == JNL_END_TORN && !col.bad && col.last == last - 1);
+	CHECK(res.next_lsn == last && res.cut_off == items[r].off && !res.repaired);
+	CHECK(strstr(res.msg, "torn journal tail") && strstr(res.msg, "seg-0000000000000001.jnl"));
+	printf("truncated last record: %s\n", res.msg);
+	/* Not repaired: appending is refused until recovery ran. */
+	{
+		jnl_t *j;
+
+		CHECK_RC(jnl_open(DIR, jio_sim_io(sim), tju_uuid, NULL, &j), KEEL_E_STATE);
+	}
+	CHECK_OK(scan(sim, JNL_SCAN_REPAIR, &col, &res));
+	CHECK(res.end == JNL_END_TORN && res.repaired && col.last == last - 1);
+	CHECK_OK(scan(sim, 0, &col, &res));
+	CHECK(res.end == JNL_END_CLEAN && col.last == last - 1);
+	append_after(sim, last);
+	jio_sim_destroy(sim);
+}
+
+static void case_torn_flush(void)
+{
+	jio_sim_t *sim;
+	uint64_t last = build(&sim, 1);
+	size_t r = last_record();
+	uint8_t junk[40];
+	jnl_scan_result_t res;
+	size_t first_of_flush = r;
+
+	/* Lose the first record of the last flush but keep the rest, as a
+	 * torn write can. */
+	while (first_of_flush > 0 && !items[first_of_flush - 1].pad)
+		first_of_flush--;
+	for (size_t i = 0; i < sizeof junk; i++)
+		junk[i] = (uint8_t)tju_rand();
+	poke(sim, 1, items[first_of_flush].off, junk, sizeof junk);
+	CHECK_OK(scan(sim, 0, &col, &res));
+	CHECK(res.end == JNL_END_TORN && col.last == items[first_of_flush].lsn - 1);
+	CHECK(res.cut_records == r - first_of_flush);
+	printf("torn flush: %s\n", res.msg);
+	CHECK_OK(scan(sim, JNL_SCAN_REPAIR, &col, &res));
+	CHECK_OK(scan(sim, 0, &col, &res));
+	CHECK(res.end == JNL_END_CLEAN);
+	append_after(sim, items[first_of_flush].lsn);
+	(void)last;
+	jio_sim_destroy(sim);
+}
+
+/* Damage one record of an early flush; `how`: 0 garbage, 1 checksum,
+ * 2 magic. */
+static void case_middle(int how)
+{
+	jio_sim_t *sim;
+	uint64_t last = build(&sim, 1);
+	size_t r = record_in(1, 1);
+	jnl_scan_result_t res;
+	uint8_t b[16];
+	uint64_t stored = 0;
+	const char *names[] = { "garbage in the middle", "bad checksum", "wrong record magic" };
+
+	if (how == 0) {
+		for (size_t i = 0; i < sizeof b; i++)
+			b[i] = (uint8_t)tju_rand();
+		poke(sim, 1, items[r].off + 40, b, sizeof b);
+	} else if (how == 1) {
+		stored = 0x0123456789abcdefull;
+		poke(sim, 1, items[r].off + 32, &stored, 8);
+	} else {
+		poke(sim, 1, items[r].off, "XJRC", 4);
+	}
+	CHECK_RC(scan(sim, 0, &col, &res), KEEL_E_CORRUPT);
+	CHECK(res.bad == JNL_BAD_RECORD && res.bad_segno == 1 && res.bad_off == items[r].off);
+	CHECK(res.bad_lsn == items[r].lsn);
+	CHECK(strstr(res.msg, "seg-0000000000000001.jnl") && strstr(res.msg, "offset"));
+	CHECK(!strcmp(res.msg, jio_errmsg()));
+	if (how == 1) {
+		CHECK(res.sum_found == stored && res.sum_expected != stored);
+		CHECK(strstr(res.msg, "0123456789abcdef"));
+	}
+	printf("%s: %s\n", names[how], res.msg);
+	/* Salvage without repair reports, changes nothing. */
+	CHECK_OK(scan(sim, JNL_SCAN_SALVAGE, &col, &res));
+	CHECK(res.end == JNL_END_SALVAGED && !res.repaired && col.last == items[r].lsn - 1);
+	CHECK(res.cut_records == last - items[r].lsn);
+	CHECK_RC(scan(sim, 0, &col, &res), KEEL_E_CORRUPT);
+	/* Salvage with repair cuts for good. */
+	CHECK_OK(scan(sim, JNL_SCAN_SALVAGE | JNL_SCAN_REPAIR, &col, &res));
+	CHECK(res.end == JNL_END_SALVAGED && res.repaired);
+	printf("  salvage: %s\n", res.msg);
+	CHECK_OK(scan(sim, 0, &col, &res));
+	CHECK(res.end == JNL_END_CLEAN && col.last == items[r].lsn - 1);
+	append_after(sim, items[r].lsn);
+	jio_sim_destroy(sim);
+}
+
+static void case_header(int how)
+{
+	jio_sim_t *sim;
+	uint64_t last = build(&sim, 2);
+	jnl_scan_result_t res;
+	uint32_t v;
+	uint64_t x;
+	int want_bad = JNL_BAD_HEADER;
+
+	switch (how) {
+	case 0: /* segment magic */
+		poke(sim, 1, 0, "XJSG", 4);
+		want_bad = JNL_BAD_GAP; /* segment 1 drops out: records from LSN 1 are missing */
+		break;
+	case 1: /* version 2, checksum fixed: a future format */
+		v = 2;
+		poke(sim, 2, 4, &v, 4);
+		fix_header_sum(sim, 2);
+		break;
+	case 2: /* first LSN of segment 2 changed, checksum fixed */
+		memcpy(&x, (uint8_t[8]){ 0 }, 8);
+		x = items[record_in(2, 0)].lsn + 1;
+		poke(sim, 2, 16, &x, 8);
+		fix_header_sum(sim, 2);
+		break;
+	case 3: /* segment 2 shortened */
+	{
+		char path[256];
+		uint8_t *d;
+		size_t len;
+
+		seg_path(path, sizeof path, 2);
+		CHECK_OK(jio_sim_get(sim, path, &d, &len));
+		CHECK_OK(jio_sim_put(sim, path, d, len - 512));
+		free(d);
+		break;
+	}
+	case 4: /* garbage in the never-written end of sealed segment 1 */
+	{
+		/* A journal whose first segment ends with a whole unused
+		 * sector: one record up to offset 7680, and the next one too
+		 * large for the rest. */
+		jnl_t *j;
+		jnl_opts_t o;
+		static uint8_t big[7000];
+
+		jio_sim_destroy(sim);
+		CHECK_OK(jio_sim_create(&sim));
+		CHECK_OK(jio_sim_mkdirs(sim, "/s"));
+		jnl_opts_init(&o);
+		o.seg_bytes = SEG;
+		CHECK_OK(jnl_open(DIR, jio_sim_io(sim), tju_uuid, &o, &j));
+		CHECK_OK(jnl_append(j, 1, big, sizeof big));
+		CHECK_OK(jnl_flush(j));
+		CHECK_OK(jnl_append(j, 2, big, 600));
+		CHECK_OK(jnl_flush(j));
+		CHECK_OK(jnl_close(j));
+		CHECK_OK(jnl_scan(DIR, jio_sim_io(sim), tju_uuid, 1, 0, NULL, NULL, &res));
+		CHECK(res.end == JNL_END_CLEAN && res.end_segno == 2 && res.next_lsn == 3);
+		poke(sim, 1, SEG - 100, "x", 1);
+		want_bad = JNL_BAD_UNUSED;
+		break;
+	}
+	}
+	CHECK_RC(scan(sim, 0, &col, &res), KEEL_E_CORRUPT);
+	if (res.bad != want_bad)
+		printf("case %d: bad %d, want %d: %s\n", how, res.bad, want_bad, res.msg);
+	CHECK(res.bad == want_bad);
+	CHECK(strstr(res.msg, "seg-000000000000000"));
+	if (how == 1)
+		CHECK(strstr(res.msg, "version 2"));
+	printf("header case %d: %s\n", how, res.msg);
+	(void)last;
+	jio_sim_destroy(sim);
+}
+
+/* A journal of another store is not this store's journal. */
+static void case_foreign(void)
+{
+	jio_sim_t *sim;
+	jnl_scan_result_t res;
+	uint8_t other[JNL_UUID_BYTES];
+
+	build(&sim, 1);
+	memcpy(other, tju_uuid, sizeof other);
+	other[0] ^= 1;
+	CHECK_RC(jnl_scan(DIR, jio_sim_io(sim), other, 1, 0, NULL, NULL, &res), KEEL_E_CORRUPT);
+	CHECK(res.bad == JNL_BAD_HEADER && strstr(res.msg, "another store"));
+	printf("foreign: %s\n", res.msg);
+	jio_sim_destroy(sim);
+}
+
+int main(int argc, char **argv)
+{
+	tju_init(argc, argv, "Hand-made corrupt journals and what the scan says about them.");
+	salt = tju_seed;
+	case_truncated_last();
+	case_torn_flush();
+	for (int how = 0; how < 3; how++)
+		case_middle(how);
+	for (int how = 0; how < 5; how++)
+		case_header(how);
+	case_foreign();
+	printf("ok\n");
+	return 0;
+}
