@@ -1005,6 +1005,10 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	shm_faa(&h->root->commits, 1);
 	unlock_all(&c);
 	advance_applied(h);
+	/* Holding no lock now, help a record left by a dead owner once the ring
+	 * is half full behind it (the liveness check costs a system call). */
+	if (ring_head(h->root) - shm_load_acq(&h->root->applied_pos) > h->a.hdr->ring_bytes / 2)
+		help_record(h, rec_at(h, shm_load_acq(&h->root->applied_pos)));
 out:
 	prealloc_release(&c, 0);
 	unlock_all(&c);

@@ -443,6 +443,8 @@ int keel_reclaim(keel_t *h)
 			if (!p || (rc = part_lock(h, p)))
 				continue;
 			table_reclaim(h, p, 0);
+			if (pass == 2)
+				shm_heap_trim(&h->a, &p->heap);
 			part_unlock(h, p);
 		}
 	}
@@ -497,8 +499,11 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 	}
 	uint64_t rb = h->a.hdr->ring_bytes, head = ring_head(h->root);
 	uint64_t pos = shm_load_acq(&h->root->applied_pos);
+	uint64_t expect = shm_load_acq(&h->root->applied_lsn) + 1;
 	for (uint64_t steps = 0; pos < head && steps < rb / REC_ALIGN; steps++) {
 		struct rec *r = rec_at(h, pos);
+		if (shm_load_acq(&r->lsn) != expect)
+			break;   /* reserved, header not written yet: a commit in flight */
 		if (r->magic != REC_MAGIC || r->len < REC_ALIGN || r->len % REC_ALIGN || r->len > rb) {
 			snprintf(where, sizeof(where), "ring position %llu", (unsigned long long)pos);
 			report(&au, where, "bad record header (magic %08x, length %u)", r->magic, r->len);
@@ -510,6 +515,8 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 			report(&au, where, "%s by dead process %u", st == REC_RESERVED ? "reserved" : "complete but not applied",
 			       r->pid);
 		}
+		if (st != REC_PAD)
+			expect++;
 		pos += r->len;
 	}
 	if (shm_load(&h->root->applied_lsn) >= next_lsn(h->root))

@@ -101,7 +101,7 @@ static uint64_t store_layout_sig(void)
 static int init_root(shm_arena_t *a, void *ctx)
 {
 	struct keel_root *root = (struct keel_root *)a->hdr->root;
-	const keel_options_t *o = ctx;
+	(void)ctx;
 	int rc;
 
 	memset(root, 0, sizeof(*root));
@@ -119,6 +119,8 @@ static int check_options(const keel_options_t *o)
 {
 	if (o->struct_size != sizeof(*o))
 		return shm_err(KEEL_E_INVAL, "options not initialised with keel_options_init");
+	if (o->flags & ~(uint32_t)(KEEL_OPEN_NOCREATE | KEEL_OPEN_READONLY))
+		return shm_err(KEEL_E_INVAL, "unknown open flags %#x", o->flags & ~(uint32_t)(KEEL_OPEN_NOCREATE | KEEL_OPEN_READONLY));
 	if (o->durability < KEEL_DURABILITY_DEFAULT || o->durability > KEEL_DURABILITY_SYNC)
 		return shm_err(KEEL_E_INVAL, "unknown durability %d", o->durability);
 	if (o->durability != KEEL_DURABILITY_MEMORY && o->durability != KEEL_DURABILITY_DEFAULT)

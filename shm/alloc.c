@@ -588,3 +588,68 @@ int shm_sweep_end(struct shm_sweep *s, int repair, struct shm_sweep_result *out)
 	free(s);
 	return 0;
 }
+
+/*
+ * Give the owner's wholly free slab pages back to the page pool (under the
+ * owner's lock).  Free lists are rebuilt without the blocks of those pages.
+ * Returns the number of pages returned.
+ */
+int shm_heap_trim(shm_arena_t *a, struct shm_heap *h)
+{
+	struct shm_sweep *s;
+	struct shm_sweep_result res;
+	int n = 0;
+
+	if (shm_sweep_begin(a, h, &s))
+		return 0;
+	for (uint32_t c = 0; c < SHM_CLASSES_MAX; c++) {
+		uint64_t steps = 0;
+		for (uint64_t b = h->free_head[c]; b && steps++ < (1ull << 32);) {
+			uint32_t i;
+			struct sweep_page *sp = find_block(s, b, &i);
+			if (!sp || sp->type != SHM_PAGE_SLAB || sp->live[i])
+				break;
+			sp->live[i] = 2;
+			b = *(uint64_t *)shm_at(a, b);
+		}
+	}
+	for (size_t k = 0; k < s->n; k++) {
+		struct sweep_page *sp = &s->pages[k];
+		uint32_t nfree = 0;
+		if (sp->type != SHM_PAGE_SLAB)
+			continue;
+		for (uint32_t i = 0; i < sp->nblocks; i++)
+			nfree += sp->live[i] == 2;
+		sp->cls = nfree == sp->nblocks ? sp->cls : sp->cls;
+		sp->npages = nfree == sp->nblocks ? 0 : sp->npages;   /* 0 marks "return it" */
+	}
+	for (uint32_t c = 0; c < SHM_CLASSES_MAX; c++) {
+		uint64_t *link = &h->free_head[c], steps = 0;
+		while (*link && steps++ < (1ull << 32)) {
+			uint32_t i;
+			struct sweep_page *sp = find_block(s, *link, &i);
+			if (!sp)
+				break;
+			if (sp->npages == 0)
+				*link = *(uint64_t *)shm_at(a, *link);
+			else
+				link = (uint64_t *)shm_at(a, *link);
+		}
+	}
+	for (size_t k = 0; k < s->n; k++) {
+		struct sweep_page *sp = &s->pages[k];
+		if (sp->type == SHM_PAGE_SLAB && sp->npages == 0) {
+			pages_free(a, sp->off);
+			h->pages--;
+			sp->type = 0;   /* not walked again by the end below */
+			n++;
+		}
+	}
+	/* Release the bookkeeping without touching the heap. */
+	for (size_t k = 0; k < s->n; k++)
+		free(s->pages[k].live);
+	free(s->pages);
+	free(s);
+	(void)res;
+	return n;
+}

@@ -108,5 +108,7 @@ struct shm_sweep_result {
 int shm_sweep_begin(shm_arena_t *a, struct shm_heap *h, struct shm_sweep **out);
 int shm_sweep_mark(struct shm_sweep *s, uint64_t off);
 int shm_sweep_end(struct shm_sweep *s, int repair, struct shm_sweep_result *out);
+/* Return wholly free slab pages of heap h to the page pool (owner lock held). */
+int shm_heap_trim(shm_arena_t *a, struct shm_heap *h);
 
 #endif
