@@ -106,6 +106,13 @@
  *     is not zero; else CLEAN.  An UNUSED segment right after the chain
  *     that nevertheless holds intact records has a damaged header (W3).
  *
+ * Who writes what: one writer at a time appends to the current segment
+ * and starts the next; several processes may take turns as the writer,
+ * passing the append position along (jnl_pos, see journal.h) under the
+ * caller's lock.  Recycling renames whole segments below a checkpoint LSN
+ * and never touches the current one.  Readers (jnl_scan) only read, except
+ * for an explicit repair.
+ *
  * Repair (JNL_SCAN_REPAIR) makes the end clean again, synced, before anyone
  * appends: a PAD at p closes a flush left open (it shares p's sector with
  * records of that unsynced flush, which were never acknowledged; the new
@@ -1461,18 +1468,21 @@ static int switch_next(jnl_t *j)
 	uint64_t next = j->segno + 1, size = 0;
 	struct seghdr old, h;
 	size_t got = 0;
-	int fh, rc, si;
+	int fh, rc, si, cls;
 
 	JNL_VERIFY(j->len == 0);
-	if (spare_index(j, next) < 0) {
-		rc = make_spare(j, next);
-		if (rc < 0)
-			return rc;
-	}
 	rc = seg_path(path, sizeof path, j->dir, next);
 	if (rc < 0)
 		return rc;
+	/* Whatever the lists say (another process may have recycled or
+	 * prepared segments), the file itself decides. */
 	rc = jio_open(j->io, path, JIO_RDWR, &fh);
+	if (rc == KEEL_E_NOTFOUND) {
+		rc = make_spare(j, next);
+		if (rc < 0)
+			return rc;
+		rc = jio_open(j->io, path, JIO_RDWR, &fh);
+	}
 	if (rc < 0)
 		return rc;
 	rc = jio_size(j->io, fh, &size);
@@ -1480,12 +1490,22 @@ static int switch_next(jnl_t *j)
 		rc = jio_pread(j->io, fh, sector, sizeof sector, 0, &got);
 	if (rc < 0)
 		goto fail;
+	cls = got == sizeof sector ? seghdr_decode(sector, j->uuid, next, &old, why, sizeof why)
+				   : HDR_DAMAGED;
+	if (cls == HDR_USED || cls == HDR_ALIEN) {
+		jio_close(j->io, fh);
+		if (cls == HDR_ALIEN)
+			return jio_err(KEEL_E_CORRUPT, "journal segment %s cannot be reused: %s", path, why);
+		return jio_err(KEEL_E_STATE,
+			       "journal segment %s is already started (first LSN %" PRIu64 "): another "
+			       "writer moved the journal on; jnl_reload or jnl_set_pos before appending",
+			       path, old.first_lsn);
+	}
 	h.segno = next;
 	h.first_lsn = j->next_lsn;
 	h.seg_bytes = j->opts.seg_bytes;
 	h.flags = 0;
-	if (got == sizeof sector && seghdr_decode(sector, j->uuid, next, &old, why, sizeof why) == HDR_SPARE &&
-	    (old.flags & JNL_F_ZEROED) && old.seg_bytes == size &&
+	if (cls == HDR_SPARE && (old.flags & JNL_F_ZEROED) && old.seg_bytes == size &&
 	    size == h.seg_bytes) {
 		h.flags = JNL_F_ZEROED; /* a spare made by make_spare */
 	} else if (size != h.seg_bytes) {
@@ -1614,6 +1634,8 @@ int jnl_append(jnl_t *j, uint64_t lsn, const void *payload, size_t len)
 		rc = flush_buffer(j);
 		if (rc == 0)
 			rc = switch_next(j);
+		if (rc == KEEL_E_STATE)
+			return rc; /* nothing written in the next segment: not a failure */
 		if (rc < 0)
 			return jnl_fail(j, rc);
 		JNL_VERIFY(j->off + total + JNL_REC_HEADER_BYTES <= j->seg_bytes);
@@ -1640,17 +1662,56 @@ int jnl_flush(jnl_t *j)
 	return flush_buffer(j);
 }
 
+/* Rebuild the segment lists from the directory (another process may have
+ * recycled, prepared or switched). */
+static int refresh_lists(jnl_t *j)
+{
+	struct jdir jd;
+	int rc = jdir_load(j->io, j->dir, j->uuid, &jd);
+
+	if (rc < 0)
+		return rc;
+	j->nused = j->nspare = j->njunk = 0;
+	if (jd.max_segno > j->max_segno)
+		j->max_segno = jd.max_segno;
+	for (size_t i = 0; i < jd.n && rc == 0; i++) {
+		const struct seginfo *si = &jd.v[i];
+
+		if (si->hclass == HDR_USED && si->segno > j->segno)
+			rc = jio_err(KEEL_E_STATE,
+				     "journal segment %" PRIu64 " is in use beyond this writer's segment %" PRIu64
+				     ": another writer moved the journal on; jnl_reload or jnl_set_pos first",
+				     si->segno, j->segno);
+		else if (si->hclass == HDR_USED)
+			rc = used_push(j, si->segno, si->h.first_lsn);
+		else if (si->segno > j->segno)
+			rc = u64_push(&j->spare, &j->nspare, &j->spare_cap, si->segno);
+		else
+			rc = u64_push(&j->junk, &j->njunk, &j->junk_cap, si->segno);
+	}
+	if (rc == 0 && (j->nused == 0 || j->used[j->nused - 1].segno != j->segno))
+		rc = jio_err(KEEL_E_STATE, "the current journal segment %" PRIu64 " is missing or not "
+			     "valid on disk; reopen the journal", j->segno);
+	jdir_free(&jd);
+	return rc;
+}
+
 int jnl_prepare(jnl_t *j, unsigned count)
 {
+	int rc;
+
 	if (j->failed)
 		return jnl_panic(j);
+	rc = refresh_lists(j);
+	if (rc < 0)
+		return rc == KEEL_E_STATE ? rc : jnl_fail(j, rc);
 	if (count > JNL_SPARE_MAX)
 		return jio_err(KEEL_E_INVAL, "jnl_prepare: %u spares (at most %u)", count, JNL_SPARE_MAX);
 	/* Bounded by count. */
 	while (j->nspare < count) {
 		uint64_t segno = (j->max_segno > j->segno ? j->max_segno : j->segno) + 1;
-		int rc = make_spare(j, segno);
 
+		rc = make_spare(j, segno);
 		if (rc < 0)
 			return jnl_fail(j, rc);
 	}
@@ -1684,6 +1745,9 @@ int jnl_recycle_below(jnl_t *j, uint64_t lsn)
 
 	if (j->failed)
 		return jnl_panic(j);
+	rc = refresh_lists(j);
+	if (rc < 0)
+		return rc == KEEL_E_STATE ? rc : jnl_fail(j, rc);
 	/* used[k] is wholly below lsn when the next used segment starts at or
 	 * below it; the current (last) one is never recycled. */
 	while (keep_from + 1 < j->nused && j->used[keep_from + 1].first_lsn <= lsn)
@@ -1851,16 +1915,69 @@ int jnl_open(const char *dir, jio_t *io, const uint8_t uuid[JNL_UUID_BYTES], con
 	return 0;
 }
 
-int jnl_reload(jnl_t *j)
+int jnl_reload(jnl_t *j, unsigned flags)
 {
+	uint32_t saved = j->opts.flags;
 	int rc;
 
 	if (j->failed)
 		return jnl_panic(j);
+	if (flags & ~(unsigned)JNL_OPEN_REPAIR)
+		return jio_err(KEEL_E_INVAL, "jnl_reload: unknown flags 0x%x", flags);
+	j->opts.flags = flags;
 	rc = jnl_load(j);
+	j->opts.flags = saved;
 	if (rc < 0 && rc != KEEL_E_STATE && rc != KEEL_E_CORRUPT)
 		return jnl_fail(j, rc);
 	return rc;
+}
+
+void jnl_get_pos(const jnl_t *j, jnl_pos_t *pos)
+{
+	memset(pos, 0, sizeof *pos);
+	pos->segno = j->segno;
+	pos->seg_first_lsn = j->seg_first_lsn;
+	pos->seg_bytes = j->seg_bytes;
+	pos->off = j->off;
+	pos->next_lsn = j->next_lsn - j->buf_records;
+}
+
+int jnl_set_pos(jnl_t *j, const jnl_pos_t *pos)
+{
+	if (j->failed)
+		return jnl_panic(j);
+	if (j->len)
+		return jio_err(KEEL_E_STATE, "jnl_set_pos: %" PRIu64 " records are buffered; flush first",
+			       j->buf_records);
+	if (pos->segno == 0 || pos->segno == UINT64_MAX || pos->seg_bytes < JNL_SEG_BYTES_MIN ||
+	    pos->seg_bytes > JNL_SEG_BYTES_MAX || pos->seg_bytes % JIO_SECTOR_BYTES ||
+	    pos->off % JIO_SECTOR_BYTES || pos->off < JNL_HEADER_BYTES || pos->off > pos->seg_bytes ||
+	    pos->seg_first_lsn == 0 || pos->next_lsn < pos->seg_first_lsn ||
+	    pos->next_lsn == UINT64_MAX)
+		return jio_err(KEEL_E_INVAL, "jnl_set_pos: inconsistent position (segment %" PRIu64
+			       ", offset %" PRIu64 " of %" PRIu64 ", LSN %" PRIu64 " from %" PRIu64 ")",
+			       pos->segno, pos->off, pos->seg_bytes, pos->next_lsn, pos->seg_first_lsn);
+	if (pos->segno != j->segno) {
+		char path[JIO_PATH_MAX];
+		int fh, rc = seg_path(path, sizeof path, j->dir, pos->segno);
+
+		if (rc == 0)
+			rc = jio_open(j->io, path, JIO_RDWR, &fh);
+		if (rc < 0)
+			return rc;
+		if (j->fh >= 0)
+			jio_close(j->io, j->fh);
+		j->fh = fh;
+		j->segno = pos->segno;
+		j->salt = jnl_salt(j->uuid, pos->segno);
+		if (pos->segno > j->max_segno)
+			j->max_segno = pos->segno;
+	}
+	j->seg_first_lsn = pos->seg_first_lsn;
+	j->seg_bytes = pos->seg_bytes;
+	j->off = pos->off;
+	j->next_lsn = pos->next_lsn;
+	return 0;
 }
 
 int jnl_close(jnl_t *j)

@@ -85,7 +85,8 @@ int jnl_open(const char *dir, jio_t *io, const uint8_t uuid[JNL_UUID_BYTES],
  * when the record does not fit in the current segment, append flushes what
  * is buffered, syncs it and starts the next segment, so it may do I/O.
  * Errors: INVAL (wrong LSN, payload over JNL_PAYLOAD_MAX), PANIC (failed
- * earlier), IO, NOSPC, NOMEM.
+ * earlier), IO, NOSPC, NOMEM, STATE (the next segment was already started
+ * by another writer: see jnl_set_pos; not sticky).
  */
 int jnl_append(jnl_t *j, uint64_t lsn, const void *payload, size_t len);
 
@@ -113,11 +114,43 @@ int jnl_recycle_below(jnl_t *j, uint64_t lsn);
 int jnl_prepare(jnl_t *j, unsigned count);
 
 /*
- * Re-read the append position from disk (after another process wrote the
- * journal, or took over as flusher): drop the buffer and do what jnl_open
- * does.  Errors as jnl_open.
+ * Re-read the append position from disk, as jnl_open does, dropping the
+ * buffer.  flags: 0 or JNL_OPEN_REPAIR.  For a process taking over as the
+ * writer after the previous writer died during a flush: its last flush may
+ * be torn, and only a repair (zeroing what it left beyond the end) makes
+ * appending safe.  Reads the whole last segment.  Errors as jnl_open.
  */
-int jnl_reload(jnl_t *j);
+int jnl_reload(jnl_t *j, unsigned flags);
+
+/*
+ * The append position, small enough to keep in shared memory, so that
+ * several processes can take turns as the writer of one journal without
+ * reading it from disk at each turn.  It describes the durable end (what
+ * jnl_flush last completed), not buffered records.
+ *
+ * Protocol for writers in several processes (the caller's lock serializes
+ * them): the writer whose turn it is calls jnl_set_pos with the position
+ * the previous writer published, appends and flushes, and publishes
+ * jnl_get_pos only after jnl_flush returned 0.  If a writer died during its
+ * turn, its flush may be partly on disk: the next writer calls
+ * jnl_reload(j, JNL_OPEN_REPAIR) instead of jnl_set_pos, once the dead
+ * process has exited (a process's io_uring requests end with it).
+ * jnl_recycle_below and jnl_prepare reread the directory, so they see what
+ * other processes did; a segment switch notices a segment another writer
+ * already started and fails with KEEL_E_STATE (not sticky).
+ */
+typedef struct jnl_pos {
+	uint64_t segno;          /* current segment */
+	uint64_t seg_first_lsn;  /* its first LSN */
+	uint64_t seg_bytes;      /* its size */
+	uint64_t off;            /* durable end: the next flush writes here */
+	uint64_t next_lsn;       /* LSN of the next record */
+} jnl_pos_t;
+
+void jnl_get_pos(const jnl_t *j, jnl_pos_t *pos);
+/* Errors: STATE (records are buffered), INVAL (inconsistent position),
+ * PANIC, NOTFOUND/IO (the segment file cannot be opened). */
+int jnl_set_pos(jnl_t *j, const jnl_pos_t *pos);
 
 /* Close; buffered records that were not flushed are dropped.  Safe on NULL. */
 int jnl_close(jnl_t *j);
