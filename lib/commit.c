@@ -939,6 +939,10 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	for (uint32_t k = 0; k < t->nparts; k++) {
 		struct txn_part *tp = &t->parts[k];
 		rc = tp->writes ? part_find_or_create(h, tp->name, &tp->p) : part_find(h, tp->name, &tp->p);
+		if (rc == KEEL_E_FULL) {   /* a new partition needs a page: make room once */
+			store_trim(h);
+			rc = part_find_or_create(h, tp->name, &tp->p);
+		}
 		if (rc)
 			goto out;
 		any_write |= tp->writes;
@@ -949,13 +953,24 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 		if (t->parts[k].p)
 			c.order[n++] = k;
 	qsort_r(c.order, n, sizeof(c.order[0]), cmp_order, t);
-	for (uint32_t k = 0; k < n; k++) {
-		if ((rc = part_lock(h, t->parts[c.order[k]].p)))
-			goto out;
-		c.nlocked++;
-	}
 	uint32_t nwrites;
-	if ((rc = prepare(&c, &rec_bytes, n, &nwrites)))
+	for (int attempt = 0;; attempt++) {
+		for (uint32_t k = 0; k < n; k++) {
+			if ((rc = part_lock(h, t->parts[c.order[k]].p)))
+				goto out;
+			c.nlocked++;
+		}
+		rc = prepare(&c, &rec_bytes, n, &nwrites);
+		if (rc != KEEL_E_FULL || attempt > 0)
+			break;
+		/* Full: give back what can be reused (retired versions, and
+		 * wholly free pages of every partition), then try once more. */
+		prealloc_release(&c, 0);
+		unlock_all(&c);
+		t->removed = 0;
+		store_trim(h);
+	}
+	if (rc)
 		goto out;
 	if (!any_write || nwrites == 0) {   /* nothing to write: no record, no LSN */
 		t->lsn = shm_load_acq(&h->root->applied_lsn);

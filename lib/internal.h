@@ -335,6 +335,9 @@ void help_record(keel_t *h, struct rec *r);
 
 /* ---- repair and audit (repair.c) -------------------------------------------------------------- */
 int part_repair(keel_t *h, struct part *p);
+/* Reuse what no reader can see and return free pages of every partition to
+ * the page pool; takes each partition lock in turn (hold none). */
+void store_trim(keel_t *h);
 uint64_t lsn_horizon(keel_t *h);
 
 /* ---- reading (read.c) ---------------------------------------------------------------------------- */

@@ -429,6 +429,22 @@ static void reap_locks(keel_t *h)
 	}
 }
 
+void store_trim(keel_t *h)
+{
+	uint32_t n = shm_load32_acq(&h->root->nparts);
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t i = 0; i < n && i < SHM_PARTS_MAX; i++) {
+			struct part *p = part_by_id(h, i);
+			if (!p || part_lock(h, p))
+				continue;
+			table_reclaim(h, p, 0);
+			if (pass == 1)
+				shm_heap_trim(&h->a, &p->heap);
+			part_unlock(h, p);
+		}
+	}
+}
+
 int keel_reclaim(keel_t *h)
 {
 	int rc = handle_ok(h);
@@ -436,18 +452,8 @@ int keel_reclaim(keel_t *h)
 		return rc;
 	int reaped = shm_reap(&h->a, NULL, NULL);
 	reap_locks(h);
-	uint32_t n = shm_load32_acq(&h->root->nparts);
-	for (int pass = 0; pass < 3; pass++) {
-		for (uint32_t i = 0; i < n && i < SHM_PARTS_MAX; i++) {
-			struct part *p = part_by_id(h, i);
-			if (!p || (rc = part_lock(h, p)))
-				continue;
-			table_reclaim(h, p, 0);
-			if (pass == 2)
-				shm_heap_trim(&h->a, &p->heap);
-			part_unlock(h, p);
-		}
-	}
+	store_trim(h);
+	store_trim(h);   /* tombstones unlinked in the first wait one generation */
 	return reaped;
 }
 
