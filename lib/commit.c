@@ -429,9 +429,12 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 			shm_store_rel(&me->rsv_lsn, 0);
 			continue;
 		}
-		/* Full: help the records before the tail along (void what dead
-		 * owners left), but never take partition locks here: we hold some. */
+		/* Full: help the records before the tail along (void or redo what
+		 * dead owners left).  We hold partition locks, so only trylock:
+		 * a dead owner's lock always yields to trylock (EOWNERDEAD). */
 		advance_applied(h);
+		if (attempt % 64 == 63)
+			help_record(h, rec_at(h, shm_load_acq(&root->applied_pos)), 1);
 		if (attempt > 1000000)
 			return shm_err(KEEL_E_BUSY, "commit ring full for too long (%llu bytes); a commit in progress is stuck",
 				       (unsigned long long)rb);
@@ -509,7 +512,7 @@ void advance_applied(keel_t *h)
 	shm_lock_release(&root->apply_lock);
 }
 
-void help_record(keel_t *h, struct rec *r)
+void help_record(keel_t *h, struct rec *r, int try_only)
 {
 	uint32_t st = shm_load32_acq(&r->state);
 
@@ -531,10 +534,13 @@ void help_record(keel_t *h, struct rec *r)
 		struct part *p = part_by_id(h, ids[i]);
 		if (!p)
 			continue;
-		if (part_lock(h, p) == 0) {
+		int rc = try_only ? part_trylock(h, p) : part_lock(h, p);
+		if (rc == 0) {
 			if (p->applying_lsn == r->lsn)
 				all_clear = 0;
 			part_unlock(h, p);
+		} else if (shm_load_acq(&p->applying_lsn) == r->lsn) {
+			all_clear = 0;   /* busy or failed: not repaired yet */
 		}
 	}
 	if (all_clear) {
@@ -583,7 +589,7 @@ int wait_applied(keel_t *h, uint64_t lsn)
 			return 0;
 		if (i >= WAIT_SPINS_MAX) {
 			struct rec *b = rec_at(h, shm_load_acq(&root->applied_pos));
-			help_record(h, b);
+			help_record(h, b, 0);
 			if (i < WAIT_SPINS_MAX * 4) {
 				sched_yield();
 			} else {
@@ -1023,7 +1029,7 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	/* Holding no lock now, help a record left by a dead owner once the ring
 	 * is half full behind it (the liveness check costs a system call). */
 	if (ring_head(h->root) - shm_load_acq(&h->root->applied_pos) > h->a.hdr->ring_bytes / 2)
-		help_record(h, rec_at(h, shm_load_acq(&h->root->applied_pos)));
+		help_record(h, rec_at(h, shm_load_acq(&h->root->applied_pos)), 0);
 out:
 	prealloc_release(&c, 0);
 	unlock_all(&c);

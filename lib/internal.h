@@ -288,6 +288,8 @@ struct part *part_by_id(keel_t *h, uint32_t id);
 /* Lock a partition, repairing it if its last holder died. */
 int part_lock(keel_t *h, struct part *p);
 void part_unlock(keel_t *h, struct part *p);
+/* Like part_lock, or SHM_LOCK_BUSY when someone alive holds it. */
+int part_trylock(keel_t *h, struct part *p);
 
 /* ---- tables (table.c) ---------------------------------------------------------------------------- */
 int table_init(keel_t *h, struct part *p);
@@ -331,7 +333,7 @@ struct rec *rec_at(keel_t *h, uint64_t pos);
 void advance_applied(keel_t *h);
 int wait_applied(keel_t *h, uint64_t lsn);
 /* Help a record whose owner died (redo or void it).  */
-void help_record(keel_t *h, struct rec *r);
+void help_record(keel_t *h, struct rec *r, int try_only);
 
 /* ---- repair and audit (repair.c) -------------------------------------------------------------- */
 int part_repair(keel_t *h, struct part *p);

@@ -182,6 +182,28 @@ int part_lock(keel_t *h, struct part *p)
 	return 0;
 }
 
+int part_trylock(keel_t *h, struct part *p)
+{
+	int rc = shm_lock_try(&p->lock);
+
+	if (rc == SHM_LOCK_BUSY)
+		return rc;
+	if (rc == SHM_LOCK_OK && __builtin_expect(p->applying_lsn != 0, 0))
+		rc = SHM_LOCK_DIED;
+	if (rc == SHM_LOCK_DIED) {
+		rc = part_repair(h, p);
+		shm_lock_consistent(&p->lock);
+		if (rc) {
+			shm_lock_release(&p->lock);
+			return rc;
+		}
+		return 0;
+	}
+	if (rc < 0)
+		return shm_err(KEEL_E_OS, "lock of partition \"%s\": error %d", p->name, -rc);
+	return 0;
+}
+
 void part_unlock(keel_t *h, struct part *p)
 {
 	shm_lock_release(&p->lock);

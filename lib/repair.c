@@ -425,7 +425,7 @@ static void reap_locks(keel_t *h)
 		advance_applied(h);
 		if (shm_load_acq(&h->root->applied_pos) >= ring_head(h->root))
 			break;
-		help_record(h, rec_at(h, shm_load_acq(&h->root->applied_pos)));
+		help_record(h, rec_at(h, shm_load_acq(&h->root->applied_pos)), 0);
 	}
 }
 
