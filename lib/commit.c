@@ -32,6 +32,7 @@
 #define TXN_INLINE_OPS 4
 #define TXN_INLINE_BYTES 512
 #define WAIT_SPINS_MAX 200
+#define RING_WAIT_NS_MAX (10ull * 1000000000ull)   /* a full ring waits this long at most */
 
 struct txn_op {
 	uint8_t type;        /* OP_PUT, OP_DEL, or 0 = condition only */
@@ -390,6 +391,7 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 	uint32_t pid = (uint32_t)getpid();
 	uint64_t start = me->start_time;
 
+	uint64_t t0 = 0;
 	for (uint64_t attempt = 0;; attempt++) {
 		uint64_t head, lsn;
 		shm_load_pair(&root->rsv, &head, &lsn);
@@ -435,9 +437,12 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 		advance_applied(h);
 		if (attempt % 64 == 63)
 			help_record(h, rec_at(h, shm_load_acq(&root->applied_pos)), 1);
-		if (attempt > 1000000)
-			return shm_err(KEEL_E_BUSY, "commit ring full for too long (%llu bytes); a commit in progress is stuck",
-				       (unsigned long long)rb);
+		if (attempt == 100)
+			t0 = shm_mono_ns();
+		if (attempt > 100 && attempt % 1024 == 0 && shm_mono_ns() - t0 > RING_WAIT_NS_MAX)
+			return shm_err(KEEL_E_BUSY, "commit ring (%llu bytes) full for %llu s: a commit in progress is stuck (ring head %llu, applied position %llu)",
+				       (unsigned long long)rb, (unsigned long long)(RING_WAIT_NS_MAX / 1000000000ull),
+				       (unsigned long long)head, (unsigned long long)shm_load(&root->applied_pos));
 		if (attempt > 100)
 			sched_yield();
 	}

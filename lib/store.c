@@ -163,6 +163,21 @@ int keel_arena_path(const char *dir, const keel_options_t *opt, char *buf, size_
 	return resolve_arena(dir, opt, buf, cap);
 }
 
+/* The root's counters must agree with each other before anyone loops on them. */
+static int check_root(keel_t *h, const char *path)
+{
+	struct keel_root *r = h->root;
+	uint64_t head = ring_head(r), nl = next_lsn(r), ap = r->applied_pos, al = r->applied_lsn;
+	uint64_t rb = h->a.hdr->ring_bytes;
+
+	if (ap > head || head - ap > rb || ap % REC_ALIGN || head % REC_ALIGN || al >= nl ||
+	    nl - al > rb / REC_ALIGN + 1 || r->nparts > SHM_PARTS_MAX || r->gen == 0)
+		return shm_err(KEEL_E_CORRUPT, "arena %s: commit counters disagree (ring head %llu, applied position %llu, next LSN %llu, applied LSN %llu, %u partitions); the arena is damaged: remove it (keel destroy) and recover from the journal",
+			       path, (unsigned long long)head, (unsigned long long)ap, (unsigned long long)nl,
+			       (unsigned long long)al, r->nparts);
+	return 0;
+}
+
 int keel_open(const char *dir, const keel_options_t *opt, keel_t **out)
 {
 	keel_options_t d;
@@ -212,6 +227,8 @@ int keel_open(const char *dir, const keel_options_t *opt, keel_t **out)
 		rc = shm_err(KEEL_E_CORRUPT, "arena %s: durability field %u is invalid", path, h->root->durability);
 		goto fail;
 	}
+	if ((rc = check_root(h, path)))
+		goto fail;
 	h->durability = (int)h->root->durability;
 	h->readonly = !!(opt->flags & KEEL_OPEN_READONLY);
 	h->fork_gen = keel_fork_gen;
@@ -306,7 +323,7 @@ int keel_stat(keel_t *h, keel_stat_t *st)
 	st->arena_bytes_free = ps.pages_free * SHM_PAGE_BYTES + (slab > used ? 0 : 0) +
 			       (hd->arena_bytes_max - hd->galloc.bump);
 	st->partitions = n;
-	for (uint32_t i = 0; i < shm_load32(&hd->procs_hi); i++)
+	for (uint32_t i = 0; i < shm_load32(&hd->procs_hi) && i < SHM_PROCS_MAX; i++)
 		st->processes += shm_proc_live(&h->a, i, NULL);
 	st->next_lsn = next_lsn(h->root);
 	st->applied_lsn = shm_load_acq(&h->root->applied_lsn);
@@ -362,7 +379,7 @@ int keel_processes(keel_t *h, keel_proc_fn fn, void *ctx)
 		pi.pid = (pid_t)pid;
 		pi.start_time = sp->start_time;
 		uint32_t rhi = shm_load32(&h->a.hdr->readers_hi);
-		for (uint32_t r = 0; r < rhi; r++) {
+		for (uint32_t r = 0; r < rhi && r < SHM_READERS_MAX; r++) {
 			struct shm_reader *rd = shm_reader_slot(&h->a, r);
 			uint64_t s = shm_load(&rd->snap);
 			if (rd->owner == i + 1 && s && w - (s - 1) > pi.reader_lag)
@@ -397,7 +414,7 @@ int keel_unlink_arena(const char *dir, const keel_options_t *opt, int force)
 		o.flags |= KEEL_OPEN_NOCREATE;
 		if (keel_open(dir, &o, &h) == 0) {
 			uint32_t live = 0;
-			for (uint32_t i = 0; i < shm_load32(&h->a.hdr->procs_hi); i++)
+			for (uint32_t i = 0; i < shm_load32(&h->a.hdr->procs_hi) && i < SHM_PROCS_MAX; i++)
 				live += shm_proc_live(&h->a, i, NULL);
 			keel_close(h);
 			if (live > 1)

@@ -238,6 +238,9 @@ static int validate_hdr(const char *path, const struct shm_hdr *h, const struct 
 			       path, (unsigned long long)h->procs_off, (unsigned long long)h->readers_off,
 			       (unsigned long long)h->user_off, (unsigned long long)h->ring_off,
 			       (unsigned long long)h->heap_off);
+	if (h->procs_hi > SHM_PROCS_MAX || h->readers_hi > SHM_READERS_MAX)
+		return shm_err(KEEL_E_CORRUPT, "arena %s: slot counts %u processes / %u readers exceed %u / %u",
+			       path, h->procs_hi, h->readers_hi, SHM_PROCS_MAX, SHM_READERS_MAX);
 	if (h->galloc.bump < h->heap_off || h->galloc.bump > h->arena_bytes || h->galloc.bump % SHM_PAGE_BYTES)
 		return shm_err(KEEL_E_CORRUPT, "arena %s: allocator top %llu outside the heap [%llu, %llu]",
 			       path, (unsigned long long)h->galloc.bump, (unsigned long long)h->heap_off,

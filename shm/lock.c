@@ -4,6 +4,8 @@
 #include "shm/lock.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/syscall.h>
 
@@ -65,9 +67,55 @@ static int after_lock(shm_lock_t *l, int rc)
 	return -rc;
 }
 
+/* Wait in slices of LOCK_SLICE_NS.  A lock that stays held across
+ * LOCK_DEAD_SLICES_MAX slices while its recorded holder is gone is damage (a
+ * dead holder's robust lock would have been handed over by the kernel), so
+ * the wait ends with -EDEADLK instead of hanging on a hostile arena. */
+#define LOCK_SLICE_NS 250000000ll
+#define LOCK_DEAD_SLICES_MAX 4
+
+#define DAMAGED_LOCKS_MAX 16
+static const shm_lock_t *damaged[DAMAGED_LOCKS_MAX];   /* this process's verdicts */
+static unsigned ndamaged;
+
+static int is_damaged(const shm_lock_t *l)
+{
+	for (unsigned i = 0; i < __atomic_load_n(&ndamaged, __ATOMIC_ACQUIRE) && i < DAMAGED_LOCKS_MAX; i++)
+		if (damaged[i] == l)
+			return 1;
+	return 0;
+}
+
 int shm_lock_acquire(shm_lock_t *l)
 {
-	return after_lock(l, pthread_mutex_lock(&l->m));
+	int dead_slices = 0;
+
+	if (__builtin_expect(ndamaged != 0, 0) && is_damaged(l))
+		return -EDEADLK;
+
+	for (;;) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += LOCK_SLICE_NS;
+		if (ts.tv_nsec >= 1000000000l) {
+			ts.tv_sec += ts.tv_nsec / 1000000000l;
+			ts.tv_nsec %= 1000000000l;
+		}
+		int rc = pthread_mutex_timedlock(&l->m, &ts);
+		if (rc != ETIMEDOUT)
+			return after_lock(l, rc);
+		uint32_t pid = l->holder_pid;
+		if (pid == 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+			dead_slices++;
+		else
+			dead_slices = 0;
+		if (dead_slices >= LOCK_DEAD_SLICES_MAX) {
+			unsigned i = __atomic_fetch_add(&ndamaged, 1, __ATOMIC_ACQ_REL);
+			if (i < DAMAGED_LOCKS_MAX)
+				damaged[i] = l;
+			return -EDEADLK;
+		}
+	}
 }
 
 int shm_lock_try(shm_lock_t *l)

@@ -25,6 +25,10 @@
  * arena's arena_bytes_used is within 1% of a fresh store loaded with the same
  * keys and values (no memory leaked by the killed).
  *
+ * A watchdog fails the test when a round makes no progress for 60 s, and
+ * says where the killer and the workers are (with KEEL_TEST_GDB=1, their
+ * stacks too).
+ *
  * Informational: how long survivors stall around a kill, measured by each
  * worker as the gap between two successive commits of its own that spans a
  * kill (p50, p99, max), next to the largest gap seen at all.
@@ -305,6 +309,96 @@ static void print_stalls(void)
 	       sh->samples_us[n - 1] / 1e3, (double)gap_max / 1e6, n_workers);
 }
 
+/* ---- the watchdog ------------------------------------------------------------------------------- */
+
+/*
+ * A hang is a failure too, and it must say where.  The killer re-arms a
+ * WATCHDOG_S alarm each round and records its phase; when the alarm fires,
+ * the handler prints the phase, each worker's pid, state (from /proc) and
+ * commits, and whether the workers still commit; with KEEL_TEST_GDB=1 in the
+ * environment it also runs gdb on the killer and the workers for their
+ * stacks.  It then removes the arena and exits 1 (the workers die with it,
+ * by PR_SET_PDEATHSIG).
+ */
+#define WATCHDOG_S 60
+
+static volatile const char *phase = "starting";
+static volatile uint64_t phase_kill;
+static char arena_path[PATH_MAX];
+static int want_gdb;
+
+static void wd_gdb(pid_t pid)
+{
+	char ps[16];
+	pid_t g;
+
+	snprintf(ps, sizeof(ps), "%d", (int)pid);
+	g = fork();
+	if (g == 0) {
+		execlp("gdb", "gdb", "-p", ps, "-batch", "-ex", "thread apply all bt", (char *)NULL);
+		_exit(127);
+	}
+	if (g > 0)
+		waitpid(g, NULL, 0);
+}
+
+static char wd_state(pid_t pid)
+{
+	char path[64], buf[256];
+	int fd;
+	ssize_t n;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return '?';
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return '?';
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	return p && p[1] && p[2] ? p[2] : '?';
+}
+
+static void watchdog(int sig)
+{
+	uint64_t before[WORKERS_MAX], moved = 0;
+	char line[256];
+	int n;
+
+	(void)sig;
+	n = snprintf(line, sizeof(line), "test_kill9: FAIL: no progress for %d s at kill %" PRIu64
+		     ", phase '%s'\n", WATCHDOG_S, phase_kill, (const char *)phase);
+	if (write(2, line, (size_t)n) < 0)
+		_exit(1);
+	for (unsigned w = 0; w < n_workers; w++)
+		before[w] = sh->w[w].commits;
+	sleep(1);
+	for (unsigned w = 0; w < n_workers; w++) {
+		moved += sh->w[w].commits - before[w];
+		n = snprintf(line, sizeof(line), "  worker %u: pid %d state %c, %" PRIu64
+			     " commits (+%" PRIu64 " in the last second)\n", w, (int)sh->w[w].pid,
+			     wd_state(sh->w[w].pid), sh->w[w].commits, sh->w[w].commits - before[w]);
+		if (write(2, line, (size_t)n) < 0)
+			break;
+	}
+	n = snprintf(line, sizeof(line), "  workers %s; seed %" PRIu64 "%s\n",
+		     moved ? "still commit" : "are stuck too", t_seed_value,
+		     want_gdb ? "" : "; set KEEL_TEST_GDB=1 for stacks");
+	if (write(2, line, (size_t)n) < 0)
+		_exit(1);
+	if (want_gdb) {
+		wd_gdb(getpid());
+		for (unsigned w = 0; w < n_workers; w++)
+			wd_gdb(sh->w[w].pid);
+	}
+	if (arena_path[0])
+		unlink(arena_path);
+	_exit(1);
+}
+
 /* ---- main --------------------------------------------------------------------------------------- */
 
 static void run(void)
@@ -314,6 +408,10 @@ static void run(void)
 	t_store_init(&st);
 	st.opt.ring_bytes = 1u << 20; /* the minimum: ring reuse is exercised too */
 	t_store_open(&st);
+	CHECK_OK(keel_arena_path(st.dir, &st.opt, arena_path, sizeof(arena_path)));
+	want_gdb = getenv("KEEL_TEST_GDB") && getenv("KEEL_TEST_GDB")[0] == '1';
+	signal(SIGALRM, watchdog);
+	alarm(WATCHDOG_S);
 	bank_setup(st.h, &bank);
 	CHECK_EQ_I64(bank_sum_scope(st.h, &bank, NULL), bank_total(&bank));
 	memset(sh, 0, sizeof(*sh));
@@ -345,17 +443,24 @@ static void run(void)
 		int stv;
 		char sb[96];
 
+		alarm(WATCHDOG_S);
+		phase_kill = k;
+		phase = "sleep";
 		t_sleep_ns(t_rand_below(&rng, SLEEP_NS_MAX + 1));
+		phase = "kill";
 		CHECK_MSG(kill(pid, SIGKILL) == 0, "kill %d: %s", (int)pid, strerror(errno));
 		__atomic_fetch_add(&sh->kill_seq, 1, __ATOMIC_RELEASE);
+		phase = "waitpid";
 		t_waitpid(pid, &stv);
 		CHECK_MSG(WIFSIGNALED(stv) && WTERMSIG(stv) == SIGKILL,
 			  "worker %u (pid %d) %s before kill %" PRIu64, victim, (int)pid,
 			  t_status_str(stv, sb, sizeof(sb)), k);
 		if (k % check_every == 0 || k == n_kills) {
+			phase = "check after the kill (read scope sum, keel_check, keel_processes)";
 			check_after_kill(k, pid);
 			checks++;
 		}
+		phase = "respawn";
 		spawn(victim);
 		if (k % 64 == 0)
 			check_no_worker_died();
@@ -365,6 +470,8 @@ static void run(void)
 	}
 
 	/* Let the last respawns attach and commit, then stop everyone. */
+	alarm(WATCHDOG_S);
+	phase = "final stop and checks";
 	t_sleep_ns(20000000ull);
 	sh->stop = 1;
 	for (unsigned w = 0; w < n_workers; w++) {
@@ -389,6 +496,7 @@ static void run(void)
 	       writes / 2 - acked);
 	print_stalls();
 	compare_with_fresh();
+	alarm(0);
 	t_store_destroy(&st);
 }
 

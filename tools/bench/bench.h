@@ -160,14 +160,25 @@ struct bench_rate {
 	uint64_t ops;             /* completed by all workers */
 	double secs;              /* start barrier to the last worker's end */
 	double rate;              /* ops / secs */
+	uint64_t lat_count;       /* latencies recorded (0: the worker records none) */
+	double lat_p50_us;        /* over all workers, to within 1/8 of a power of 2 */
+	double lat_p99_us;
 };
+
+/*
+ * A worker whose operations are slow enough (durable commits) records the
+ * latency of each one here; the runner gathers a histogram per worker and
+ * bench_measure reports p50 and p99 as figures "<key>.p50_us", "<key>.p99_us".
+ */
+void bench_lat_record(uint64_t ns);
 
 /* One timed phase.  0 or the first worker's failure (message set). */
 int bench_run(const struct bench_worker *w, void *ctx, unsigned nworkers,
 	      double duration_s, struct bench_rate *out);
 /*
  * bench_cfg.runs phases of w with nworkers; records figure `key` (unit
- * ops/s, the median rate) with the label given.  0 or the failure.
+ * ops/s, the median rate) with the label given, and the latency figures
+ * when the worker records latencies.  0 or the failure.
  */
 int bench_measure(const char *key, const char *label, const struct bench_worker *w,
 		  void *ctx, unsigned nworkers);

@@ -48,7 +48,7 @@
  *     "figures": {                  every measured figure, by key
  *       "<suite>.<peer>.<variant>": {
  *         "label": "keel_get, 1 process", "unit": "ops/s" | "B/entry" |
- *         "B" | "s", "value": median, "samples": [one per run] } },
+ *         "B" | "s" | "us", "value": median, "samples": [one per run] } },
  *     "ratios": { "<name>": number, or null when a figure is missing },
  *     "targets": [ { "target": "get, 1 process >= 0.8 x raw hash table",
  *                    "measure": ratio or figure key, "measured": number
@@ -67,8 +67,10 @@
  * arena_bytes_used_empty,arena_bytes}, mem.raw.bytes_per_entry,
  * put.{keel,lmdb,sqlite}.{1p,2p}, sync.keel.{1p,2p,4p,8p,16p},
  * sync.{raw_fdatasync,lmdb,sqlite}.1p, sync.redis, async.keel.1p,
- * async.keel.sync_after_s, recovery.keel.seconds.  Rates are aggregate
- * operations per second over all processes of a phase.
+ * async.keel.sync_after_s, recovery.keel.seconds, and for every sync
+ * figure K (one op per durable commit) K.p50_us and K.p99_us, the commit
+ * latency.  Rates are aggregate operations per second over all processes
+ * of a phase.
  *
  * Exit status: 0 success (missed targets included), 1 an error, or a FAIL
  * verdict with --check-targets, 2 a usage error.

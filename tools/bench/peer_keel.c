@@ -19,8 +19,9 @@
  *          (zero-copy; the first and last byte are read), keel_read_end
  *   put    keel_put of a random existing key with a new generation, in
  *          the store's durability mode; 64 per batch in memory and async
- *          mode, 1 in sync mode.  In sync mode teardown checks that the
- *          store's durable LSN covers the last LSN a put returned.
+ *          mode, 1 in sync mode, where each put's latency is recorded and
+ *          teardown checks that the store's durable LSN covers the last
+ *          LSN a put returned.
  *
  * At the end, bench_keel_close closes the handle and removes the arena
  * with keel_unlink_arena; the directory itself goes with the bench tree.
@@ -343,13 +344,15 @@ static int keel_put_batch(void *state, uint64_t *ops)
 	for (unsigned i = 0; i < n; i++) {
 		const uint8_t *key = bench_seq.keys + s->pos * BENCH_KEY_BYTES;
 		uint32_t idx = bench_seq.index[s->pos];
-		uint64_t lsn = 0;
+		uint64_t lsn = 0, t0 = n == 1 ? bench_now_ns() : 0;
 		int rc;
 
 		bench_value(idx, ++s->gen, val);
 		rc = keel_put(s->h, BENCH_PART, key, BENCH_KEY_BYTES, val, sizeof(val), &lsn);
 		if (rc)
 			return bench_keel_fail(rc, "keel_put of key %u", idx);
+		if (n == 1)
+			bench_lat_record(bench_now_ns() - t0);
 		if (lsn > s->last_lsn)
 			s->last_lsn = lsn;
 		s->puts++;

@@ -15,7 +15,8 @@
  *         get; the value is copied to a stack buffer, as keel_get does
  *   put   one write transaction per put (begin, mdb_put, commit); the
  *         environment flags are MDB_NOSYNC for the memory-mode comparison
- *         (put suite) or 0, LMDB's default full sync (sync suite)
+ *         (put suite) or 0, LMDB's default full sync (sync suite, where
+ *         each commit's latency is recorded)
  *
  * Without HAVE_LMDB the peer reports itself as not built.
  */
@@ -296,6 +297,7 @@ static int lmdb_put_batch(void *state, uint64_t *ops)
 		uint32_t idx = bench_seq.index[s->pos];
 		MDB_val k = { BENCH_KEY_BYTES, bench_seq.keys + s->pos * BENCH_KEY_BYTES };
 		MDB_val v = { BENCH_VALUE_BYTES, val };
+		uint64_t t0 = bench_now_ns();
 		MDB_txn *t;
 		int mrc;
 
@@ -311,6 +313,8 @@ static int lmdb_put_batch(void *state, uint64_t *ops)
 		mrc = mdb_txn_commit(t);
 		if (mrc)
 			return lmdb_fail(mrc, "commit put of key %u", idx);
+		if (s->puts_per_batch == 1)
+			bench_lat_record(bench_now_ns() - t0);
 		s->pos = (s->pos + 1) & bench_seq.mask;
 	}
 	*ops += s->puts_per_batch;

@@ -350,6 +350,7 @@ static int disk_batch(void *state, uint64_t *ops)
 	struct disk_state *s = state;
 	uint64_t blocks = s->bytes / BENCH_DISK_BLOCK;
 	off_t off = (off_t)((s->block % blocks) * BENCH_DISK_BLOCK);
+	uint64_t t0 = bench_now_ns();
 	ssize_t w;
 
 	memcpy(s->buf, &s->writes, sizeof(s->writes));
@@ -359,6 +360,7 @@ static int disk_batch(void *state, uint64_t *ops)
 				  w < 0 ? strerror(errno) : "short write");
 	if (fdatasync(s->fd) != 0)
 		return bench_fail(KEEL_E_IO, "raw fdatasync: %s", strerror(errno));
+	bench_lat_record(bench_now_ns() - t0);
 	s->block++;
 	s->writes++;
 	*ops += 1;

@@ -21,8 +21,9 @@
  *          a random sample of GETs must return the right values
  *   SET    one worker process holds `clients` connections (50) and poll()s
  *          them.  Each connection has exactly one SET in flight (no
- *          pipelining): when its "+OK" arrives, the op counts and the
- *          connection sends its next SET.  Any other reply is an error.
+ *          pipelining): when its "+OK" arrives, the op counts, its round
+ *          trip is recorded as the latency, and the connection sends its
+ *          next SET.  Any other reply is an error.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -465,6 +466,7 @@ struct redis_client {
 	struct conn c;
 	char cmd[SET_BYTES];
 	int busy;                 /* a SET is in flight */
+	uint64_t sent_ns;         /* when it was sent */
 };
 
 struct redis_state {
@@ -525,6 +527,7 @@ static int redis_send_set(struct redis_state *s, struct redis_client *cl)
 	bench_value(idx, ++s->gen, (uint8_t *)cl->cmd + SET_VAL_OFF);
 	s->pos = (s->pos + 1) & bench_seq.mask;
 	cl->busy = 1;
+	cl->sent_ns = bench_now_ns();
 	return send_all(cl->c.fd, cl->cmd, SET_BYTES);
 }
 
@@ -545,6 +548,7 @@ static int redis_replies(struct redis_client *cl, unsigned *done)
 					  (int)(n > 0 && line[n - 1] == '\r' ? n - 1 : n), line);
 		c->off += n + 1;
 		cl->busy = 0;
+		bench_lat_record(bench_now_ns() - cl->sent_ns);
 		(*done)++;
 	}
 	if (c->off == c->have)

@@ -13,7 +13,8 @@
  * Put workers open their own connection after fork (SQLite forbids
  * carrying one across fork()), set the synchronous level and a busy
  * timeout, prepare one upsert statement, and run one transaction per put
- * (the statement in autocommit mode: one implicit transaction each).
+ * (the statement in autocommit mode: one implicit transaction each).  With
+ * synchronous=FULL each put's latency is recorded.
  *
  * Without HAVE_SQLITE the peer reports itself as not built.
  */
@@ -210,6 +211,7 @@ static int sqlite_put_batch(void *state, uint64_t *ops)
 
 	for (unsigned i = 0; i < s->puts_per_batch; i++) {
 		uint32_t idx = bench_seq.index[s->pos];
+		uint64_t t0 = bench_now_ns();
 		int src;
 
 		bench_value(idx, ++s->gen, val);
@@ -220,6 +222,8 @@ static int sqlite_put_batch(void *state, uint64_t *ops)
 		sqlite3_reset(s->put);
 		if (src != SQLITE_DONE)
 			return sqlite_fail(s->db, "put key %u", idx);
+		if (s->puts_per_batch == 1)
+			bench_lat_record(bench_now_ns() - t0);
 		s->pos = (s->pos + 1) & bench_seq.mask;
 	}
 	*ops += s->puts_per_batch;

@@ -281,6 +281,8 @@ static void fmt_value(double v, const char *unit, char *buf, size_t cap)
 		snprintf(buf, cap, "%.2f x", v);
 	else if (strcmp(unit, "s") == 0)
 		snprintf(buf, cap, "%.3f s", v);
+	else if (strcmp(unit, "us") == 0)
+		snprintf(buf, cap, "%.0f us", v);
 	else if (strcmp(unit, "B") == 0)
 		snprintf(buf, cap, "%s B", bench_fmt_si(v, si));
 	else

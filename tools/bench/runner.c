@@ -15,7 +15,9 @@
  *      its op count and end time in its own slot, runs teardown() and exits.
  *   5. The parent reaps every worker.  The rate is the sum of the ops over
  *      (the latest end time - t0), so a worker that started late or ran
- *      long counts against the rate, never for it.
+ *      long counts against the rate, never for it.  A worker that records
+ *      latencies (bench_lat_record) leaves a histogram in its slot; the
+ *      parent adds them up and reads p50 and p99 from the sum.
  *
  * Ordering: the parent's stores of t0 and the deadline happen before its
  * close() of `go`, and a worker reads them after its read() of `go` returns
@@ -46,6 +48,8 @@
 #define RUNNER_SETUP_S_MAX 300
 #define RUNNER_GRACE_S_MAX 60
 #define RUNNER_MSG_BYTES 232
+#define LAT_SUB_BITS 3u                     /* 8 buckets per power of two */
+#define LAT_BUCKETS (64u << LAT_SUB_BITS)
 
 struct runner_slot {
 	uint64_t ops;             /* written by its worker only */
@@ -53,8 +57,55 @@ struct runner_slot {
 	int32_t rc;
 	int32_t pad;
 	char msg[RUNNER_MSG_BYTES];
+	uint32_t lat[LAT_BUCKETS];/* latency histogram, see lat_bucket() */
 } __attribute__((aligned(64)));
-_Static_assert(sizeof(struct runner_slot) == 256, "one slot is four cache lines");
+_Static_assert(sizeof(struct runner_slot) == 256 + 4 * LAT_BUCKETS, "slot layout");
+
+/* This worker's histogram (a child's copy; the parent never records). */
+static uint32_t lat_hist[LAT_BUCKETS];
+
+/*
+ * Log-linear buckets: bucket (e << 3) + m holds the values whose highest
+ * set bit is e and whose next three bits are m (values below 8 map to
+ * themselves), so a bucket spans 1/8 of its power of two.
+ */
+static unsigned lat_bucket(uint64_t ns)
+{
+	unsigned e;
+
+	if (ns < (1u << LAT_SUB_BITS))
+		return (unsigned)ns;
+	e = 63u - (unsigned)__builtin_clzll(ns);
+	return (e << LAT_SUB_BITS) + (unsigned)((ns >> (e - LAT_SUB_BITS)) & 7u);
+}
+
+/* The middle of bucket b, in ns. */
+static double lat_value(unsigned b)
+{
+	unsigned e = b >> LAT_SUB_BITS, m = b & 7u;
+
+	if (e < LAT_SUB_BITS)
+		return (double)b;
+	return ((double)(8u + m) + 0.5) * (double)(1ull << (e - LAT_SUB_BITS));
+}
+
+void bench_lat_record(uint64_t ns)
+{
+	lat_hist[lat_bucket(ns)]++;
+}
+
+/* The value below which a fraction q of the samples of h lie. */
+static double lat_quantile(const uint64_t *h, uint64_t count, double q)
+{
+	uint64_t want = (uint64_t)(q * (double)count + 0.999999), seen = 0;
+
+	for (unsigned b = 0; b < LAT_BUCKETS; b++) {
+		seen += h[b];
+		if (seen >= want && seen > 0)
+			return lat_value(b);
+	}
+	return 0;
+}
 
 struct runner_shared {
 	uint64_t t0_ns;           /* written by the parent before `go` closes */
@@ -104,6 +155,7 @@ worker_main(const struct bench_worker *w, void *ctx, unsigned wid, unsigned n,
 	} while (!rc && now < deadline);
 	s->ops = ops;
 	s->end_ns = now;
+	memcpy(s->lat, lat_hist, sizeof(s->lat));
 	if (rc)
 		slot_fail(s, rc);
 	trc = w->teardown ? w->teardown(state) : 0;
@@ -270,6 +322,7 @@ int bench_run(const struct bench_worker *w, void *ctx, unsigned n, double durati
 	int ready[2] = { -1, -1 }, go[2] = { -1, -1 };
 	pid_t self = getpid();
 	uint64_t t0, deadline, end = 0, ops = 0;
+	static uint64_t lat[LAT_BUCKETS];
 	unsigned forked = 0;
 	int rc = 0;
 
@@ -325,10 +378,20 @@ int bench_run(const struct bench_worker *w, void *ctx, unsigned n, double durati
 		rc = worker_verdict(sh, status, n, w->name);
 	if (rc)
 		goto fail;
+	memset(out, 0, sizeof(*out));
+	memset(lat, 0, sizeof(lat));
 	for (unsigned i = 0; i < n; i++) {
 		ops += sh->slot[i].ops;
 		if (sh->slot[i].end_ns > end)
 			end = sh->slot[i].end_ns;
+		for (unsigned b = 0; b < LAT_BUCKETS; b++) {
+			lat[b] += sh->slot[i].lat[b];
+			out->lat_count += sh->slot[i].lat[b];
+		}
+	}
+	if (out->lat_count) {
+		out->lat_p50_us = lat_quantile(lat, out->lat_count, 0.50) / 1e3;
+		out->lat_p99_us = lat_quantile(lat, out->lat_count, 0.99) / 1e3;
 	}
 	if (end <= t0) {
 		rc = bench_fail(KEEL_E_STATE, "%s: workers report no elapsed time", w->name);
@@ -357,13 +420,30 @@ fail:
 	return rc;
 }
 
+static const char *run_tag(unsigned r, unsigned runs, char buf[32])
+{
+	buf[0] = 0;
+	if (runs > 1)
+		snprintf(buf, 32, "run %u/%u: ", r + 1, runs);
+	return buf;
+}
+
+static const char *lat_tag(const struct bench_rate *rate, char buf[64])
+{
+	buf[0] = 0;
+	if (rate->lat_count)
+		snprintf(buf, 64, ", latency p50 %.0f us, p99 %.0f us", rate->lat_p50_us,
+			 rate->lat_p99_us);
+	return buf;
+}
+
 int bench_measure(const char *key, const char *label, const struct bench_worker *w,
 		  void *ctx, unsigned n)
 {
-	double samples[BENCH_RUNS_MAX];
-	unsigned runs = bench_cfg.runs;
+	double samples[BENCH_RUNS_MAX], p50[BENCH_RUNS_MAX], p99[BENCH_RUNS_MAX];
+	unsigned runs = bench_cfg.runs, lat_runs = 0;
 	const struct bench_fig *f;
-	char a[32];
+	char a[32], b[32], c[64];
 	int rc;
 
 	for (unsigned r = 0; r < runs; r++) {
@@ -373,16 +453,25 @@ int bench_measure(const char *key, const char *label, const struct bench_worker 
 		if (rc)
 			return rc;
 		samples[r] = rate.rate;
-		if (runs > 1)
-			bench_progress("  %s: run %u/%u: %s ops/s (%llu ops in %.3f s)", label,
-				       r + 1, runs, bench_fmt_si(rate.rate, a),
-				       (unsigned long long)rate.ops, rate.secs);
-		else
-			bench_progress("  %s: %s ops/s (%llu ops in %.3f s)", label,
-				       bench_fmt_si(rate.rate, a), (unsigned long long)rate.ops,
-				       rate.secs);
+		if (rate.lat_count) {
+			p50[lat_runs] = rate.lat_p50_us;
+			p99[lat_runs++] = rate.lat_p99_us;
+		}
+		bench_progress("  %s: %s%s ops/s (%llu ops in %.3f s)%s", label, run_tag(r, runs, b),
+			       bench_fmt_si(rate.rate, a), (unsigned long long)rate.ops, rate.secs,
+			       lat_tag(&rate, c));
 	}
 	rc = bench_fig_add(key, label, "ops/s", samples, runs);
+	if (!rc && lat_runs == runs) {
+		char k[64], l[96];
+
+		snprintf(k, sizeof(k), "%s.p50_us", key);
+		snprintf(l, sizeof(l), "%s: latency p50", label);
+		rc = bench_fig_add(k, l, "us", p50, runs);
+		snprintf(k, sizeof(k), "%s.p99_us", key);
+		snprintf(l, sizeof(l), "%s: latency p99", label);
+		rc = rc ? rc : bench_fig_add(k, l, "us", p99, runs);
+	}
 	if (rc)
 		return rc;
 	f = bench_fig_get(key);
