@@ -388,7 +388,7 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 	struct keel_root *root = h->root;
 	struct shm_proc *me = shm_proc_slot(&h->a, h->proc);
 	uint64_t rb = h->a.hdr->ring_bytes;
-	uint32_t pid = (uint32_t)getpid();
+	uint32_t pid = h->pid;
 	uint64_t start = me->start_time;
 
 	uint64_t t0 = 0;
@@ -440,9 +440,14 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 		if (attempt == 100)
 			t0 = shm_mono_ns();
 		if (attempt > 100 && attempt % 1024 == 0 && shm_mono_ns() - t0 > RING_WAIT_NS_MAX)
-			return shm_err(KEEL_E_BUSY, "commit ring (%llu bytes) full for %llu s: a commit in progress is stuck (ring head %llu, applied position %llu)",
+		{
+			struct rec *b = rec_at(h, shm_load(&root->applied_pos));
+			return shm_err(KEEL_E_BUSY, "commit ring (%llu bytes) full for %llu s: a commit in progress is stuck (ring head %llu, applied position %llu, applied LSN %llu; record there: magic %08x LSN %llu state %u pid %u)",
 				       (unsigned long long)rb, (unsigned long long)(RING_WAIT_NS_MAX / 1000000000ull),
-				       (unsigned long long)head, (unsigned long long)shm_load(&root->applied_pos));
+				       (unsigned long long)head, (unsigned long long)shm_load(&root->applied_pos),
+				       (unsigned long long)shm_load(&root->applied_lsn), b->magic,
+				       (unsigned long long)b->lsn, b->state, b->pid);
+		}
 		if (attempt > 100)
 			sched_yield();
 	}
@@ -455,17 +460,19 @@ static void void_hole(keel_t *h, uint64_t pos, uint64_t lsn)
 	uint32_t hi = shm_load32(&h->a.hdr->procs_hi);
 	for (uint32_t i = 0; i < hi && i < SHM_PROCS_MAX; i++) {
 		struct shm_proc *sp = shm_proc_slot(&h->a, i);
-		if (shm_load_acq(&sp->rsv_lsn) != lsn || shm_load(&sp->rsv_pos) != pos)
+		if (shm_load_acq(&sp->rsv_lsn) != lsn)
+			continue;
+		uint64_t at = shm_load(&sp->rsv_pos), len = shm_load(&sp->rsv_len);
+		/* The hole may be the whole reservation or, after its PAD was
+		 * written, the record part of it. */
+		if (pos < at || len > h->a.hdr->ring_bytes || pos >= at + len || (at + len - pos) % REC_ALIGN)
 			continue;
 		uint32_t pid = shm_load32(&sp->pid);
 		if (pid && pid != SHM_PID_REAPING && shm_pid_alive(pid, shm_load(&sp->start_time)))
 			return;   /* alive: it writes the header itself */
-		uint64_t len = shm_load(&sp->rsv_len);
-		if (len < REC_ALIGN || len > h->a.hdr->ring_bytes || len % REC_ALIGN)
-			return;
 		struct rec *r = rec_at(h, pos);
 		r->magic = REC_MAGIC;
-		r->len = (uint32_t)len;
+		r->len = (uint32_t)(at + len - pos);
 		r->nops = 0;
 		r->nparts = 0;
 		r->pid = pid;
@@ -492,7 +499,15 @@ void advance_applied(keel_t *h)
 		if (pos >= ring_head(root))
 			break;
 		struct rec *r = rec_at(h, pos);
-		if (shm_load_acq(&r->lsn) != expect) {   /* A7: pairs with R7 */
+		uint64_t rl = shm_load_acq(&r->lsn);   /* A7: pairs with R7 */
+		if (rl == expect - 1 && r->magic == REC_MAGIC && r->len >= REC_ALIGN && r->len <= rb &&
+		    r->len % REC_ALIGN == 0 && shm_load32_acq(&r->state) != REC_PAD) {
+			/* An advancer died between publishing this record's LSN
+			 * and moving the position past it: finish its step. */
+			shm_store_rel(&root->applied_pos, pos + r->len);
+			continue;
+		}
+		if (rl != expect) {
 			void_hole(h, pos, expect);
 			if (shm_load_acq(&r->lsn) != expect)
 				break;

@@ -152,12 +152,20 @@ _Static_assert(offsetof(struct part, head) == 160, "part layout");
 _Static_assert(sizeof(struct part) <= 1024, "part fits its slot");
 #define PART_BYTES 1024u
 
+/* A bucket: its dummy node, and `first`, a copy of dummy->next kept by the
+ * writer (updated with every store to that dummy's next, before the commit
+ * is published), so a reader starts at the first node and skips the dummy's
+ * cache miss. */
+struct bucket {
+	uint64_t dummy;
+	volatile uint64_t first;
+};
 struct bucket_block {
 	uint64_t retire_next;
 	uint64_t stamp;
 	uint64_t log2;
 	uint64_t pad;
-	uint64_t b[];   /* dummy node offsets */
+	struct bucket b[];
 };
 
 /* ---- nodes --------------------------------------------------------------------------------- */
@@ -241,6 +249,7 @@ struct keel {
 	uint64_t *part_pages;
 	struct vis_state *vis_states;
 	uint32_t proc;
+	uint32_t pid;                   /* getpid() at open (the fork check keeps it right) */
 	uint64_t fork_gen;
 	uint64_t serial;
 	int readonly;
@@ -301,6 +310,9 @@ struct node *table_find_locked(keel_t *h, struct part *p, const void *key, size_
 			       uint64_t hash, volatile uint64_t **link);
 /* Under the lock: link a filled node (new key or new version). */
 void table_link(keel_t *h, struct part *p, struct node *n, uint64_t hash);
+/* Under the lock, after a dead writer: make every bucket's `first` copy
+ * equal its dummy's next again. */
+void table_fix_firsts(keel_t *h, struct part *p);
 /* Under the lock: grow the bucket array if loaded; failure is harmless. */
 void table_maybe_grow(keel_t *h, struct part *p);
 /* Under the lock: free what no reader can see any more (budget items, 0 = all). */

@@ -75,14 +75,39 @@ static struct part *lookup(keel_t *h, const char *name, size_t len)
 	return NULL;
 }
 
+/* The last partition this thread found, per handle serial: most callers
+ * hit the same few partitions, and a hit costs one string compare.  Only
+ * found partitions are cached; a partition, once published, never moves. */
+struct part_cache {
+	uint64_t serial;
+	struct part *p;
+	char name[KEEL_PARTITION_NAME_MAX + 1];
+};
+static __thread struct part_cache pcache[4];
+static __thread unsigned pcache_next;
+
 int part_find(keel_t *h, const char *name, struct part **out)
 {
 	size_t len;
-	int rc = part_name_check(name, &len);
+	int rc;
 
-	if (rc)
+	if (name) {
+		for (unsigned i = 0; i < 4; i++) {
+			if (pcache[i].serial == h->serial && strcmp(pcache[i].name, name) == 0) {
+				*out = pcache[i].p;
+				return 0;
+			}
+		}
+	}
+	if ((rc = part_name_check(name, &len)))
 		return rc;
 	*out = lookup(h, name, len);
+	if (*out) {
+		struct part_cache *c = &pcache[pcache_next++ % 4];
+		c->serial = h->serial;
+		c->p = *out;
+		memcpy(c->name, name, len + 1);
+	}
 	return 0;
 }
 

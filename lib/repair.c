@@ -68,6 +68,14 @@ static const struct node *valid_node(keel_t *h, uint64_t off)
 	return n;
 }
 
+/* An older version of x: the same key with a smaller LSN.  A link that
+ * fails this points at memory reused after no reader could need it. */
+static int same_key(const struct node *y, const struct node *x)
+{
+	return y->lsn < x->lsn && y->klen == x->klen && y->sokey == x->sokey &&
+	       memcmp(node_key(y), node_key(x), x->klen) == 0;
+}
+
 /* Mark-sweep with repairs; see the table above. */
 static int sweep_part(keel_t *h, struct part *p)
 {
@@ -140,8 +148,8 @@ static int sweep_part(keel_t *h, struct part *p)
 			}
 			for (struct node *x = n; x->lsn > lh && x->prev_ver;) {
 				struct node *y = (struct node *)valid_node(h, x->prev_ver);
-				if (!y || y->lsn >= x->lsn)
-					break;
+				if (!y || !same_key(y, x))
+					break;   /* reused since: nothing older is needed */
 				int my = shm_sweep_mark(sw, x->prev_ver);
 				if (my < 0)
 					break;
@@ -231,6 +239,7 @@ int part_repair(keel_t *h, struct part *p)
 	shm_faa(&h->root->repairs, 1);
 	if ((rc = sweep_part(h, p)))
 		return rc;
+	table_fix_firsts(h, p);
 	return repair_marker(h, p);
 }
 
@@ -289,7 +298,7 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 		off = n->retire_next;
 	}
 	struct bucket_block *b = shm_ptr(&h->a, p->buckets, sizeof(*b));
-	if (!b || b->log2 > SHM_BUCKETS_LOG2_MAX || !shm_ptr(&h->a, p->buckets, sizeof(*b) + (8ull << b->log2))) {
+	if (!b || b->log2 > SHM_BUCKETS_LOG2_MAX || !shm_ptr(&h->a, p->buckets, sizeof(*b) + (sizeof(struct bucket) << b->log2))) {
 		report(au, where, "bucket array at %llu is invalid", (unsigned long long)p->buckets);
 		b = NULL;
 	} else if (shm_sweep_mark(sw, p->buckets) != 0) {
@@ -335,14 +344,18 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 				count++;
 				bytes += n->klen + n->vlen;
 			}
+			uint64_t w = shm_load_acq(&h->root->applied_lsn);
 			for (const struct node *x = n; x->lsn > lh && x->prev_ver;) {
 				const struct node *y = valid_node(h, x->prev_ver);
-				if (!y || y->lsn >= x->lsn) {
-					report(au, where, "node %llu: bad older version at %llu", (unsigned long long)cur,
-					       (unsigned long long)x->prev_ver);
+				if (!y || !same_key(y, x)) {
+					/* Only a version newer than every applied commit
+					 * surely still needs its predecessor. */
+					if (x->lsn > w)
+						report(au, where, "node %llu: bad older version at %llu", (unsigned long long)cur,
+						       (unsigned long long)x->prev_ver);
 					break;
 				}
-				if (shm_sweep_mark(sw, x->prev_ver) == 0)
+				if (shm_sweep_mark(sw, x->prev_ver) == 0 && x->lsn > w)
 					report(au, where, "old version %llu is visible but not on the retire list",
 					       (unsigned long long)x->prev_ver);
 				x = y;
@@ -352,9 +365,14 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 	}
 	if (b) {
 		for (uint64_t i = 0; i < (1ull << b->log2); i++) {
-			const struct dummy *d = shm_ptr(&h->a, b->b[i], sizeof(*d));
+			const struct dummy *d = shm_ptr(&h->a, b->b[i].dummy, sizeof(*d));
 			if (!d || d->sokey != sokey_dummy(i)) {
 				report(au, where, "bucket %llu does not point at its dummy node", (unsigned long long)i);
+				break;
+			}
+			if (b->b[i].first != d->next) {
+				report(au, where, "bucket %llu: first-node copy %llu differs from its dummy's next %llu",
+				       (unsigned long long)i, (unsigned long long)b->b[i].first, (unsigned long long)d->next);
 				break;
 			}
 		}
@@ -469,11 +487,15 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 	if (repair) {
 		shm_reap(&h->a, NULL, NULL);
 		reap_locks(h);
+		shm_reap(&h->a, NULL, NULL);   /* slots whose reservation just settled */
 	}
 	uint32_t hi = shm_load32(&h->a.hdr->procs_hi);
 	for (uint32_t i = 0; i < hi && i < SHM_PROCS_MAX; i++) {
 		uint32_t pid;
-		if (!shm_proc_live(&h->a, i, &pid) && pid && pid != SHM_PID_REAPING) {
+		struct shm_proc *sp = shm_proc_slot(&h->a, i);
+		uint64_t rsv = shm_load_acq(&sp->rsv_lsn);
+		if (!shm_proc_live(&h->a, i, &pid) && pid && pid != SHM_PID_REAPING &&
+		    (!rsv || rsv <= shm_load_acq(&h->root->applied_lsn))) {
 			snprintf(where, sizeof(where), "process slot %u", i);
 			report(&au, where, "pid %u is dead but still registered", pid);
 		}
@@ -510,6 +532,12 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 		struct rec *r = rec_at(h, pos);
 		if (shm_load_acq(&r->lsn) != expect)
 			break;   /* reserved, header not written yet: a commit in flight */
+		struct rec copy = *r;
+		/* Writers may have lapped this walk: trust what was read only if
+		 * the tail has not passed it since. */
+		if (shm_load_acq(&h->root->applied_pos) > pos)
+			break;
+		r = &copy;
 		if (r->magic != REC_MAGIC || r->len < REC_ALIGN || r->len % REC_ALIGN || r->len > rb) {
 			snprintf(where, sizeof(where), "ring position %llu", (unsigned long long)pos);
 			report(&au, where, "bad record header (magic %08x, length %u)", r->magic, r->len);

@@ -163,6 +163,12 @@ int keel_arena_path(const char *dir, const keel_options_t *opt, char *buf, size_
 	return resolve_arena(dir, opt, buf, cap);
 }
 
+static int rsv_settled(shm_arena_t *a, uint64_t lsn)
+{
+	struct keel_root *root = (struct keel_root *)a->hdr->root;
+	return lsn <= shm_load_acq(&root->applied_lsn);
+}
+
 /* The root's counters must agree with each other before anyone loops on them. */
 static int check_root(keel_t *h, const char *path)
 {
@@ -220,6 +226,7 @@ int keel_open(const char *dir, const keel_options_t *opt, keel_t **out)
 		return rc;
 	}
 	h->root = (struct keel_root *)h->a.hdr->root;
+	h->a.rsv_settled = rsv_settled;
 	h->part_index = shm_at(&h->a, h->a.hdr->user_off);
 	h->part_pages = shm_at(&h->a, h->a.hdr->user_off + SHM_PART_INDEX_SLOTS * 4u);
 	h->vis_states = shm_at(&h->a, h->a.hdr->user_off + USER_PART_BYTES);
@@ -232,6 +239,7 @@ int keel_open(const char *dir, const keel_options_t *opt, keel_t **out)
 	h->durability = (int)h->root->durability;
 	h->readonly = !!(opt->flags & KEEL_OPEN_READONLY);
 	h->fork_gen = keel_fork_gen;
+	h->pid = (uint32_t)getpid();
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_mutex_lock(&serial_mu);
 	h->serial = serial_next++;

@@ -31,7 +31,7 @@ static struct bucket_block *bucket_block(keel_t *h, uint64_t off)
 	struct bucket_block *b = off < h->a.hdr->heap_off ? NULL : shm_ptr(&h->a, off, BLOCK_HDR);
 	if (!b || b->log2 > SHM_BUCKETS_LOG2_MAX)
 		return NULL;
-	if (!shm_ptr(&h->a, off, BLOCK_HDR + (8ull << b->log2)))
+	if (!shm_ptr(&h->a, off, BLOCK_HDR + (sizeof(struct bucket) << b->log2)))
 		return NULL;
 	return b;
 }
@@ -44,12 +44,48 @@ static struct dummy *link_node(keel_t *h, uint64_t off)
 	return shm_ptr(&h->a, off, sizeof(struct dummy));
 }
 
+/* Store `v` into the `next` of list node `prev` (R5), keeping the current
+ * bucket array's `first` copy right when `prev` is a bucket's dummy. */
+_Static_assert(offsetof(struct dummy, next) == 0 && offsetof(struct node, next) == 0,
+	       "a link pointer is its node's address");
+static void set_link(keel_t *h, struct part *p, struct dummy *prev, uint64_t v)
+{
+	shm_store_rel(&prev->next, v);   /* R5 */
+	if (prev->sokey & 1)
+		return;
+	uint64_t j = rev64(prev->sokey);
+	struct bucket_block *b = shm_ptr(&h->a, p->buckets, BLOCK_HDR);
+	if (b && b->log2 <= SHM_BUCKETS_LOG2_MAX && j < (1ull << b->log2) && b->b[j].dummy == shm_off(&h->a, prev))
+		shm_store_rel(&b->b[j].first, v);   /* R5 */
+}
+
+/* Set every bucket's `first` from its dummy (a block not yet published). */
+static void fill_firsts(keel_t *h, struct bucket_block *b)
+{
+	for (uint64_t i = 0; i < (1ull << b->log2); i++) {
+		struct dummy *d = shm_at(&h->a, b->b[i].dummy);
+		b->b[i].first = d->next;
+	}
+}
+
+void table_fix_firsts(keel_t *h, struct part *p)
+{
+	struct bucket_block *b = bucket_block(h, p->buckets);
+	if (!b)
+		return;
+	for (uint64_t i = 0; i < (1ull << b->log2); i++) {
+		struct dummy *d = link_node(h, b->b[i].dummy);
+		if (d && b->b[i].first != d->next)
+			shm_store_rel(&b->b[i].first, d->next);
+	}
+}
+
 /* Insert (or find) the dummy of bucket i, walking from its parent's dummy. */
 static int ensure_dummy(keel_t *h, struct part *p, struct bucket_block *b, uint64_t i)
 {
 	uint64_t parent = i ? i & ~(1ull << (63 - __builtin_clzll(i))) : 0;
 	uint64_t sk = sokey_dummy(i);
-	struct dummy *prev = link_node(h, b->b[parent]);
+	struct dummy *prev = link_node(h, b->b[parent].dummy);
 	uint64_t steps = 0, cur, off;
 
 	if (!prev)
@@ -61,7 +97,7 @@ static int ensure_dummy(keel_t *h, struct part *p, struct bucket_block *b, uint6
 			return shm_err(KEEL_E_CORRUPT, "partition \"%s\": list link %llu outside the arena",
 				       p->name, (unsigned long long)cur);
 		if (c->sokey == sk) {   /* left by an earlier, interrupted grow */
-			b->b[i] = cur;
+			b->b[i].dummy = cur;
 			return 0;
 		}
 		if (c->sokey > sk)
@@ -74,15 +110,15 @@ static int ensure_dummy(keel_t *h, struct part *p, struct bucket_block *b, uint6
 	struct dummy *d = shm_at(&h->a, off);
 	d->sokey = sk;
 	d->next = cur;
-	shm_store_rel(&prev->next, off);   /* R5 */
-	b->b[i] = off;
+	set_link(h, p, prev, off);
+	b->b[i].dummy = off;
 	return 0;
 }
 
 int table_init(keel_t *h, struct part *p)
 {
 	uint64_t n = 1ull << SHM_BUCKETS_LOG2_MIN, boff, doff;
-	int rc = shm_alloc(&h->a, &p->heap, BLOCK_HDR + 8 * n, 0, &boff);
+	int rc = shm_alloc(&h->a, &p->heap, BLOCK_HDR + sizeof(struct bucket) * n, 0, &boff);
 
 	if (rc)
 		return rc;
@@ -92,14 +128,15 @@ int table_init(keel_t *h, struct part *p)
 	}
 	struct bucket_block *b = shm_at(&h->a, boff);
 	struct dummy *d = shm_at(&h->a, doff);
-	memset(b, 0, BLOCK_HDR + 8 * n);
+	memset(b, 0, BLOCK_HDR + sizeof(struct bucket) * n);
 	b->log2 = SHM_BUCKETS_LOG2_MIN;
 	d->sokey = 0;
 	d->next = 0;
-	b->b[0] = doff;
+	b->b[0].dummy = doff;
 	for (uint64_t i = 1; i < n; i++)
 		if ((rc = ensure_dummy(h, p, b, i)))
 			return rc;   /* the caller abandons the descriptor */
+	fill_firsts(h, b);
 	p->head = doff;
 	shm_store_rel(&p->buckets, boff);
 	return 0;
@@ -136,7 +173,7 @@ const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t 
 
 	if (!b)
 		return NULL;
-	cur = shm_load_acq(&b->b[hash & ((1ull << b->log2) - 1)]);
+	cur = shm_load_acq(&b->b[hash & ((1ull << b->log2) - 1)].first);   /* A5 */
 	while (cur && steps++ < SHM_CHAIN_STEPS_MAX) {
 		const struct dummy *d = link_node(h, cur);
 		if (!d || d->sokey > sk)
@@ -159,7 +196,7 @@ struct node *table_find_locked(keel_t *h, struct part *p, const void *key, size_
 	struct dummy *prev;
 
 	*link = NULL;
-	if (!b || !(prev = link_node(h, b->b[hash & ((1ull << b->log2) - 1)])))
+	if (!b || !(prev = link_node(h, b->b[hash & ((1ull << b->log2) - 1)].dummy)))
 		return NULL;
 	for (uint64_t cur; (cur = prev->next) != 0 && steps++ < SHM_CHAIN_STEPS_MAX;) {
 		struct dummy *d = link_node(h, cur);
@@ -213,7 +250,7 @@ void table_link(keel_t *h, struct part *p, struct node *n, uint64_t hash)
 	if (old) {
 		n->next = old->next;
 		n->prev_ver = shm_off(&h->a, old);
-		shm_store_rel(link, off);   /* R5: the new version is complete */
+		set_link(h, p, (struct dummy *)link, off);   /* next is at offset 0 */
 		if (old->flags & NODE_RETIRED) {
 			/* A tombstone waiting to be unlinked is now just an old version. */
 			old->stamp = n->lsn;
@@ -224,7 +261,7 @@ void table_link(keel_t *h, struct part *p, struct node *n, uint64_t hash)
 	} else {
 		n->next = *link;
 		n->prev_ver = 0;
-		shm_store_rel(link, off);   /* R5 */
+		set_link(h, p, (struct dummy *)link, off);
 	}
 	if (!is_live)
 		retire(h, p, n, NODE_KIND_TOMB, n->lsn);
@@ -246,21 +283,22 @@ void table_maybe_grow(keel_t *h, struct part *p)
 	struct bucket_block *b = bucket_block(h, p->buckets), *nb;
 	uint64_t n, noff;
 
-	if (!b || b->log2 >= SHM_BUCKETS_LOG2_MAX || p->count <= (2ull << b->log2))
+	if (!b || b->log2 >= SHM_BUCKETS_LOG2_MAX || p->count <= (1ull << b->log2))
 		return;
 	n = 1ull << b->log2;
-	if (shm_alloc(&h->a, &p->heap, BLOCK_HDR + 16 * n, 0, &noff))
+	if (shm_alloc(&h->a, &p->heap, BLOCK_HDR + sizeof(struct bucket) * 2 * n, 0, &noff))
 		return;   /* no room to grow: lookups just walk longer chains */
 	nb = shm_at(&h->a, noff);
 	memset(nb, 0, BLOCK_HDR);
 	nb->log2 = b->log2 + 1;
-	memcpy(nb->b, b->b, 8 * n);
+	memcpy(nb->b, b->b, sizeof(struct bucket) * n);
 	for (uint64_t i = n; i < 2 * n; i++) {
 		if (ensure_dummy(h, p, nb, i)) {
 			shm_free(&h->a, &p->heap, noff);   /* dummies stay; reused next time */
 			return;
 		}
 	}
+	fill_firsts(h, nb);
 	/* The old array goes on the retired chain first (stamp "never"), so a
 	 * death between here and the stamp leaves it findable by repair. */
 	b->stamp = UINT64_MAX;
@@ -279,10 +317,10 @@ static void unlink_tomb(keel_t *h, struct part *p, struct node *t)
 
 	if (!b)
 		return;
-	prev = link_node(h, b->b[rev64(t->sokey) & ((1ull << b->log2) - 1)]);
+	prev = link_node(h, b->b[rev64(t->sokey) & ((1ull << b->log2) - 1)].dummy);
 	for (uint64_t cur; prev && (cur = prev->next) != 0 && steps++ < SHM_CHAIN_STEPS_MAX;) {
 		if (cur == off) {
-			shm_store_rel(&prev->next, t->next);   /* R5 */
+			set_link(h, p, prev, t->next);
 			return;
 		}
 		struct dummy *d = link_node(h, cur);

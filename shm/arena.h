@@ -110,6 +110,7 @@ _Static_assert(offsetof(struct shm_hdr, root) == 1024, "hdr layout");
 _Static_assert(sizeof(struct shm_hdr) == 4096, "hdr is 4 KiB");
 
 /* A process's view of an attached arena. */
+struct shm_arena;
 typedef struct shm_arena {
 	uint8_t *base;
 	struct shm_hdr *hdr;
@@ -119,6 +120,9 @@ typedef struct shm_arena {
 	dev_t dev;
 	ino_t ino;
 	char path[256];
+	/* Set by the store: 1 when a dead process's announced reservation (its
+	 * LSN) is settled, so its slot may be reaped (registry.c). */
+	int (*rsv_settled)(struct shm_arena *a, uint64_t lsn);
 } shm_arena_t;
 
 struct shm_create_opts {

@@ -88,6 +88,7 @@ static int try_claim(struct shm_arena *a, uint32_t *idx)
 		if (shm_load32(&p->pid) != 0 || !shm_cas32(&p->pid, 0, me))
 			continue;
 		p->attach_ns = shm_now_ns();
+		shm_store(&p->rsv_lsn, 0);
 		shm_store_rel(&p->start_time, st);
 		raise_hi(&a->hdr->procs_hi, i + 1);
 		*idx = i;
@@ -149,11 +150,15 @@ int shm_reap(struct shm_arena *a, void (*on_dead)(void *ctx, uint32_t idx, uint3
 			continue;
 		if (shm_pid_alive(pid, shm_load(&p->start_time)))
 			continue;
+		uint64_t rsv = shm_load_acq(&p->rsv_lsn);
+		if (rsv && (!a->rsv_settled || !a->rsv_settled(a, rsv)))
+			continue;   /* its ring reservation is still a hole to void */
 		if (!shm_cas32(&p->pid, pid, SHM_PID_REAPING))
 			continue;   /* someone else is reaping it */
 		if (on_dead)
 			on_dead(ctx, i, pid);
 		clear_readers(a, i);
+		shm_store(&p->rsv_lsn, 0);
 		shm_store(&p->start_time, 0);
 		shm_store32_rel(&p->pid, 0);
 		shm_faa(&a->hdr->reaps, 1);

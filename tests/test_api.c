@@ -26,9 +26,11 @@
  *               children leave the list (the killed one after keel_reclaim)
  *   reopen      data outlives the last handle; NOCREATE; sync in memory mode
  *
- * Writes that must happen "while" a scope, iterator or transaction is open
- * are made by a second thread on the same handle, so the test relies only on
- * the handle being thread-safe, not on nesting rules within one thread.
+ * Each section runs in a forked child, so one failure does not hide the
+ * others.  Writes that must happen "while" a scope, iterator or transaction
+ * is open are made by a second thread on the same handle, so the test relies
+ * only on the handle being thread-safe, not on nesting rules within one
+ * thread.
  *
  * Usage: test_api [--help] [--only SECTION]
  */
@@ -1419,6 +1421,7 @@ int main(int argc, char **argv)
 {
 	const char *only = NULL;
 	size_t nsec = sizeof(sections) / sizeof(sections[0]);
+	int failed = 0;
 
 	t_begin("test_api");
 	for (int i = 1; i < argc; i++) {
@@ -1438,13 +1441,9 @@ int main(int argc, char **argv)
 		}
 	}
 	for (size_t j = 0; j < nsec; j++) {
-		uint64_t t0 = t_now_ns();
-
 		if (only && strcmp(only, sections[j].name) != 0)
 			continue;
-		sections[j].fn();
-		printf("test_api: %-10s ok (%.1f ms)\n", sections[j].name,
-		       (double)(t_now_ns() - t0) / 1e6);
+		failed += !t_run_section(sections[j].name, sections[j].fn);
 	}
 	if (only) {
 		int known = 0;
@@ -1455,6 +1454,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "test_api: no section '%s' (try --help)\n", only);
 			return 2;
 		}
+	}
+	if (failed) {
+		printf("test_api: FAIL (%d sections failed)\n", failed);
+		return T_EXIT_FAIL;
 	}
 	printf("test_api: PASS\n");
 	return 0;

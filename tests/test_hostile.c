@@ -126,6 +126,26 @@ static uint64_t digest(const char *path)
 	return h;
 }
 
+/* At exit: remove whatever a failed case left at the arena path (a FIFO, a
+ * directory, a link) and the extra hard link; the store's own cleanup then
+ * finds nothing left to do in /dev/shm. */
+static void remove_leftovers(void)
+{
+	char other[PATH_MAX + 32];
+	struct stat sb;
+
+	if (getpid() != t_owner_pid || !arena[0])
+		return;
+	snprintf(other, sizeof(other), "%s.hardlink", arena);
+	unlink(other);
+	if (lstat(arena, &sb) == 0) {
+		if (S_ISDIR(sb.st_mode))
+			rmdir(arena);
+		else
+			unlink(arena);
+	}
+}
+
 /* ---- an open in a child ---------------------------------------------------------------- */
 
 struct outcome {
@@ -636,6 +656,7 @@ int main(int argc, char **argv)
 		}
 	}
 	t_seed_init(seed_given, seed);
+	atexit(remove_leftovers);
 	make_store();
 	if (!only || !strcmp(only, "refusals"))
 		refusals();

@@ -261,7 +261,8 @@ static void writer_main(unsigned w)
 	while (!sh->stop) {
 		int rc = bank_transfer(h, &bank, &rng, &lsn, &conflicts);
 
-		CHECK_MSG(rc == 0, "writer %u: transfer failed: %d (%s)", w, rc, keel_strerror(rc));
+		CHECK_MSG(rc == 0, "writer %u: transfer: %s: %d (%s)", w, bank_failed_step, rc,
+			  keel_strerror(rc));
 		CHECK_MSG(lsn > prev, "writer %u: commit LSN %" PRIu64 " not after %" PRIu64, w,
 			  lsn, prev);
 		prev = lsn;

@@ -72,8 +72,8 @@ static void *worker(void *arg)
 		if (r % 4 == 0) {
 			int rc = bank_transfer(st.h, &bank, &rng, NULL, &me->conflicts);
 
-			CHECK_MSG(rc == 0, "thread %u: transfer: %d (%s)", me->id, rc,
-				  keel_strerror(rc));
+			CHECK_MSG(rc == 0, "thread %u: transfer: %s: %d (%s)", me->id,
+				  bank_failed_step, rc, keel_strerror(rc));
 			me->transfers++;
 		}
 		if (r % 16 == 0) {

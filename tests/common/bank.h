@@ -154,8 +154,14 @@ static T_UNUSED uint64_t bank_writes(keel_t *h, const bank_t *b)
 	return n;
 }
 
+/* Which call of the last transfer failed, for messages: "txn_get bank.3/acct:00011". */
+static __thread char bank_failed_step[96] T_UNUSED;
+
+#define BANK_STEP(what, part, key)                                             \
+	snprintf(bank_failed_step, sizeof(bank_failed_step), "%s %s/%s", (what), (part), (key))
+
 /* One attempt at a transfer.  Returns 0, KEEL_E_CONFLICT or another error
- * (the txn is finished in every case). */
+ * (the txn is finished in every case; bank_failed_step names the call). */
 static T_UNUSED int bank_transfer_once(keel_t *h, const bank_t *b, unsigned from, unsigned to,
 				       int64_t amount, uint64_t *lsn)
 {
@@ -168,27 +174,33 @@ static T_UNUSED int bank_transfer_once(keel_t *h, const bank_t *b, unsigned from
 
 	bank_part(b, from, pf);
 	bank_part(b, to, pt);
+	BANK_STEP("txn_begin", pf, kf);
 	rc = keel_txn_begin(h, KEEL_DURABILITY_DEFAULT, &t);
 	if (rc)
 		return rc;
 	vl = 0;
+	BANK_STEP("txn_get", pf, kf);
 	rc = keel_txn_get(t, pf, kf, klf, &vf, sizeof(vf), &vl, &mf);
 	if (rc)
 		goto fail;
 	CHECK_MSG(vl == sizeof(vf), "transfer: %s/%s has a %zu-byte value", pf, kf, vl);
 	vl = 0;
+	BANK_STEP("txn_get", pt, kt);
 	rc = keel_txn_get(t, pt, kt, klt, &vt, sizeof(vt), &vl, &mt);
 	if (rc)
 		goto fail;
 	CHECK_MSG(vl == sizeof(vt), "transfer: %s/%s has a %zu-byte value", pt, kt, vl);
 	vf -= amount;
 	vt += amount;
+	BANK_STEP("txn_put_if", pf, kf);
 	rc = keel_txn_put_if(t, pf, kf, klf, &vf, sizeof(vf), mf.version);
 	if (rc)
 		goto fail;
+	BANK_STEP("txn_put_if", pt, kt);
 	rc = keel_txn_put_if(t, pt, kt, klt, &vt, sizeof(vt), mt.version);
 	if (rc)
 		goto fail;
+	BANK_STEP("txn_commit", pf, kf);
 	return keel_txn_commit(t, lsn);
 fail:
 	keel_txn_abort(t);

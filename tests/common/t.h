@@ -314,6 +314,14 @@ static void t_cleanup_at_exit(void)
 	}
 }
 
+/* SIGTERM / SIGINT (a timeout or ^C): clean up as at exit, then die. */
+static void t_on_term(int sig)
+{
+	t_cleanup_at_exit();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 /* Call first in main: names the test and arms the exit cleanup. */
 static T_UNUSED void t_begin(const char *name)
 {
@@ -321,6 +329,8 @@ static T_UNUSED void t_begin(const char *name)
 	t_owner_pid = getpid();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	atexit(t_cleanup_at_exit);
+	signal(SIGTERM, t_on_term);
+	signal(SIGINT, t_on_term);
 }
 
 /* Make a fresh store directory and default options (memory durability).
@@ -442,6 +452,35 @@ static T_UNUSED void *t_shared_alloc(size_t n)
 
 	CHECK_MSG(p != MAP_FAILED, "mmap %zu shared bytes: %s", n, strerror(errno));
 	return p;
+}
+
+/* ---- sections ------------------------------------------------------------------------- */
+
+/*
+ * Run one section of a test in a forked child, so that a failed CHECK in it
+ * (which exits) does not hide the sections after it.  The child owns the
+ * stores it makes (and removes them at exit).  Returns 1 if it passed.
+ */
+static T_UNUSED int t_run_section(const char *name, void (*fn)(void))
+{
+	uint64_t t0 = t_now_ns();
+	pid_t pid = t_fork();
+	int stv;
+	char sb[96];
+
+	if (pid == 0) {
+		t_owner_pid = getpid();
+		memset(t_regs, 0, sizeof(t_regs));
+		fn();
+		exit(0);
+	}
+	t_waitpid(pid, &stv);
+	if (WIFEXITED(stv) && WEXITSTATUS(stv) == 0) {
+		printf("%s: %-10s ok (%.1f ms)\n", t_name, name, (double)(t_now_ns() - t0) / 1e6);
+		return 1;
+	}
+	printf("%s: %-10s FAILED (%s)\n", t_name, name, t_status_str(stv, sb, sizeof(sb)));
+	return 0;
 }
 
 /* ---- keel_check ---------------------------------------------------------------------- */
