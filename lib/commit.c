@@ -686,7 +686,7 @@ static int apply_clear(keel_t *h, struct part *p, const struct rec *r, const uin
 {
 	uint64_t cur = p->head, steps = 0;
 
-	while (cur && steps++ < SHM_CHAIN_STEPS_MAX) {
+	while (cur && steps++ < walk_max(h)) {
 		struct dummy *d = shm_ptr(&h->a, cur, sizeof(struct dummy));
 		if (!d)
 			return shm_err(KEEL_E_CORRUPT, "partition \"%s\": bad link %llu", p->name, (unsigned long long)cur);

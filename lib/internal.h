@@ -264,6 +264,13 @@ struct keel {
 
 extern volatile uint64_t keel_fork_gen;
 
+/* A bound on any list walk: no list can hold more nodes than the arena has
+ * 16-byte blocks, so a damaged link that makes a cycle ends the walk soon. */
+static inline uint64_t walk_max(keel_t *h)
+{
+	return shm_load(&h->a.hdr->arena_bytes) / 16 + 16;
+}
+
 /* Check a handle before use: closed, forked. */
 static inline int handle_ok(keel_t *h)
 {

@@ -373,7 +373,7 @@ int keel_iter_next(keel_iter_t *it, const void **key, size_t *klen, const void *
 {
 	if (!it)
 		return shm_err(KEEL_E_INVAL, "NULL iterator");
-	while (it->cur && it->steps++ < SHM_CHAIN_STEPS_MAX) {
+	while (it->cur && it->steps++ < walk_max(it->h)) {
 		const struct dummy *d = shm_ptr(&it->h->a, it->cur, sizeof(struct dummy));
 		if (!d)
 			return shm_err(KEEL_E_CORRUPT, "partition \"%s\": list link %llu outside the arena",

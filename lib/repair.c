@@ -89,7 +89,7 @@ static int sweep_part(keel_t *h, struct part *p)
 		return rc;
 	/* The retire list first, so that "already marked" means "retired". */
 	uint64_t *link = &p->retire_head;
-	while (*link && steps++ < SHM_CHAIN_STEPS_MAX) {
+	while (*link && steps++ < walk_max(h)) {
 		struct node *n = (struct node *)valid_node(h, *link);
 		if (!n || shm_sweep_mark(sw, *link) != 0) {
 			*link = 0;   /* cut a damaged or cyclic list */
@@ -119,7 +119,7 @@ static int sweep_part(keel_t *h, struct part *p)
 	/* The list: dummies and newest versions, and old versions still visible. */
 	uint64_t cur = p->head;
 	steps = 0;
-	while (cur && steps++ < SHM_CHAIN_STEPS_MAX) {
+	while (cur && steps++ < walk_max(h)) {
 		struct dummy *d = shm_ptr(&h->a, cur, sizeof(*d));
 		if (!d) {
 			rc = shm_err(KEEL_E_CORRUPT, "partition \"%s\": list link %llu outside the arena",
@@ -281,7 +281,7 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 		report(au, where, "cannot walk its pages: %s", shm_errmsg());
 		return;
 	}
-	for (uint64_t off = p->retire_head; off && steps++ < SHM_CHAIN_STEPS_MAX;) {
+	for (uint64_t off = p->retire_head; off && steps++ < walk_max(h);) {
 		const struct node *n = valid_node(h, off);
 		if (!n) {
 			report(au, where, "retire list: bad node at offset %llu", (unsigned long long)off);
@@ -313,7 +313,7 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 		off = ob->retire_next;
 	}
 	steps = 0;
-	for (uint64_t cur = p->head; cur && steps++ < SHM_CHAIN_STEPS_MAX;) {
+	for (uint64_t cur = p->head; cur && steps++ < walk_max(h);) {
 		const struct dummy *d = shm_ptr(&h->a, cur, sizeof(*d));
 		if (!d) {
 			report(au, where, "list link %llu outside the arena", (unsigned long long)cur);

@@ -91,7 +91,7 @@ static int ensure_dummy(keel_t *h, struct part *p, struct bucket_block *b, uint6
 	if (!prev)
 		return shm_err(KEEL_E_CORRUPT, "partition \"%s\": bucket %llu has a bad dummy", p->name,
 			       (unsigned long long)parent);
-	while ((cur = prev->next) != 0 && steps++ < SHM_CHAIN_STEPS_MAX) {
+	while ((cur = prev->next) != 0 && steps++ < walk_max(h)) {
 		struct dummy *c = link_node(h, cur);
 		if (!c)
 			return shm_err(KEEL_E_CORRUPT, "partition \"%s\": list link %llu outside the arena",
@@ -154,7 +154,8 @@ static inline const struct node *full_node(keel_t *h, uint64_t off)
 
 const struct node *node_visible(keel_t *h, const struct node *n, const struct snap *snap)
 {
-	for (uint64_t steps = 0; n && steps < SHM_CHAIN_STEPS_MAX; steps++) {
+	uint64_t max = walk_max(h);
+	for (uint64_t steps = 0; n && steps < max; steps++) {
 		if (lsn_visible(h, n->lsn, snap))
 			return (n->flags & NODE_TOMB) ? NULL : n;
 		uint64_t prev = shm_load_acq(&n->prev_ver);   /* A5 */
@@ -169,12 +170,12 @@ const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t 
 			     uint64_t hash, const struct snap *snap)
 {
 	struct bucket_block *b = bucket_block(h, shm_load_acq(&p->buckets));   /* A5 */
-	uint64_t sk = sokey_regular(hash), cur, steps = 0;
+	uint64_t sk = sokey_regular(hash), cur, steps = 0, max = walk_max(h);
 
 	if (!b)
 		return NULL;
 	cur = shm_load_acq(&b->b[hash & ((1ull << b->log2) - 1)].first);   /* A5 */
-	while (cur && steps++ < SHM_CHAIN_STEPS_MAX) {
+	while (cur && steps++ < max) {
 		const struct dummy *d = link_node(h, cur);
 		if (!d || d->sokey > sk)
 			return NULL;
@@ -198,7 +199,7 @@ struct node *table_find_locked(keel_t *h, struct part *p, const void *key, size_
 	*link = NULL;
 	if (!b || !(prev = link_node(h, b->b[hash & ((1ull << b->log2) - 1)].dummy)))
 		return NULL;
-	for (uint64_t cur; (cur = prev->next) != 0 && steps++ < SHM_CHAIN_STEPS_MAX;) {
+	for (uint64_t cur; (cur = prev->next) != 0 && steps++ < walk_max(h);) {
 		struct dummy *d = link_node(h, cur);
 		if (!d || d->sokey > sk)
 			break;
@@ -318,7 +319,7 @@ static void unlink_tomb(keel_t *h, struct part *p, struct node *t)
 	if (!b)
 		return;
 	prev = link_node(h, b->b[rev64(t->sokey) & ((1ull << b->log2) - 1)].dummy);
-	for (uint64_t cur; prev && (cur = prev->next) != 0 && steps++ < SHM_CHAIN_STEPS_MAX;) {
+	for (uint64_t cur; prev && (cur = prev->next) != 0 && steps++ < walk_max(h);) {
 		if (cur == off) {
 			set_link(h, p, prev, t->next);
 			return;
@@ -406,7 +407,7 @@ int table_scan(keel_t *h, struct part *p, const struct snap *snap, table_visit_f
 {
 	uint64_t cur = p->head, steps = 0;
 
-	while (cur && steps++ < SHM_CHAIN_STEPS_MAX) {
+	while (cur && steps++ < walk_max(h)) {
 		const struct dummy *d = link_node(h, cur);
 		if (!d)
 			return shm_err(KEEL_E_CORRUPT, "partition \"%s\": list link %llu outside the arena",
