@@ -395,7 +395,7 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 	for (uint64_t attempt = 0;; attempt++) {
 		uint64_t head, lsn;
 		shm_load_pair(&root->rsv, &head, &lsn);
-		uint64_t tail = shm_load_acq(&root->applied_pos);
+		uint64_t tail = ring_tail(root);
 		uint64_t phys = head % rb;
 		uint64_t pad = phys + need > rb ? rb - phys : 0;
 		int states_free = lsn <= VIS_STATES || lsn - VIS_STATES <= h->vis_horizon ||
@@ -435,6 +435,11 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 		 * dead owners left).  We hold partition locks, so only trylock:
 		 * a dead owner's lock always yields to trylock (EOWNERDEAD). */
 		advance_applied(h);
+		if (root->journaled && (attempt % 16) == 15)
+			durable_try_flush(h);   /* records wait for the disk: flush them */
+		if (root->failed)
+			return shm_err(root->failed == KEEL_E_NOSPC ? KEEL_E_NOSPC : KEEL_E_PANIC,
+				       "the journal failed; the commit ring cannot drain");
 		if (attempt % 64 == 63)
 			help_record(h, rec_at(h, shm_load_acq(&root->applied_pos)), 1);
 		if (attempt == 100)
@@ -455,7 +460,7 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 
 /* The record expected at `pos` (LSN `lsn`) has no header.  If the process
  * that reserved it is dead, write a VOID record over its reservation. */
-static void void_hole(keel_t *h, uint64_t pos, uint64_t lsn)
+void ring_void_hole(keel_t *h, uint64_t pos, uint64_t lsn)
 {
 	uint32_t hi = shm_load32(&h->a.hdr->procs_hi);
 	for (uint32_t i = 0; i < hi && i < SHM_PROCS_MAX; i++) {
@@ -508,7 +513,7 @@ void advance_applied(keel_t *h)
 			continue;
 		}
 		if (rl != expect) {
-			void_hole(h, pos, expect);
+			ring_void_hole(h, pos, expect);
 			if (shm_load_acq(&r->lsn) != expect)
 				break;
 		}
@@ -714,8 +719,13 @@ int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *p
 	if (!used)
 		used = &local_used;
 	for (uint32_t i = 0; i < r->nops && op_next(r, &cur, end, &o); i++) {
-		if (o->part != p->id || o->type < OP_PUT || o->type > OP_CLEAR)
+		if (o->part != p->id || o->type < OP_PUT || o->type > OP_CREATE)
 			continue;
+		if (o->type == OP_CREATE) {
+			if (!p->created_lsn)
+				p->created_lsn = r->lsn;
+			continue;
+		}
 		if (o->type == OP_CLEAR) {
 			if ((rc = apply_clear(h, p, r, prealloc, used)))
 				return rc;
@@ -871,6 +881,10 @@ static int prepare(struct commit *c, uint64_t *rec_bytes, uint32_t nlocked, uint
 		struct txn_part *tp = &t->parts[pi];
 		if (!tp->writes)
 			continue;
+		if (!tp->p->created_lsn) {   /* first journaled commit of the partition */
+			bytes += align_up(sizeof(struct rec_op) + tp->p->name_len, 8);
+			(*nwrites)++;
+		}
 		if (tp->cleared) {
 			tp->cleared_count = tp->p->count;
 			bytes += align_up(sizeof(struct rec_op), 8);
@@ -934,6 +948,10 @@ static uint32_t write_body(struct commit *c, struct rec *r)
 		struct txn_part *tp = &t->parts[pi];
 		if (!tp->p || !tp->writes)
 			continue;
+		if (!tp->p->created_lsn) {
+			at = write_op(at, OP_CREATE, tp->p->id, tp->p->name, tp->p->name_len, NULL, 0, 0);
+			nops++;
+		}
 		if (tp->cleared) {
 			at = write_op(at, OP_CLEAR, tp->p->id, NULL, 0, NULL, 0, 0);
 			nops++;
@@ -962,6 +980,10 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	c.prealloc = c.prealloc_heap;
 	c.owners = c.prealloc_owner;
 	c.capprealloc = 64;
+	if (__builtin_expect(h->root->failed != 0, 0))
+		return shm_err(h->root->failed == KEEL_E_NOSPC ? KEEL_E_NOSPC : KEEL_E_PANIC,
+			       "the journal failed earlier (%s); this commit was refused; reopen the store to recover",
+			       keel_strerror(h->root->failed));
 	for (uint32_t k = 0; k < t->nparts; k++) {
 		struct txn_part *tp = &t->parts[k];
 		rc = tp->writes ? part_find_or_create(h, tp->name, &tp->p) : part_find(h, tp->name, &tp->p);
@@ -1050,6 +1072,7 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	 * is half full behind it (the liveness check costs a system call). */
 	if (ring_head(h->root) - shm_load_acq(&h->root->applied_pos) > h->a.hdr->ring_bytes / 2)
 		help_record(h, rec_at(h, shm_load_acq(&h->root->applied_pos)), 0);
+	rc = durable_after_commit(h, t->lsn, t->durability ? t->durability : h->durability);
 out:
 	prealloc_release(&c, 0);
 	unlock_all(&c);

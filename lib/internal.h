@@ -82,11 +82,14 @@
 #include "shm/lock.h"
 #include "shm/registry.h"
 
+struct jio;
+struct jnl;
+
 /* ---- root ------------------------------------------------------------------------ */
 struct keel_root {
 	shm_pair_t rsv __attribute__((aligned(16)));   /* {ring_head, next_lsn}: CAS together */
 	shm_pair_t visx __attribute__((aligned(16)));  /* {vis, last lsn given vis}: CAS together */
-	shm_lock_t unused_lock;
+	shm_lock_t flush_lock;   /* the journal writer's turn (durable.c) */
 	shm_lock_t apply_lock;
 	shm_lock_t dir_lock;
 	volatile uint64_t applied_pos;
@@ -95,6 +98,20 @@ struct keel_root {
 	volatile uint64_t gen;
 	volatile uint32_t nparts;
 	uint32_t durability;
+	/* Durability (durable.c); written by the flusher under flush_lock. */
+	volatile uint64_t durable_pos;   /* ring position: records before it are on disk */
+	volatile uint32_t flush_seq;     /* futex word: +1 after every flush */
+	volatile uint32_t flush_waiters; /* processes sleeping on flush_seq */
+	volatile int32_t failed;         /* sticky: 0, KEEL_E_IO (panic) or KEEL_E_NOSPC */
+	uint32_t journaled;              /* the store has a journal */
+	uint32_t jpos_valid;
+	uint32_t pad_d;
+	uint64_t jpos[5];                /* jnl_pos_t of the journal's durable end */
+	uint8_t uuid[16];                /* the store's identity (STORE/keel.id) */
+	volatile uint64_t ckpt_lsn;      /* start LSN of the newest checkpoint */
+	volatile uint64_t ckpt_journal_bytes; /* journal bytes at that checkpoint */
+	volatile uint64_t last_flush_ns;
+	uint64_t flushes;
 	uint64_t commits;        /* statistics */
 	uint64_t repairs;        /* partitions repaired after a dead writer */
 	uint64_t redone;         /* records redone by a repairer */
@@ -145,7 +162,8 @@ struct part {
 	uint64_t old_buckets;            /* retired bucket arrays */
 	uint64_t retire_head, retire_tail, retire_count;
 	uint64_t last_lsn;
-	uint64_t pad[3];
+	uint64_t created_lsn;            /* commit that first journaled this partition */
+	uint64_t pad[2];
 	struct shm_heap heap;
 };
 _Static_assert(offsetof(struct part, head) == 160, "part layout");
@@ -208,7 +226,7 @@ static inline uint64_t node_bytes(uint64_t klen, uint64_t vlen) { return sizeof(
 #define REC_MAGIC 0x4345524bu   /* "KREC" */
 #define REC_ALIGN 64u
 enum rec_state { REC_RESERVED = 1, REC_COMPLETE = 2, REC_APPLIED = 3, REC_VOID = 4, REC_PAD = 5 };
-enum rec_op_type { OP_PUT = 1, OP_DEL = 2, OP_CLEAR = 3 };
+enum rec_op_type { OP_PUT = 1, OP_DEL = 2, OP_CLEAR = 3, OP_CREATE = 4 };
 
 struct rec {
 	uint32_t magic;
@@ -259,6 +277,15 @@ struct keel {
 	uint32_t readers[SHM_READERS_MAX / 8];
 	uint32_t nreaders;
 	uint64_t vis_horizon;            /* cached: LSNs below it need no state slot */
+	/* Durability, process-local (durable.c). */
+	struct jio *io;                  /* I/O backend for the journal and checkpoints */
+	int io_owned;
+	struct jnl *jnl;                 /* this process's journal writer, opened lazily */
+	pthread_mutex_t flush_mu;        /* one thread of this process flushes at a time */
+	pthread_t async_thread;
+	int async_running;
+	volatile int async_stop;
+	uint32_t async_window_ms;
 	char dir[4096];
 };
 
@@ -276,6 +303,8 @@ static inline int handle_ok(keel_t *h)
 {
 	if (!h)
 		return shm_err(KEEL_E_INVAL, "NULL handle");
+	if (__builtin_expect(h->root->failed == KEEL_E_IO, 0) && !h->closed)
+		return shm_err(KEEL_E_PANIC, "the store failed after a journal write or sync error; nothing more is acknowledged; close every handle and reopen to recover");
 	if (__builtin_expect(h->closed, 0))
 		return shm_err(KEEL_E_CLOSED, "handle is closed");
 	if (__builtin_expect(h->fork_gen != keel_fork_gen, 0))
@@ -300,6 +329,8 @@ int part_name_check(const char *name, size_t *len);
 /* Find a partition by name: its descriptor, or NULL (errmsg set when name bad). */
 int part_find(keel_t *h, const char *name, struct part **out);
 int part_find_or_create(keel_t *h, const char *name, struct part **out);
+/* Recovery: make partition `id` with this name (or check the one there). */
+int part_create_id(keel_t *h, uint32_t id, const char *name, size_t len);
 struct part *part_by_id(keel_t *h, uint32_t id);
 /* Lock a partition, repairing it if its last holder died. */
 int part_lock(keel_t *h, struct part *p);
@@ -353,6 +384,17 @@ void advance_applied(keel_t *h);
 int wait_applied(keel_t *h, uint64_t lsn);
 /* Help a record whose owner died (redo or void it).  */
 void help_record(keel_t *h, struct rec *r, int try_only);
+/* The record expected at pos has no header: void it if its reserver died. */
+void ring_void_hole(keel_t *h, uint64_t pos, uint64_t lsn);
+/* Ring space before this position may be reused. */
+static inline uint64_t ring_tail(struct keel_root *r)
+{
+	uint64_t a = AO_load_acquire((volatile AO_t *)&r->applied_pos);
+	if (!r->journaled)
+		return a;
+	uint64_t d = AO_load_acquire((volatile AO_t *)&r->durable_pos);
+	return d < a ? d : a;
+}
 
 /* ---- repair and audit (repair.c) -------------------------------------------------------------- */
 int part_repair(keel_t *h, struct part *p);
@@ -360,6 +402,22 @@ int part_repair(keel_t *h, struct part *p);
  * the page pool; takes each partition lock in turn (hold none). */
 void store_trim(keel_t *h);
 uint64_t lsn_horizon(keel_t *h);
+
+/* ---- durability (durable.c) ------------------------------------------------------------- */
+int durable_open(keel_t *h, const keel_options_t *opt, int created);
+void durable_close(keel_t *h);
+/* After a commit: wait (sync) or arrange (async) for lsn to reach the disk. */
+int durable_after_commit(keel_t *h, uint64_t lsn, int durability);
+/* Try to flush now if no one else is (returns 0 when nothing failed). */
+int durable_try_flush(keel_t *h);
+/* Recovery into a fresh arena, before it is published (store.c init_root). */
+int durable_recover(shm_arena_t *a, const char *dir, struct jio *io, const uint8_t uuid[16]);
+/* Read STORE/keel.id; *found = 0 when the store has no journal. */
+int store_id_read(struct jio *io, const char *dir, uint8_t uuid[16], int *found);
+int store_id_create(struct jio *io, const char *dir, uint8_t uuid[16]);
+int keel_open_io(const char *dir, const keel_options_t *opt, struct jio *io, keel_t **out);
+/* Build a process-local handle view of an arena (recovery, before publish). */
+void handle_view(keel_t *h, shm_arena_t *a);
 
 /* ---- reading (read.c) ---------------------------------------------------------------------------- */
 struct shm_reader *reader_enter(keel_t *h, struct snap *snap);

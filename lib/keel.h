@@ -109,7 +109,8 @@ enum keel_open_flags {
 typedef struct keel_options {
 	uint32_t struct_size;      /* set by keel_options_init */
 	uint32_t flags;            /* enum keel_open_flags */
-	int durability;            /* store default; MEMORY until the journal exists */
+	int durability;            /* DEFAULT: the store's (sync for a new store);
+				    * MEMORY makes a store without a journal */
 	uint32_t file_mode;        /* arena file mode; default 0600 (0660 allowed) */
 	uint64_t arena_bytes_max;  /* arena maximum size; default 4 GiB */
 	uint64_t ring_bytes;       /* commit ring size; default 16 MiB */
@@ -257,6 +258,10 @@ void keel_last_conflict(keel_conflict_t *out);
 int keel_sync(keel_t *h);
 /* Wait until commit `lsn` is durable. */
 int keel_wait_durable(keel_t *h, uint64_t lsn);
+/* Write a checkpoint of every commit that is durable and applied, then
+ * recycle the journal segments it covers.  *lsn (may be NULL) gets its LSN.
+ * Errors: STATE (memory-mode store), READONLY, IO, NOSPC, PANIC. */
+int keel_checkpoint(keel_t *h, uint64_t *lsn);
 
 /* ---- statistics ------------------------------------------------------------ */
 typedef struct keel_stat {

@@ -132,12 +132,47 @@ static int dir_lock(keel_t *h)
 	return 0;
 }
 
-int part_find_or_create(keel_t *h, const char *name, struct part **out)
+/* Initialise descriptor `id` and publish it (dir_lock held, or recovery). */
+static int part_init_at(keel_t *h, uint32_t id, const char *name, size_t len, struct part **out)
 {
 	struct keel_root *root = h->root;
 	struct part *p;
+	uint32_t s;
+	int rc;
+
+	if (id >= SHM_PARTS_MAX)
+		return shm_err(KEEL_E_LIMIT, "cannot create partition \"%.*s\": the store has the maximum of %u partitions",
+			       (int)len, name, SHM_PARTS_MAX);
+	if (!h->part_pages[id / SHM_PARTS_PER_PAGE] &&
+	    (rc = shm_meta_alloc(&h->a, 1, &h->part_pages[id / SHM_PARTS_PER_PAGE])))
+		return rc;
+	p = part_by_id(h, id);
+	if (!p)
+		return shm_err(KEEL_E_CORRUPT, "descriptor page of partition %u is outside the arena", id);
+	memset(p, 0, PART_BYTES);
+	if ((rc = shm_lock_init(&p->lock)))
+		return shm_err(KEEL_E_OS, "partition lock init: error %d", -rc);
+	p->id = id;
+	p->name_len = (uint16_t)len;
+	memcpy(p->name, name, len);
+	p->heap.id = id + 1;
+	if ((rc = table_init(h, p)))
+		return rc;
+	p->ready = 1;
+	s = index_slot(name, len);
+	for (uint32_t i = 0; h->part_index[s] != 0 && i < SHM_PART_INDEX_SLOTS; i++)
+		s = (s + 1) & (SHM_PART_INDEX_SLOTS - 1);
+	shm_store32_rel(&h->part_index[s], id + 1);   /* R4: descriptor complete */
+	if (root->nparts < id + 1)
+		shm_store32_rel(&root->nparts, id + 1);
+	*out = p;
+	return 0;
+}
+
+int part_find_or_create(keel_t *h, const char *name, struct part **out)
+{
+	struct keel_root *root = h->root;
 	size_t len;
-	uint32_t id, s;
 	int rc = part_name_check(name, &len);
 
 	if (rc)
@@ -148,43 +183,33 @@ int part_find_or_create(keel_t *h, const char *name, struct part **out)
 		return shm_err(KEEL_E_READONLY, "store opened read-only");
 	if ((rc = dir_lock(h)))
 		return rc;
-	if ((*out = lookup(h, name, len)))
-		goto done;
-	id = root->nparts;
-	if (id >= SHM_PARTS_MAX) {
-		rc = shm_err(KEEL_E_LIMIT, "cannot create partition \"%s\": the store has the maximum of %u partitions",
-			     name, SHM_PARTS_MAX);
-		goto done;
-	}
-	if (!h->part_pages[id / SHM_PARTS_PER_PAGE] &&
-	    (rc = shm_meta_alloc(&h->a, 1, &h->part_pages[id / SHM_PARTS_PER_PAGE])))
-		goto done;
-	p = part_by_id(h, id);
-	if (!p) {
-		rc = shm_err(KEEL_E_CORRUPT, "descriptor page of partition %u is outside the arena", id);
-		goto done;
-	}
-	memset(p, 0, PART_BYTES);
-	if ((rc = shm_lock_init(&p->lock))) {
-		rc = shm_err(KEEL_E_OS, "partition lock init: error %d", -rc);
-		goto done;
-	}
-	p->id = id;
-	p->name_len = (uint16_t)len;
-	memcpy(p->name, name, len);
-	p->heap.id = id + 1;
-	if ((rc = table_init(h, p)))
-		goto done;
-	p->ready = 1;
-	s = index_slot(name, len);
-	while (h->part_index[s] != 0)
-		s = (s + 1) & (SHM_PART_INDEX_SLOTS - 1);
-	shm_store32_rel(&h->part_index[s], id + 1);   /* R4: descriptor complete */
-	shm_store32_rel(&root->nparts, id + 1);
-	*out = p;
-done:
+	if (!(*out = lookup(h, name, len)))
+		rc = part_init_at(h, root->nparts, name, len, out);
 	shm_lock_release(&root->dir_lock);
 	return rc;
+}
+
+int part_create_id(keel_t *h, uint32_t id, const char *name, size_t len)
+{
+	struct part *p = part_by_id(h, id);
+	char buf[KEEL_PARTITION_NAME_MAX + 1];
+	size_t l2;
+
+	if (len == 0 || len > KEEL_PARTITION_NAME_MAX)
+		return shm_err(KEEL_E_CORRUPT, "partition %u: name of %zu bytes", id, len);
+	memcpy(buf, name, len);
+	buf[len] = 0;
+	if (part_name_check(buf, &l2) || l2 != len)
+		return shm_err(KEEL_E_CORRUPT, "partition %u: bad name \"%.*s\"", id, (int)len, name);
+	if (p && p->ready) {
+		if (p->name_len != len || memcmp(p->name, name, len) != 0)
+			return shm_err(KEEL_E_CORRUPT, "partition %u is \"%.*s\" but a record names it \"%.*s\"", id,
+				       (int)p->name_len, p->name, (int)len, name);
+		return 0;
+	}
+	if (lookup(h, name, len))
+		return shm_err(KEEL_E_CORRUPT, "partition \"%.*s\" appears with two ids", (int)len, name);
+	return part_init_at(h, id, name, len, &p);
 }
 
 int part_lock(keel_t *h, struct part *p)

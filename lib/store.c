@@ -17,6 +17,7 @@
 #include <xxhash.h>
 
 #include "lib/internal.h"
+#include "lib/jio.h"
 
 volatile uint64_t keel_fork_gen = 1;
 static uint64_t serial_next = 1;
@@ -83,7 +84,7 @@ void keel_options_init(keel_options_t *opt)
 		return;
 	memset(opt, 0, sizeof(*opt));
 	opt->struct_size = sizeof(*opt);
-	opt->durability = KEEL_DURABILITY_MEMORY;
+	opt->durability = KEEL_DURABILITY_DEFAULT;   /* sync for a new store */
 	opt->file_mode = 0600;
 	opt->arena_bytes_max = SHM_ARENA_BYTES_DEFAULT;
 	opt->ring_bytes = SHM_RING_BYTES_DEFAULT;
@@ -98,20 +99,38 @@ static uint64_t store_layout_sig(void)
 	return XXH3_64bits(v, sizeof(v));
 }
 
+struct open_ctx {
+	const keel_options_t *opt;
+	const char *dir;
+	struct jio *io;
+	int journaled;
+	uint8_t uuid[16];
+};
+
 static int init_root(shm_arena_t *a, void *ctx)
 {
 	struct keel_root *root = (struct keel_root *)a->hdr->root;
-	(void)ctx;
+	struct open_ctx *oc = ctx;
 	int rc;
 
 	memset(root, 0, sizeof(*root));
-	if ((rc = shm_lock_init(&root->unused_lock)) || (rc = shm_lock_init(&root->apply_lock)) ||
+	if ((rc = shm_lock_init(&root->flush_lock)) || (rc = shm_lock_init(&root->apply_lock)) ||
 	    (rc = shm_lock_init(&root->dir_lock)))
 		return shm_err(KEEL_E_OS, "lock init: error %d", -rc);
 	root->rsv.AO_val1 = 0;   /* ring head */
 	root->rsv.AO_val2 = 1;   /* next LSN */
 	root->gen = 1;
-	root->durability = KEEL_DURABILITY_MEMORY;
+	root->journaled = (uint32_t)oc->journaled;
+	memcpy(root->uuid, oc->uuid, 16);
+	if (!oc->journaled)
+		root->durability = KEEL_DURABILITY_MEMORY;
+	else
+		root->durability = oc->opt->durability == KEEL_DURABILITY_ASYNC ? KEEL_DURABILITY_ASYNC
+										 : KEEL_DURABILITY_SYNC;
+	/* A durable store's arena is rebuilt from its checkpoint and journal
+	 * here, before the arena is published: nobody sees it half-made. */
+	if (oc->journaled)
+		return durable_recover(a, oc->dir, oc->io, oc->uuid);
 	return 0;
 }
 
@@ -123,9 +142,6 @@ static int check_options(const keel_options_t *o)
 		return shm_err(KEEL_E_INVAL, "unknown open flags %#x", o->flags & ~(uint32_t)(KEEL_OPEN_NOCREATE | KEEL_OPEN_READONLY));
 	if (o->durability < KEEL_DURABILITY_DEFAULT || o->durability > KEEL_DURABILITY_SYNC)
 		return shm_err(KEEL_E_INVAL, "unknown durability %d", o->durability);
-	if (o->durability != KEEL_DURABILITY_MEMORY && o->durability != KEEL_DURABILITY_DEFAULT)
-		return shm_err(KEEL_E_INVAL, "durability %s needs the journal, which this build does not have yet; use KEEL_DURABILITY_MEMORY",
-			       o->durability == KEEL_DURABILITY_SYNC ? "sync" : "async");
 	if (o->file_mode != 0600 && o->file_mode != 0660 && o->file_mode != 0640)
 		return shm_err(KEEL_E_INVAL, "file_mode %03o: use 0600 (default), 0640 or 0660", o->file_mode);
 	if (o->arena_bytes_max < SHM_ARENA_BYTES_MIN || o->arena_bytes_max > SHM_ARENA_BYTES_MAX)
@@ -184,13 +200,14 @@ static int check_root(keel_t *h, const char *path)
 	return 0;
 }
 
-int keel_open(const char *dir, const keel_options_t *opt, keel_t **out)
+int keel_open_io(const char *dir, const keel_options_t *opt, struct jio *io, keel_t **out)
 {
 	keel_options_t d;
 	struct shm_create_opts so;
+	struct open_ctx oc;
 	char path[256];
 	keel_t *h;
-	int rc, created;
+	int rc, created, found = 0, own_io = 0;
 
 	shm_err_clear();
 	if (!dir || !out)
@@ -209,23 +226,86 @@ int keel_open(const char *dir, const keel_options_t *opt, keel_t **out)
 			       dir, strerror(errno));
 	if ((rc = resolve_arena(dir, opt, path, sizeof(path))))
 		return rc;
+	char rdir[PATH_MAX];
+	if (realpath(dir, rdir) == NULL)
+		snprintf(rdir, sizeof(rdir), "%s", dir);
+	dir = rdir;   /* one spelling for the arena, the journal and recovery */
+	memset(&oc, 0, sizeof(oc));
+	oc.opt = opt;
+	oc.dir = dir;
+	/* Durable or not: the identity file decides for an existing store, the
+	 * options for a new one. */
+	if (!io) {
+		char idp[4200];
+		struct stat st;
+		snprintf(idp, sizeof(idp), "%s/keel.id", dir);
+		if (stat(idp, &st) == 0 || opt->durability != KEEL_DURABILITY_MEMORY) {
+			if ((rc = jio_real_create(0, 0, 0600, &io)))
+				return rc;
+			own_io = 1;
+		}
+	}
+	if (io) {
+		if ((rc = store_id_read(io, dir, oc.uuid, &found)))
+			goto fail_io;
+		struct stat ast;
+		int arena_exists = lstat(path, &ast) == 0;
+		/* A new store (no arena, no identity) becomes durable unless asked
+		 * for memory mode; an existing memory-mode arena stays as it is. */
+		if (!found && opt->durability != KEEL_DURABILITY_MEMORY &&
+		    !arena_exists) {
+			if (opt->flags & (KEEL_OPEN_NOCREATE | KEEL_OPEN_READONLY)) {
+				rc = shm_err(KEEL_E_NOTFOUND, "store %s has no journal (keel.id missing)", dir);
+				goto fail_io;
+			}
+			if ((rc = store_id_create(io, dir, oc.uuid)))
+				goto fail_io;
+			found = 1;
+		}
+	}
+	oc.journaled = found;
+	oc.io = io;
 	h = calloc(1, sizeof(*h));
-	if (!h)
-		return shm_err(KEEL_E_NOMEM, "out of memory for a handle");
+	if (!h) {
+		rc = shm_err(KEEL_E_NOMEM, "out of memory for a handle");
+		goto fail_io;
+	}
 	memset(&so, 0, sizeof(so));
 	so.arena_bytes_max = opt->arena_bytes_max;
 	so.ring_bytes = opt->ring_bytes;
 	so.user_bytes = USER_BYTES;
 	so.file_mode = opt->file_mode;
 	so.layout_sig_extra = store_layout_sig();
-	so.create = !(opt->flags & KEEL_OPEN_NOCREATE);
+	so.create = !(opt->flags & KEEL_OPEN_NOCREATE) || found;
 	so.init_root = init_root;
-	so.ctx = (void *)opt;
-	if ((rc = shm_arena_open(path, &so, &h->a, &created))) {
-		free(h);
-		return rc;
+	so.ctx = &oc;
+	snprintf(h->dir, sizeof(h->dir), "%s", dir);
+	for (int attempt = 0;; attempt++) {
+		if ((rc = shm_arena_open(path, &so, &h->a, &created))) {
+			free(h);
+			goto fail_io;
+		}
+		h->root = (struct keel_root *)h->a.hdr->root;
+		/* An arena that is not this store's, or that failed, is rebuilt
+		 * from the disk when nobody else uses it. */
+		int stale = found && (!h->root->journaled || memcmp(h->root->uuid, oc.uuid, 16) != 0);
+		int failed = h->root->failed != 0;
+		if (!stale && !failed)
+			break;
+		int lone = 1;
+		for (uint32_t i = 0; i < shm_load32(&h->a.hdr->procs_hi) && i < SHM_PROCS_MAX; i++)
+			lone &= !shm_proc_live(&h->a, i, NULL);
+		shm_arena_close(&h->a);
+		if (!lone || attempt > 0) {
+			rc = shm_err(stale ? KEEL_E_ATTACH : KEEL_E_PANIC,
+				     stale ? "arena %s belongs to another store than %s (identity differs); remove it with keel destroy"
+					   : "store %s failed after a journal error and processes still use it; close every handle, then reopen to recover",
+				     path, dir);
+			free(h);
+			goto fail_io;
+		}
+		unlink(path);   /* rebuild from checkpoint and journal */
 	}
-	h->root = (struct keel_root *)h->a.hdr->root;
 	h->a.rsv_settled = rsv_settled;
 	h->part_index = shm_at(&h->a, h->a.hdr->user_off);
 	h->part_pages = shm_at(&h->a, h->a.hdr->user_off + SHM_PART_INDEX_SLOTS * 4u);
@@ -237,6 +317,14 @@ int keel_open(const char *dir, const keel_options_t *opt, keel_t **out)
 	if ((rc = check_root(h, path)))
 		goto fail;
 	h->durability = (int)h->root->durability;
+	if (opt->durability != KEEL_DURABILITY_DEFAULT) {
+		if (opt->durability != KEEL_DURABILITY_MEMORY && !h->root->journaled) {
+			rc = shm_err(KEEL_E_INVAL, "store %s was made in memory mode and has no journal; it cannot be opened %s",
+				     dir, opt->durability == KEEL_DURABILITY_SYNC ? "sync" : "async");
+			goto fail;
+		}
+		h->durability = opt->durability;
+	}
 	h->readonly = !!(opt->flags & KEEL_OPEN_READONLY);
 	h->fork_gen = keel_fork_gen;
 	h->pid = (uint32_t)getpid();
@@ -244,17 +332,33 @@ int keel_open(const char *dir, const keel_options_t *opt, keel_t **out)
 	pthread_mutex_lock(&serial_mu);
 	h->serial = serial_next++;
 	pthread_mutex_unlock(&serial_mu);
-	if (realpath(dir, h->dir) == NULL)
-		snprintf(h->dir, sizeof(h->dir), "%s", dir);
+	h->io = io;
+	h->io_owned = own_io;
+	own_io = 0;
 	if ((rc = shm_proc_claim(&h->a, &h->proc)))
 		goto fail;
 	shm_reap(&h->a, NULL, NULL);
+	if ((rc = durable_open(h, opt, created)))
+		goto fail_proc;
 	*out = h;
 	return 0;
+fail_proc:
+	shm_proc_release(&h->a, h->proc);
 fail:
+	if (h->io_owned)
+		jio_destroy(h->io);
 	shm_arena_close(&h->a);
 	free(h);
 	return rc;
+fail_io:
+	if (own_io)
+		jio_destroy(io);
+	return rc;
+}
+
+int keel_open(const char *dir, const keel_options_t *opt, keel_t **out)
+{
+	return keel_open_io(dir, opt, NULL, out);
 }
 
 int keel_close(keel_t *h)
@@ -264,6 +368,7 @@ int keel_close(keel_t *h)
 	if (h->closed)
 		return shm_err(KEEL_E_CLOSED, "handle already closed");
 	if (h->fork_gen == keel_fork_gen) {
+		durable_close(h);
 		pthread_mutex_lock(&h->mu);
 		for (uint32_t i = 0; i < h->nreaders; i++)
 			shm_reader_release(&h->a, h->readers[i]);
@@ -279,18 +384,6 @@ int keel_close(keel_t *h)
 	return 0;
 }
 
-int keel_sync(keel_t *h)
-{
-	return handle_ok(h);   /* memory mode: nothing to flush */
-}
-
-int keel_wait_durable(keel_t *h, uint64_t lsn)
-{
-	int rc = handle_ok(h);
-	if (rc)
-		return rc;
-	return wait_applied(h, lsn);
-}
 
 int keel_stat(keel_t *h, keel_stat_t *st)
 {

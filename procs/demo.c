@@ -36,6 +36,7 @@ struct shared {
 
 static struct shared *sh;
 static char dir[256];
+static keel_options_t opt;   /* memory mode: this demo shows sharing and kill -9 */
 
 static void acct_name(unsigned a, char *part, char *key)
 {
@@ -52,7 +53,7 @@ static void die(const char *what, int rc)
 static void worker(unsigned w)
 {
 	keel_t *h;
-	int rc = keel_open(dir, NULL, &h);
+	int rc = keel_open(dir, &opt, &h);
 	uint64_t seed = (uint64_t)getpid() * 2654435761u;
 
 	if (rc)
@@ -90,7 +91,7 @@ static void worker(unsigned w)
 static void reader(void)
 {
 	keel_t *h;
-	int rc = keel_open(dir, NULL, &h);
+	int rc = keel_open(dir, &opt, &h);
 	if (rc)
 		die("open", rc);
 	while (!sh->stop) {
@@ -167,9 +168,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "keel-demo: --workers 2..%d, --seconds 1..3600\n", WORKERS_MAX - 1);
 		return 2;
 	}
+	keel_options_init(&opt);
+	opt.durability = KEEL_DURABILITY_MEMORY;
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	snprintf(dir, sizeof(dir), "/tmp/keel-demo.%d", (int)getpid());
-	if ((rc = keel_open(dir, NULL, &h)))
+	if ((rc = keel_open(dir, &opt, &h)))
 		die("open", rc);
 	for (unsigned a = 0; a < ACCOUNTS; a++) {
 		char p[16], k[16];
@@ -226,7 +229,7 @@ int main(int argc, char **argv)
 	printf("  arena audit           %s\n", rc == 0 ? "sound" : keel_errmsg());
 	printf("  result                %s\n", ok ? "all checks passed" : "CHECK FAILED");
 	keel_close(h);
-	keel_unlink_arena(dir, NULL, 1);
+	keel_unlink_arena(dir, &opt, 1);
 	rmdir(dir);
 	return ok ? 0 : 1;
 }

@@ -1,0 +1,728 @@
+/*
+ * durable.c - the journal side of a store: identity, group commit across
+ * processes, recovery and checkpoints.
+ *
+ * On disk, a durable store directory holds:
+ *   keel.id        the store's identity (format below); its presence makes the
+ *                  store durable
+ *   journal/       segment files of redo records (journal.c)
+ *   checkpoint/    checkpoint files (ckptfile.c)
+ *
+ * keel.id byte table (64 bytes, little-endian):
+ *   0  u64 magic       ID_MAGIC ("KEELSTOR")
+ *   8  u32 version     1
+ *   12 u32 pad
+ *   16 u8  uuid[16]    mixed into every journal and checkpoint checksum
+ *   32 u64 created_ns
+ *   40 u64 pad[2]
+ *   56 u64 checksum    xxh3 of bytes 0..55
+ * Valid iff magic, version and checksum match.  Written once, to a temporary
+ * name, synced, renamed and the directory synced.
+ *
+ * Journal records are the ring's commit records (internal.h), byte for byte,
+ * with the state field set to COMPLETE, or a bare 64-byte header with state
+ * VOID for an LSN whose commit came to nothing, so the journal's LSNs stay
+ * consecutive.
+ *
+ * Group commit.  Any process may flush.  The flusher holds root->flush_lock
+ * (robust), appends every record after durable_pos that is COMPLETE, APPLIED
+ * or VOID, in LSN order, stopping at the first one still being written, and
+ * syncs once; it then publishes durable_lsn, durable_pos and the journal's
+ * end position (jpos) and wakes the waiters on the futex word flush_seq.
+ * Records gather in the ring while a flush is in flight, so the next flush
+ * takes them all.  A sync commit that finds no flusher becomes the flusher.
+ * If the flusher dies, the next one takes flush_lock from the kernel
+ * (EOWNERDEAD) and reloads the journal's end from disk, repairing a torn
+ * flush.  A failed write or sync is never retried: root->failed becomes
+ * KEEL_E_IO (every call then fails with KEEL_E_PANIC until a reopen
+ * recovers) or KEEL_E_NOSPC (commits fail; reads go on).
+ *
+ * Recovery runs while a fresh arena is being built, before anyone can attach
+ * to it: the newest valid checkpoint is loaded, then every journal record
+ * after its LSN is redone (idempotent, by per-entry LSN).  A torn tail is cut
+ * with a warning on stderr; a bad record followed by valid ones refuses the
+ * open, naming the place (journal.c).
+ *
+ * A checkpoint reads, lock-free, the snapshot of every commit up to
+ * S = min(applied, durable) LSN, so it never holds part of a commit and
+ * never holds a commit the journal may lose; then journal segments wholly
+ * below S + 1 are recycled.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "lib/ckptfile.h"
+#include "lib/internal.h"
+#include "lib/jio.h"
+#include "lib/journal.h"
+
+#define ID_MAGIC 0x524f54534c45454bull   /* "KEELSTOR" */
+#define ID_BYTES 64u
+#define FLUSH_RECORDS_MAX 4096u          /* records in one flush */
+#define WAIT_SPINS_MAX 64u
+#define FUTEX_WAIT_NS (2 * 1000 * 1000)
+#define CKPT_JOURNAL_BYTES_DEFAULT (256ull << 20)   /* automatic checkpoint */
+
+enum { CKPT_ITEM_PART = 1, CKPT_ITEM_KV = 2 };
+
+struct ckpt_part_item {
+	uint32_t id;
+	uint16_t name_len;
+	uint16_t pad;
+	uint64_t created_lsn;
+	char name[];
+};
+
+struct ckpt_kv_item {
+	uint32_t part;
+	uint32_t klen;
+	uint32_t vlen;
+	uint32_t pad;
+	uint64_t version;
+	uint64_t mtime_ns;
+	uint64_t lsn;
+	uint8_t data[];   /* key, then value */
+};
+_Static_assert(sizeof(struct ckpt_kv_item) == 40, "checkpoint item");
+
+static void join(char *buf, size_t cap, const char *dir, const char *name)
+{
+	snprintf(buf, cap, "%s/%s", dir, name);
+}
+
+/* jio's messages become this thread's keel_errmsg. */
+static void err_hook(int code, const char *msg)
+{
+	shm_err(code, "%s", msg);
+}
+
+__attribute__((constructor)) static void durable_module_init(void)
+{
+	jio_set_err_hook(err_hook);
+}
+
+/* ---- identity ------------------------------------------------------------------------- */
+
+int store_id_read(jio_t *io, const char *dir, uint8_t uuid[16], int *found)
+{
+	char path[4200];
+	uint8_t b[ID_BYTES];
+	int fh, rc;
+	size_t got = 0;
+
+	*found = 0;
+	join(path, sizeof(path), dir, "keel.id");
+	rc = jio_open(io, path, JIO_RDONLY, &fh);
+	if (rc == KEEL_E_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	rc = jio_pread(io, fh, b, sizeof(b), 0, &got);
+	jio_close(io, fh);
+	if (rc)
+		return rc;
+	uint64_t magic, sum;
+	uint32_t version;
+	memcpy(&magic, b, 8);
+	memcpy(&version, b + 8, 4);
+	memcpy(&sum, b + 56, 8);
+	if (got != ID_BYTES || magic != ID_MAGIC || version != 1 || sum != XXH3_64bits(b, 56))
+		return shm_err(KEEL_E_CORRUPT, "%s: not a valid store identity (%zu bytes, magic %016llx, version %u, checksum %016llx expected %016llx); restore it from a backup",
+			       path, got, (unsigned long long)magic, version, (unsigned long long)sum,
+			       (unsigned long long)XXH3_64bits(b, 56));
+	memcpy(uuid, b + 16, 16);
+	*found = 1;
+	return 0;
+}
+
+int store_id_create(jio_t *io, const char *dir, uint8_t uuid[16])
+{
+	char path[4200], tmp[4200], sub[4200];
+	uint8_t b[ID_BYTES];
+	uint64_t magic = ID_MAGIC, now = shm_now_ns(), sum;
+	uint32_t version = 1;
+	int fh, rc;
+
+	if (getrandom(uuid, 16, 0) != 16) {
+		uint64_t r[2] = { now ^ (uint64_t)getpid(), XXH3_64bits(dir, strlen(dir)) ^ now };
+		memcpy(uuid, r, 16);
+	}
+	memset(b, 0, sizeof(b));
+	memcpy(b, &magic, 8);
+	memcpy(b + 8, &version, 4);
+	memcpy(b + 16, uuid, 16);
+	memcpy(b + 32, &now, 8);
+	sum = XXH3_64bits(b, 56);
+	memcpy(b + 56, &sum, 8);
+	join(sub, sizeof(sub), dir, "journal");
+	if ((rc = jio_mkdir(io, sub)))
+		return rc;
+	join(sub, sizeof(sub), dir, "checkpoint");
+	if ((rc = jio_mkdir(io, sub)))
+		return rc;
+	join(path, sizeof(path), dir, "keel.id");
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((rc = jio_open(io, tmp, JIO_RDWR | JIO_CREATE | JIO_TRUNC, &fh)))
+		return rc;
+	struct jio_wr w = { 0, b, sizeof(b) };
+	rc = jio_write(io, fh, &w, 1, JIO_W_DATASYNC);
+	jio_close(io, fh);
+	if (rc || (rc = jio_rename(io, tmp, path)) || (rc = jio_fsync_dir(io, dir)))
+		return rc;
+	return 0;
+}
+
+/* ---- the flusher ------------------------------------------------------------------------ */
+
+static int failed_code(keel_t *h)
+{
+	int f = h->root->failed;
+	if (f == KEEL_E_IO)
+		return shm_err(KEEL_E_PANIC, "the journal failed earlier; nothing more is acknowledged; reopen to recover");
+	if (f == KEEL_E_NOSPC)
+		return shm_err(KEEL_E_NOSPC, "the journal disk is full; commits are refused until space is freed and the store reopened; reads go on");
+	return 0;
+}
+
+static void wake(keel_t *h)
+{
+	shm_faa32(&h->root->flush_seq, 1);
+	if (shm_load32(&h->root->flush_waiters))
+		syscall(SYS_futex, &h->root->flush_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void fail(keel_t *h, int rc)
+{
+	int32_t code = rc == KEEL_E_NOSPC ? KEEL_E_NOSPC : KEEL_E_IO;
+	__atomic_store_n(&h->root->failed, code, __ATOMIC_RELEASE);
+	wake(h);
+}
+
+static int journal_dir(keel_t *h, char *buf, size_t cap)
+{
+	join(buf, cap, h->dir, "journal");
+	return 0;
+}
+
+/* This process's journal writer, positioned at the shared durable end. */
+static int writer_ready(keel_t *h, int died)
+{
+	struct keel_root *root = h->root;
+	char dir[4200];
+	int rc;
+
+	journal_dir(h, dir, sizeof(dir));
+	if (!h->jnl) {
+		jnl_opts_t o;
+		jnl_opts_init(&o);
+		o.first_lsn = shm_load_acq(&root->durable_lsn) + 1;
+		o.flags = JNL_OPEN_REPAIR;
+		if ((rc = jnl_open(dir, h->io, root->uuid, &o, &h->jnl)))
+			return rc;
+		return 0;   /* read from disk: as fresh as it gets */
+	}
+	if (died || !root->jpos_valid)
+		return jnl_reload(h->jnl, JNL_OPEN_REPAIR);
+	return jnl_set_pos(h->jnl, (const jnl_pos_t *)root->jpos);
+}
+
+/* One flush turn; the caller holds flush_lock. */
+static int flush_locked(keel_t *h, int died)
+{
+	struct keel_root *root = h->root;
+	uint64_t rb = h->a.hdr->ring_bytes;
+	uint64_t pos = root->durable_pos, expect = root->durable_lsn + 1, head = ring_head(root);
+	uint32_t n = 0;
+	int rc;
+
+	if ((rc = failed_code(h)))
+		return rc;
+	if (pos >= head)
+		return 0;
+	if ((rc = writer_ready(h, died)))
+		goto failed;
+	for (uint64_t steps = 0; pos < head && n < FLUSH_RECORDS_MAX && steps < rb / REC_ALIGN; steps++) {
+		struct rec *r = rec_at(h, pos);
+		if (shm_load_acq(&r->lsn) != expect) {
+			ring_void_hole(h, pos, expect);
+			if (shm_load_acq(&r->lsn) != expect)
+				break;   /* reserved, header not written yet */
+		}
+		uint32_t st = shm_load32_acq(&r->state);
+		if (r->magic != REC_MAGIC || r->len < REC_ALIGN || r->len > rb / 4 + REC_ALIGN || r->len % REC_ALIGN) {
+			if (st == REC_PAD && r->magic == REC_MAGIC && r->len <= rb) {
+				pos += r->len;
+				continue;
+			}
+			rc = shm_err(KEEL_E_CORRUPT, "ring record at position %llu (LSN %llu) has a bad header (length %u)",
+				     (unsigned long long)pos, (unsigned long long)expect, r->len);
+			goto failed;
+		}
+		if (st == REC_PAD) {
+			pos += r->len;
+			continue;
+		}
+		if (st == REC_RESERVED) {
+			help_record(h, r, 1);   /* void it if its owner died */
+			st = shm_load32_acq(&r->state);
+			if (st == REC_RESERVED)
+				break;
+		}
+		struct rec hdr = *r;
+		hdr.state = st == REC_VOID ? REC_VOID : REC_COMPLETE;
+		if (st == REC_VOID) {
+			hdr.len = sizeof(struct rec);
+			hdr.nops = 0;
+			hdr.nparts = 0;
+			hdr.checksum = 0;
+			rc = jnl_append(h->jnl, expect, &hdr, sizeof(hdr));
+		} else {
+			/* The ring keeps the record until durable_pos passes it. */
+			uint8_t *buf = malloc(r->len);
+			if (!buf) {
+				rc = shm_err(KEEL_E_NOMEM, "out of memory for a journal record");
+				goto failed;
+			}
+			memcpy(buf, &hdr, sizeof(hdr));
+			memcpy(buf + sizeof(hdr), r->body, r->len - sizeof(hdr));
+			rc = jnl_append(h->jnl, expect, buf, r->len);
+			free(buf);
+		}
+		if (rc)
+			goto failed;
+		pos += r->len;
+		expect++;
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	if ((rc = jnl_flush(h->jnl)))
+		goto failed;
+	jnl_pos_t jp;
+	jnl_get_pos(h->jnl, &jp);
+	memcpy(root->jpos, &jp, sizeof(jp));
+	root->jpos_valid = 1;
+	root->flushes++;
+	root->last_flush_ns = shm_mono_ns();
+	shm_store_rel(&root->durable_pos, pos);
+	shm_store_rel(&root->durable_lsn, expect - 1);   /* R10: pairs with A10 in waiters */
+	wake(h);
+	return 0;
+failed:
+	if (rc == KEEL_E_IO || rc == KEEL_E_NOSPC || rc == KEEL_E_PANIC || rc == KEEL_E_CORRUPT)
+		fail(h, rc);
+	root->jpos_valid = 0;
+	return rc;
+}
+
+static int flush_turn(keel_t *h, int wait)
+{
+	int rc = wait ? shm_lock_acquire(&h->root->flush_lock) : shm_lock_try(&h->root->flush_lock);
+	int died = 0;
+
+	if (rc == SHM_LOCK_BUSY)
+		return SHM_LOCK_BUSY;
+	if (rc < 0)
+		return shm_err(KEEL_E_OS, "flush lock: error %d", -rc);
+	if (rc == SHM_LOCK_DIED) {
+		died = 1;   /* a flusher died: its flush may be torn */
+		shm_lock_consistent(&h->root->flush_lock);
+	}
+	rc = flush_locked(h, died);
+	shm_lock_release(&h->root->flush_lock);
+	return rc;
+}
+
+int durable_try_flush(keel_t *h)
+{
+	if (!h->root->journaled)
+		return 0;
+	int rc = flush_turn(h, 0);
+	return rc == SHM_LOCK_BUSY ? 0 : rc;
+}
+
+static int wait_durable(keel_t *h, uint64_t lsn)
+{
+	struct keel_root *root = h->root;
+
+	for (uint32_t i = 0;; i++) {
+		if (shm_load_acq(&root->durable_lsn) >= lsn)   /* A10 */
+			return 0;
+		int rc = failed_code(h);
+		if (rc)
+			return rc;
+		uint32_t seq = shm_load32_acq(&root->flush_seq);
+		rc = flush_turn(h, 0);
+		if (rc != SHM_LOCK_BUSY) {
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (i < WAIT_SPINS_MAX) {
+			__builtin_ia32_pause();
+			continue;
+		}
+		/* Someone else flushes: sleep until its flush ends. */
+		struct timespec ts = { 0, FUTEX_WAIT_NS };
+		shm_faa32(&root->flush_waiters, 1);
+		if (shm_load32_acq(&root->flush_seq) == seq && shm_load_acq(&root->durable_lsn) < lsn)
+			syscall(SYS_futex, &root->flush_seq, FUTEX_WAIT, seq, &ts, NULL, 0);
+		shm_faa32(&root->flush_waiters, (uint32_t)-1);
+	}
+}
+
+int durable_after_commit(keel_t *h, uint64_t lsn, int durability)
+{
+	if (!h->root->journaled)
+		return 0;
+	if (durability == KEEL_DURABILITY_SYNC)
+		return wait_durable(h, lsn);
+	/* async (and memory overrides): on disk within the window; the handle's
+	 * background thread flushes too, so an idle store is covered */
+	if (shm_mono_ns() - h->root->last_flush_ns > (uint64_t)h->async_window_ms * 1000000ull)
+		return durable_try_flush(h);
+	return 0;
+}
+
+static void *async_main(void *arg)
+{
+	keel_t *h = arg;
+	while (!h->async_stop) {
+		struct timespec ts = { h->async_window_ms / 1000, (long)(h->async_window_ms % 1000) * 1000000l };
+		nanosleep(&ts, NULL);
+		if (next_lsn(h->root) - 1 > shm_load_acq(&h->root->durable_lsn))
+			durable_try_flush(h);
+	}
+	return NULL;
+}
+
+int durable_open(keel_t *h, const keel_options_t *opt, int created)
+{
+	(void)created;
+	h->async_window_ms = opt->async_window_ms ? opt->async_window_ms : 10;
+	if (!h->root->journaled)
+		return 0;
+	if (!h->io) {
+		int rc = jio_real_create(0, 0, 0600, &h->io);
+		if (rc)
+			return rc;
+		h->io_owned = 1;
+	}
+	if (h->durability == KEEL_DURABILITY_ASYNC && !h->readonly) {
+		h->async_stop = 0;
+		if (pthread_create(&h->async_thread, NULL, async_main, h) == 0)
+			h->async_running = 1;
+	}
+	return 0;
+}
+
+void durable_close(keel_t *h)
+{
+	if (h->async_running) {
+		h->async_stop = 1;
+		pthread_join(h->async_thread, NULL);
+		h->async_running = 0;
+	}
+	if (h->root && h->root->journaled && !h->root->failed && !h->readonly)
+		durable_try_flush(h);   /* leave nothing behind that async promised */
+	jnl_close(h->jnl);
+	h->jnl = NULL;
+	if (h->io_owned)
+		jio_destroy(h->io);
+	h->io = NULL;
+}
+
+/* ---- recovery --------------------------------------------------------------------------- */
+
+void handle_view(keel_t *h, shm_arena_t *a)
+{
+	memset(h, 0, sizeof(*h));
+	h->a = *a;
+	h->root = (struct keel_root *)a->hdr->root;
+	h->part_index = shm_at(&h->a, a->hdr->user_off);
+	h->part_pages = shm_at(&h->a, a->hdr->user_off + SHM_PART_INDEX_SLOTS * 4u);
+	h->vis_states = shm_at(&h->a, a->hdr->user_off + USER_PART_BYTES);
+	h->fork_gen = keel_fork_gen;
+	h->serial = UINT64_MAX;   /* never matches a thread cache */
+}
+
+struct replay {
+	keel_t *h;
+	uint64_t last;
+	uint64_t records, keys;
+};
+
+static int replay_record(void *ctx, uint64_t lsn, const void *payload, size_t len)
+{
+	struct replay *rp = ctx;
+	keel_t *h = rp->h;
+	const struct rec *r = payload;
+	int rc;
+
+	if (len < sizeof(*r) || r->magic != REC_MAGIC || r->lsn != lsn || r->len != len)
+		return shm_err(KEEL_E_CORRUPT, "journal record LSN %llu: bad commit record inside (magic %08x, LSN %llu, length %u of %zu)",
+			       (unsigned long long)lsn, r->magic, (unsigned long long)r->lsn, r->len, len);
+	rp->last = lsn;
+	rp->records++;
+	if (r->state == REC_VOID || r->nops == 0)
+		return 0;
+	uint64_t sum = XXH3_64bits(r->body, len - sizeof(*r));
+	if (sum != r->checksum || r->nparts > KEEL_TXN_PARTITIONS_MAX)
+		return shm_err(KEEL_E_CORRUPT, "journal record LSN %llu: commit checksum %016llx, expected %016llx",
+			       (unsigned long long)lsn, (unsigned long long)sum, (unsigned long long)r->checksum);
+	/* Partitions first created by this commit. */
+	const uint8_t *cur = r->body + align_up((uint64_t)r->nparts * 4, 8), *end = (const uint8_t *)r + len;
+	for (uint32_t i = 0; i < r->nops; i++) {
+		const struct rec_op *o = (const struct rec_op *)cur;
+		if (cur + sizeof(*o) > end)
+			break;
+		uint64_t sz = align_up(sizeof(*o) + (uint64_t)o->klen + o->vlen, 8);
+		if (cur + sz > end)
+			break;
+		if (o->type == OP_CREATE && (rc = part_create_id(h, o->part, (const char *)o->data, o->klen)))
+			return shm_err_ctx(rc, "journal record LSN %llu", (unsigned long long)lsn);
+		cur += sz;
+	}
+	const uint32_t *ids = (const uint32_t *)r->body;
+	for (uint32_t i = 0; i < r->nparts; i++) {
+		struct part *p = part_by_id(h, ids[i]);
+		if (!p || !p->ready)
+			return shm_err(KEEL_E_CORRUPT, "journal record LSN %llu names partition %u, which no record or checkpoint creates",
+				       (unsigned long long)lsn, ids[i]);
+		if ((rc = apply_part(h, p, r, NULL, NULL)))
+			return shm_err_ctx(rc, "replaying journal record LSN %llu", (unsigned long long)lsn);
+		table_maybe_grow(h, p);
+	}
+	return 0;
+}
+
+static int load_item(void *ctx, uint32_t type, const void *data, size_t len)
+{
+	struct replay *rp = ctx;
+	keel_t *h = rp->h;
+	int rc;
+
+	if (type == CKPT_ITEM_PART) {
+		const struct ckpt_part_item *it = data;
+		if (len < sizeof(*it) || len != sizeof(*it) + it->name_len)
+			return shm_err(KEEL_E_CORRUPT, "checkpoint: bad partition item (%zu bytes)", len);
+		if ((rc = part_create_id(h, it->id, it->name, it->name_len)))
+			return rc;
+		part_by_id(h, it->id)->created_lsn = it->created_lsn;
+		return 0;
+	}
+	if (type != CKPT_ITEM_KV)
+		return 0;   /* unknown items are for later versions */
+	const struct ckpt_kv_item *it = data;
+	if (len < sizeof(*it) || it->klen == 0 || it->klen > KEEL_KEY_MAX || it->vlen > KEEL_VALUE_MAX ||
+	    len != sizeof(*it) + it->klen + it->vlen)
+		return shm_err(KEEL_E_CORRUPT, "checkpoint: bad key item (%zu bytes)", len);
+	struct part *p = part_by_id(h, it->part);
+	if (!p || !p->ready)
+		return shm_err(KEEL_E_CORRUPT, "checkpoint: key of unknown partition %u", it->part);
+	uint64_t off;
+	if ((rc = shm_alloc(&h->a, &p->heap, node_bytes(it->klen, it->vlen), 1, &off)))
+		return rc;
+	struct node *n = shm_at(&h->a, off);
+	n->lsn = it->lsn;
+	n->version = it->version;
+	n->mtime_ns = it->mtime_ns;
+	n->klen = (uint16_t)it->klen;
+	n->vlen = it->vlen;
+	n->flags = 0;
+	memcpy(n->data, it->data, (size_t)it->klen + it->vlen);
+	table_link(h, p, n, key_hash(it->data, it->klen));
+	table_maybe_grow(h, p);
+	rp->keys++;
+	return 0;
+}
+
+static void ckpt_warn(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "keel: recovery: %s\n", msg);
+}
+
+int durable_recover(shm_arena_t *a, const char *dir, jio_t *io, const uint8_t uuid[16])
+{
+	keel_t *h = calloc(1, sizeof(*h));
+	struct keel_root *root = (struct keel_root *)a->hdr->root;
+	struct replay rp;
+	char cdir[4200], jdir[4200], path[4400];
+	ckpt_meta_t meta;
+	jnl_scan_result_t res;
+	uint64_t start = 0, t0 = shm_mono_ns();
+	int rc;
+
+	if (!h)
+		return shm_err(KEEL_E_NOMEM, "out of memory for recovery");
+	handle_view(h, a);
+	snprintf(h->dir, sizeof(h->dir), "%s", dir);
+	memset(&rp, 0, sizeof(rp));
+	rp.h = h;
+	join(cdir, sizeof(cdir), dir, "checkpoint");
+	join(jdir, sizeof(jdir), dir, "journal");
+	rc = ckpt_find_newest(cdir, io, uuid, ckpt_warn, NULL, path, sizeof(path), &meta);
+	if (rc == 0) {
+		if ((rc = ckpt_read(path, io, uuid, 0, load_item, &rp, NULL)))
+			goto out;
+		start = meta.start_lsn;
+	} else if (rc != KEEL_E_NOTFOUND) {
+		goto out;
+	}
+	rc = jnl_scan(jdir, io, uuid, start + 1, JNL_SCAN_REPAIR, replay_record, &rp, &res);
+	if (rc == KEEL_E_NOTFOUND && start == 0)
+		rc = 0;   /* a store that never committed */
+	if (rc) {
+		if (rc == KEEL_E_CORRUPT && res.msg[0])
+			rc = shm_err(KEEL_E_CORRUPT, "%s; the store was not opened; `keel recover STORE --salvage` cuts the journal there and reports what is lost",
+				     res.msg);
+		goto out;
+	}
+	if (res.end == JNL_END_TORN)
+		fprintf(stderr, "keel: recovery: warning: %s\n", res.msg);
+	uint64_t last = rp.last > start ? rp.last : start;
+	root->rsv.AO_val1 = 0;
+	root->rsv.AO_val2 = last + 1;
+	root->applied_lsn = last;
+	root->durable_lsn = last;
+	root->applied_pos = 0;
+	root->durable_pos = 0;
+	root->ckpt_lsn = start;
+	root->jpos_valid = 0;
+	if (getenv("KEEL_RECOVERY_VERBOSE") || rp.records > 100000)
+		fprintf(stderr, "keel: recovery: checkpoint LSN %llu (%llu keys), %llu journal records replayed, next LSN %llu, %.3f s\n",
+			(unsigned long long)start, (unsigned long long)rp.keys, (unsigned long long)rp.records,
+			(unsigned long long)(last + 1), (shm_mono_ns() - t0) / 1e9);
+out:
+	free(h);
+	return rc;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------ */
+
+struct ckpt_ctx {
+	ckpt_writer_t *w;
+	uint32_t part;
+	uint64_t keys;
+};
+
+static int write_kv(void *ctx, const struct node *n)
+{
+	struct ckpt_ctx *c = ctx;
+	uint8_t hdr[sizeof(struct ckpt_kv_item) + KEEL_KEY_MAX];
+	struct ckpt_kv_item *it = (struct ckpt_kv_item *)hdr;
+
+	memset(it, 0, sizeof(*it));
+	it->part = c->part;
+	it->klen = n->klen;
+	it->vlen = n->vlen;
+	it->version = n->version;
+	it->mtime_ns = n->mtime_ns;
+	it->lsn = n->lsn;
+	memcpy(it->data, node_key(n), n->klen);
+	c->keys++;
+	return ckpt_write_item2(c->w, CKPT_ITEM_KV, hdr, sizeof(*it) + n->klen, node_val(n), n->vlen);
+}
+
+int keel_checkpoint(keel_t *h, uint64_t *lsn_out)
+{
+	struct keel_root *root;
+	struct ckpt_ctx c = { 0 };
+	struct snap snap;
+	char cdir[4200];
+	int rc = handle_ok(h);
+
+	if (rc)
+		return rc;
+	root = h->root;
+	if (!root->journaled)
+		return shm_err(KEEL_E_STATE, "a memory-mode store has no journal to checkpoint");
+	if (h->readonly)
+		return shm_err(KEEL_E_READONLY, "store opened read-only");
+	if ((rc = failed_code(h)))
+		return rc;
+	/* Everything committed so far goes to disk first, so the snapshot can
+	 * reach as far as the applied LSN. */
+	if ((rc = wait_durable(h, next_lsn(root) - 1)))
+		return rc;
+	struct shm_reader *r = reader_enter(h, &snap);
+	if (!r)
+		return shm_err(KEEL_E_LIMIT, "no reader slot for the checkpoint");
+	uint64_t s = snap.w < root->durable_lsn ? snap.w : root->durable_lsn;
+	struct snap at = { s, 0, 0 };   /* exactly the commits <= s */
+	join(cdir, sizeof(cdir), h->dir, "checkpoint");
+	if ((rc = ckpt_write_begin(cdir, h->io, root->uuid, s, 0, &c.w)))
+		goto out;
+	uint32_t n = shm_load32_acq(&root->nparts);
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
+		struct part *p = part_by_id(h, i);
+		if (!p || !p->ready || !p->created_lsn || p->created_lsn > s)
+			continue;
+		uint8_t buf[sizeof(struct ckpt_part_item) + KEEL_PARTITION_NAME_MAX];
+		struct ckpt_part_item *it = (struct ckpt_part_item *)buf;
+		memset(it, 0, sizeof(*it));
+		it->id = p->id;
+		it->name_len = p->name_len;
+		it->created_lsn = p->created_lsn;
+		memcpy(it->name, p->name, p->name_len);
+		if ((rc = ckpt_write_item(c.w, CKPT_ITEM_PART, it, sizeof(*it) + p->name_len)))
+			break;
+		c.part = p->id;
+		rc = table_scan(h, p, &at, write_kv, &c);
+	}
+	if (rc) {
+		ckpt_write_abort(c.w);
+		goto out;
+	}
+	if ((rc = ckpt_write_commit(c.w, NULL)))
+		goto out;
+	shm_store_rel(&root->ckpt_lsn, s);
+	/* Segments wholly below the checkpoint are recycled by the writer. */
+	int lr = shm_lock_acquire(&root->flush_lock);
+	if (lr >= 0) {
+		if (lr == SHM_LOCK_DIED)
+			shm_lock_consistent(&root->flush_lock);
+		if (writer_ready(h, lr == SHM_LOCK_DIED) == 0 && jnl_recycle_below(h->jnl, s + 1) == 0) {
+			jnl_info_t ji;
+			jnl_info(h->jnl, &ji);
+			root->ckpt_journal_bytes = ji.journal_bytes;
+		}
+		shm_lock_release(&root->flush_lock);
+	}
+	ckpt_prune(cdir, h->io, s, NULL);
+	if (lsn_out)
+		*lsn_out = s;
+out:
+	reader_leave(h, r);
+	return rc;
+}
+
+int keel_sync(keel_t *h)
+{
+	int rc = handle_ok(h);
+	if (rc || !h->root->journaled)
+		return rc;
+	return wait_durable(h, next_lsn(h->root) - 1);
+}
+
+int keel_wait_durable(keel_t *h, uint64_t lsn)
+{
+	int rc = handle_ok(h);
+	if (rc)
+		return rc;
+	if (lsn >= next_lsn(h->root))
+		return shm_err(KEEL_E_INVAL, "LSN %llu has not been given to any commit yet", (unsigned long long)lsn);
+	if (!h->root->journaled)
+		return 0;
+	return wait_durable(h, lsn);
+}
