@@ -308,7 +308,10 @@ static int flush_locked(keel_t *h, int died)
 	if ((rc = jnl_flush(h->jnl)))
 		goto failed;
 	jnl_pos_t jp;
+	jnl_info_t ji;
 	jnl_get_pos(h->jnl, &jp);
+	jnl_info(h->jnl, &ji);
+	root->journal_bytes = (uint64_t)(ji.segments ? ji.segments - 1 : 0) * ji.seg_bytes + ji.seg_off;
 	memcpy(root->jpos, &jp, sizeof(jp));
 	root->jpos_valid = 1;
 	root->flushes++;
@@ -380,10 +383,31 @@ static int wait_durable(keel_t *h, uint64_t lsn)
 	}
 }
 
+/* Checkpoint when the journal has grown by checkpoint_bytes since the last
+ * one: one process at a time (ckpt_running), by whoever notices first.  A
+ * dead checkpointer's claim is taken over. */
+static void maybe_checkpoint(keel_t *h)
+{
+	struct keel_root *root = h->root;
+	uint64_t claim = shm_load(&root->ckpt_running);
+
+	if (h->readonly || root->journal_bytes < root->ckpt_journal_bytes + h->checkpoint_bytes)
+		return;
+	if (claim && shm_pid_alive((uint32_t)claim, 0))
+		return;
+	if (!shm_cas(&root->ckpt_running, claim, h->pid))
+		return;
+	uint64_t lsn;
+	if (keel_checkpoint(h, &lsn) != 0)
+		root->ckpt_journal_bytes = root->journal_bytes;   /* do not retry at every commit */
+	shm_store_rel(&root->ckpt_running, 0);
+}
+
 int durable_after_commit(keel_t *h, uint64_t lsn, int durability)
 {
 	if (!h->root->journaled)
 		return 0;
+	maybe_checkpoint(h);
 	if (durability == KEEL_DURABILITY_SYNC)
 		return wait_durable(h, lsn);
 	/* async (and memory overrides): on disk within the window; the handle's
@@ -409,6 +433,7 @@ int durable_open(keel_t *h, const keel_options_t *opt, int created)
 {
 	(void)created;
 	h->async_window_ms = opt->async_window_ms ? opt->async_window_ms : 10;
+	h->checkpoint_bytes = (uint64_t)(opt->checkpoint_mb ? opt->checkpoint_mb : 256) << 20;
 	if (!h->root->journaled)
 		return 0;
 	if (!h->io) {
@@ -695,7 +720,7 @@ int keel_checkpoint(keel_t *h, uint64_t *lsn_out)
 		if (writer_ready(h, lr == SHM_LOCK_DIED) == 0 && jnl_recycle_below(h->jnl, s + 1) == 0) {
 			jnl_info_t ji;
 			jnl_info(h->jnl, &ji);
-			root->ckpt_journal_bytes = ji.journal_bytes;
+			root->ckpt_journal_bytes = (uint64_t)(ji.segments ? ji.segments - 1 : 0) * ji.seg_bytes + ji.seg_off;
 		}
 		shm_lock_release(&root->flush_lock);
 	}
@@ -725,4 +750,59 @@ int keel_wait_durable(keel_t *h, uint64_t lsn)
 	if (!h->root->journaled)
 		return 0;
 	return wait_durable(h, lsn);
+}
+
+int keel_recover(const char *dir, const keel_options_t *opt, unsigned flags, char *report, size_t cap)
+{
+	keel_options_t o;
+	uint8_t uuid[16];
+	jio_t *io = NULL;
+	keel_t *h;
+	char path[256], jdir[4200];
+	int rc, found;
+
+	if (!dir || (flags & ~(unsigned)KEEL_RECOVER_SALVAGE))
+		return shm_err(KEEL_E_INVAL, "keel_recover: bad argument");
+	if (opt)
+		o = *opt;
+	else
+		keel_options_init(&o);
+	if (report && cap)
+		report[0] = 0;
+	if ((rc = keel_arena_path(dir, &o, path, sizeof(path))))
+		return rc;
+	if ((rc = jio_real_create(0, 0, 0600, &io)))
+		return rc;
+	if ((rc = store_id_read(io, dir, uuid, &found)))
+		goto out;
+	if (!found) {
+		rc = shm_err(KEEL_E_NOTFOUND, "%s is not a durable store (no keel.id): there is nothing to recover from", dir);
+		goto out;
+	}
+	/* Refuse while others use the arena: they would keep the old one. */
+	if (access(path, F_OK) == 0 && (rc = keel_unlink_arena(dir, &o, 0)))
+		goto out;
+	if (flags & KEEL_RECOVER_SALVAGE) {
+		jnl_scan_result_t res;
+		join(jdir, sizeof(jdir), dir, "journal");
+		rc = jnl_scan(jdir, io, uuid, 0, JNL_SCAN_REPAIR | JNL_SCAN_SALVAGE, NULL, NULL, &res);
+		if (rc)
+			goto out;
+		if (report && cap)
+			snprintf(report, cap, "%s", res.end == JNL_END_CLEAN ? "journal intact; nothing cut" : res.msg);
+	}
+	o.flags &= ~(uint32_t)(KEEL_OPEN_NOCREATE | KEEL_OPEN_READONLY);
+	o.durability = KEEL_DURABILITY_DEFAULT;
+	if ((rc = keel_open(dir, &o, &h)))
+		goto out;
+	if (report && cap && !(flags & KEEL_RECOVER_SALVAGE)) {
+		keel_stat_t st;
+		keel_stat(h, &st);
+		snprintf(report, cap, "recovered %llu keys in %u partitions; next LSN %llu",
+			 (unsigned long long)st.keys, st.partitions, (unsigned long long)st.next_lsn);
+	}
+	keel_close(h);
+out:
+	jio_destroy(io);
+	return rc;
 }

@@ -111,6 +111,8 @@ struct keel_root {
 	volatile uint64_t ckpt_lsn;      /* start LSN of the newest checkpoint */
 	volatile uint64_t ckpt_journal_bytes; /* journal bytes at that checkpoint */
 	volatile uint64_t last_flush_ns;
+	volatile uint64_t journal_bytes;  /* journal size after the last flush */
+	volatile uint64_t ckpt_running;   /* a process is writing a checkpoint (CAS 0 -> pid) */
 	uint64_t flushes;
 	uint64_t commits;        /* statistics */
 	uint64_t repairs;        /* partitions repaired after a dead writer */
@@ -286,6 +288,7 @@ struct keel {
 	int async_running;
 	volatile int async_stop;
 	uint32_t async_window_ms;
+	uint64_t checkpoint_bytes;      /* journal growth that triggers a checkpoint */
 	char dir[4096];
 };
 

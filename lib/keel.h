@@ -116,7 +116,8 @@ typedef struct keel_options {
 	uint64_t ring_bytes;       /* commit ring size; default 16 MiB */
 	const char *arena_path;    /* explicit arena file; default derived from dir */
 	uint32_t async_window_ms;  /* ASYNC flush window; default 10 */
-	uint32_t reserved[7];
+	uint32_t checkpoint_mb;    /* checkpoint when the journal grew this much; default 256 */
+	uint32_t reserved[6];
 } keel_options_t;
 
 void keel_options_init(keel_options_t *opt);
@@ -262,6 +263,17 @@ int keel_wait_durable(keel_t *h, uint64_t lsn);
  * recycle the journal segments it covers.  *lsn (may be NULL) gets its LSN.
  * Errors: STATE (memory-mode store), READONLY, IO, NOSPC, PANIC. */
 int keel_checkpoint(keel_t *h, uint64_t *lsn);
+
+enum keel_recover_flags {
+	KEEL_RECOVER_SALVAGE = 1u << 0,  /* cut a journal damaged in the middle at its first bad record */
+};
+/*
+ * Rebuild the arena of durable store `dir` from its checkpoint and journal,
+ * now.  No process may have the store open (KEEL_E_BUSY).  Without SALVAGE a
+ * journal damaged in the middle fails with KEEL_E_CORRUPT, naming the place;
+ * with SALVAGE it is cut there and `report` (may be NULL) says what was lost.
+ */
+int keel_recover(const char *dir, const keel_options_t *opt, unsigned flags, char *report, size_t cap);
 
 /* ---- statistics ------------------------------------------------------------ */
 typedef struct keel_stat {

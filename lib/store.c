@@ -245,6 +245,9 @@ int keel_open_io(const char *dir, const keel_options_t *opt, struct jio *io, kee
 			own_io = 1;
 		}
 	}
+	int retried = 0;
+again:
+	found = 0;
 	if (io) {
 		if ((rc = store_id_read(io, dir, oc.uuid, &found)))
 			goto fail_io;
@@ -288,7 +291,8 @@ int keel_open_io(const char *dir, const keel_options_t *opt, struct jio *io, kee
 		h->root = (struct keel_root *)h->a.hdr->root;
 		/* An arena that is not this store's, or that failed, is rebuilt
 		 * from the disk when nobody else uses it. */
-		int stale = found && (!h->root->journaled || memcmp(h->root->uuid, oc.uuid, 16) != 0);
+		int stale = found ? (!h->root->journaled || memcmp(h->root->uuid, oc.uuid, 16) != 0)
+				  : h->root->journaled != 0;   /* another store's arena: same inode reused */
 		int failed = h->root->failed != 0;
 		if (!stale && !failed)
 			break;
@@ -305,6 +309,11 @@ int keel_open_io(const char *dir, const keel_options_t *opt, struct jio *io, kee
 			goto fail_io;
 		}
 		unlink(path);   /* rebuild from checkpoint and journal */
+		if (!found && !retried) {   /* decide again what this store is */
+			retried = 1;
+			free(h);
+			goto again;
+		}
 	}
 	h->a.rsv_settled = rsv_settled;
 	h->part_index = shm_at(&h->a, h->a.hdr->user_off);

@@ -77,6 +77,7 @@ enum cmd_opt {
 	OPT_JSON = 1u << 0,    /* --json */
 	OPT_HEX = 1u << 1,     /* --hex */
 	OPT_OPEN = 1u << 2,    /* --memory, --durability, --arena */
+	OPT_SALVAGE = 1u << 3, /* --salvage */
 };
 
 enum cmd_open {
@@ -109,6 +110,7 @@ struct cli {
 	int json;
 	int hex;
 	int durability;           /* KEEL_DURABILITY_*; DEFAULT = store's own */
+	int salvage;
 	const char *arena_path;
 	keel_t *h;                /* open handle for commands with OPEN_* */
 	int exit_class;           /* 0, or EXIT_USAGE / EXIT_LOCAL for non-store failures */
@@ -886,6 +888,44 @@ static int cmd_stat(struct cli *c)
 	return rc;
 }
 
+/* checkpoint STORE */
+static int cmd_checkpoint(struct cli *c)
+{
+	uint64_t lsn = 0;
+	int rc = keel_checkpoint(c->h, &lsn);
+
+	if (rc < 0)
+		return store_error(c, rc, "checkpoint %s", store_arg(c));
+	printf("checkpoint at LSN %" PRIu64 "\n", lsn);
+	return 0;
+}
+
+/* sync STORE */
+static int cmd_sync(struct cli *c)
+{
+	int rc = keel_sync(c->h);
+
+	if (rc < 0)
+		return store_error(c, rc, "sync %s", store_arg(c));
+	return 0;
+}
+
+/* recover STORE [--salvage] */
+static int cmd_recover(struct cli *c)
+{
+	keel_options_t o;
+	char report[1024];
+	int rc;
+
+	keel_options_init(&o);
+	o.arena_path = c->arena_path;
+	rc = keel_recover(store_arg(c), &o, c->salvage ? KEEL_RECOVER_SALVAGE : 0, report, sizeof(report));
+	if (rc < 0)
+		return store_error(c, rc, "recover %s", store_arg(c));
+	printf("%s\n", report);
+	return 0;
+}
+
 static int cmd_help(struct cli *c);
 
 /* ---- the command table ------------------------------------------------------------- */
@@ -1013,6 +1053,62 @@ static const struct cmd commands[] = {
 		"    keel stat --json /var/lib/app | jq .keys\n",
 	},
 	{
+		.name = "checkpoint", .run = cmd_checkpoint, .nargs_min = 1, .nargs_max = 1,
+		.opts = OPT_OPEN, .open = OPEN_WRITE,
+		.args = "STORE",
+		.summary = "write a checkpoint now and recycle the journal it covers",
+		.description =
+		"    Makes every commit so far durable, writes a checkpoint of the store\n"
+		"    (a snapshot of every commit up to one LSN) to STORE/checkpoint/,\n"
+		"    atomically, and recycles the journal segments it covers.  Prints the\n"
+		"    checkpoint's LSN.  Checkpoints also run by themselves as the journal\n"
+		"    grows; this is for backups and tests.\n",
+		.exit_status =
+		"    0   written\n"
+		"    2   usage error\n"
+		"    27  (KEEL_E_STATE) the store is in memory mode and has no journal\n",
+		.examples =
+		"    keel checkpoint /var/lib/app\n",
+	},
+	{
+		.name = "sync", .run = cmd_sync, .nargs_min = 1, .nargs_max = 1,
+		.opts = OPT_OPEN, .open = OPEN_WRITE,
+		.args = "STORE",
+		.summary = "make every commit so far durable",
+		.description =
+		"    Waits until every commit made so far (by any process) is on disk.\n"
+		"    A memory-mode store has nothing to flush.\n",
+		.exit_status =
+		"    0   durable\n"
+		"    2   usage error\n",
+		.examples =
+		"    keel sync /var/lib/app\n",
+	},
+	{
+		.name = "recover", .run = cmd_recover, .nargs_min = 1, .nargs_max = 1,
+		.opts = OPT_SALVAGE | OPT_OPEN, .open = OPEN_NONE,
+		.args = "STORE [--salvage]",
+		.summary = "rebuild the arena from checkpoint and journal",
+		.description =
+		"    Removes the store's arena and rebuilds it from the newest checkpoint\n"
+		"    and the journal, as the first open after a power loss does.  No\n"
+		"    process may have the store open.\n"
+		"\n"
+		"    A journal with a bad record followed by valid ones (media damage)\n"
+		"    makes recovery refuse, naming the segment, offset, LSN and checksums.\n"
+		"    --salvage cuts the journal at that record instead, moves the later\n"
+		"    segments aside (*.lost) and prints what was lost: every commit from\n"
+		"    that LSN on.\n",
+		.exit_status =
+		"    0   recovered; the report was printed\n"
+		"    2   usage error\n"
+		"    19  (KEEL_E_CORRUPT) the journal is damaged in the middle: see --salvage\n"
+		"    24  (KEEL_E_BUSY) processes have the store open\n",
+		.examples =
+		"    keel recover /var/lib/app\n"
+		"    keel recover /var/lib/app --salvage\n",
+	},
+	{
 		.name = "help", .run = cmd_help, .nargs_min = 0, .nargs_max = 1,
 		.opts = 0, .open = OPEN_NONE,
 		.args = "[COMMAND]",
@@ -1059,6 +1155,10 @@ static const struct {
 	{ OPT_JSON,
 	  "    --json\n"
 	  "        Print the result as JSON.\n" },
+	{ OPT_SALVAGE,
+	  "    --salvage\n"
+	  "        Cut a journal damaged in the middle at its first bad record\n"
+	  "        instead of refusing; what is lost is printed.\n\n" },
 };
 
 static void print_exit_table(FILE *f)
@@ -1192,7 +1292,7 @@ static int open_store(struct cli *c)
 }
 
 enum { LOPT_HELP = 'h', LOPT_JSON = 256, LOPT_HEX, LOPT_MEMORY, LOPT_DURABILITY,
-       LOPT_ARENA, LOPT_VERSION };
+       LOPT_ARENA, LOPT_VERSION, LOPT_SALVAGE };
 
 static const struct option long_options[] = {
 	{ "help", no_argument, NULL, LOPT_HELP },
@@ -1202,6 +1302,7 @@ static const struct option long_options[] = {
 	{ "durability", required_argument, NULL, LOPT_DURABILITY },
 	{ "arena", required_argument, NULL, LOPT_ARENA },
 	{ "version", no_argument, NULL, LOPT_VERSION },
+	{ "salvage", no_argument, NULL, LOPT_SALVAGE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1212,13 +1313,13 @@ struct parsed {
 	int memory;
 	const char *durability;
 	unsigned seen;               /* enum cmd_opt bits given */
-	const char *seen_name[3];    /* the option that set each bit, for messages */
+	const char *seen_name[4];    /* the option that set each bit, for messages */
 };
 
 static void saw(struct parsed *p, unsigned bit, const char *name)
 {
 	p->seen |= bit;
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		if (bit == 1u << i)
 			p->seen_name[i] = name;
 }
@@ -1236,6 +1337,7 @@ static int parse_options(struct cli *c, struct parsed *p, int argc, char **argv)
 		switch (ch) {
 		case LOPT_HELP: p->help = 1; break;
 		case LOPT_VERSION: p->version = 1; break;
+		case LOPT_SALVAGE: c->salvage = 1; saw(p, OPT_SALVAGE, "--salvage"); break;
 		case LOPT_JSON: c->json = 1; saw(p, OPT_JSON, "--json"); break;
 		case LOPT_HEX: c->hex = 1; saw(p, OPT_HEX, "--hex"); break;
 		case LOPT_MEMORY: p->memory = 1; saw(p, OPT_OPEN, "--memory"); break;
@@ -1263,7 +1365,7 @@ static int check_command_line(struct cli *c, const struct parsed *p)
 {
 	const struct cmd *cmd = c->cmd;
 
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		unsigned bit = 1u << i;
 
 		if ((p->seen & bit) && !(cmd->opts & bit))
@@ -1330,7 +1432,7 @@ static void check_command_table(void)
 		TABLE_CHECK(cmd->description && cmd->exit_status && cmd->examples);
 		TABLE_CHECK(cmd->nargs_min >= 0 && cmd->nargs_min <= cmd->nargs_max);
 		TABLE_CHECK(cmd->open == OPEN_NONE || cmd->nargs_min >= 1); /* STORE first */
-		TABLE_CHECK((cmd->opts & ~(unsigned)(OPT_JSON | OPT_HEX | OPT_OPEN)) == 0);
+		TABLE_CHECK((cmd->opts & ~(unsigned)(OPT_JSON | OPT_HEX | OPT_OPEN | OPT_SALVAGE)) == 0);
 		TABLE_CHECK(find_cmd(cmd->name) == cmd);                     /* unique */
 	}
 }
