@@ -110,6 +110,12 @@ __attribute__((constructor)) static void durable_module_init(void)
 	jio_set_err_hook(err_hook);
 }
 
+unsigned keel_jio_flags(void)
+{
+	const char *e = getenv("KEEL_JOURNAL_IO");
+	return e && strcmp(e, "syscall") == 0 ? JIO_REAL_NO_URING : 0;
+}
+
 /* ---- identity ------------------------------------------------------------------------- */
 
 int store_id_read(jio_t *io, const char *dir, uint8_t uuid[16], int *found)
@@ -437,7 +443,7 @@ int durable_open(keel_t *h, const keel_options_t *opt, int created)
 	if (!h->root->journaled)
 		return 0;
 	if (!h->io) {
-		int rc = jio_real_create(0, 0, 0600, &h->io);
+		int rc = jio_real_create(0, keel_jio_flags(), 0600, &h->io);
 		if (rc)
 			return rc;
 		h->io_owned = 1;
@@ -771,7 +777,7 @@ int keel_recover(const char *dir, const keel_options_t *opt, unsigned flags, cha
 		report[0] = 0;
 	if ((rc = keel_arena_path(dir, &o, path, sizeof(path))))
 		return rc;
-	if ((rc = jio_real_create(0, 0, 0600, &io)))
+	if ((rc = jio_real_create(0, keel_jio_flags(), 0600, &io)))
 		return rc;
 	if ((rc = store_id_read(io, dir, uuid, &found)))
 		goto out;

@@ -418,6 +418,9 @@ int durable_recover(shm_arena_t *a, const char *dir, struct jio *io, const uint8
 /* Read STORE/keel.id; *found = 0 when the store has no journal. */
 int store_id_read(struct jio *io, const char *dir, uint8_t uuid[16], int *found);
 int store_id_create(struct jio *io, const char *dir, uint8_t uuid[16]);
+/* Backend flags for the real disk: KEEL_JOURNAL_IO=syscall selects plain
+ * pwrite/fdatasync instead of io_uring (for comparison and old kernels). */
+unsigned keel_jio_flags(void);
 int keel_open_io(const char *dir, const keel_options_t *opt, struct jio *io, keel_t **out);
 /* Build a process-local handle view of an arena (recovery, before publish). */
 void handle_view(keel_t *h, shm_arena_t *a);

@@ -240,7 +240,7 @@ int keel_open_io(const char *dir, const keel_options_t *opt, struct jio *io, kee
 		struct stat st;
 		snprintf(idp, sizeof(idp), "%s/keel.id", dir);
 		if (stat(idp, &st) == 0 || opt->durability != KEEL_DURABILITY_MEMORY) {
-			if ((rc = jio_real_create(0, 0, 0600, &io)))
+			if ((rc = jio_real_create(0, keel_jio_flags(), 0600, &io)))
 				return rc;
 			own_io = 1;
 		}
