@@ -670,7 +670,7 @@ struct clear_ctx {
 };
 
 static int fill_tomb(keel_t *h, struct part *p, const struct rec *r, const uint64_t *prealloc, size_t *used,
-		     const void *key, uint32_t klen, uint64_t hash)
+		     const void *key, uint32_t klen, uint64_t hash, const struct link_hint *hint)
 {
 	struct node *n;
 	int rc = new_node(h, p, prealloc, used, node_bytes(klen, 0), &n);
@@ -683,7 +683,7 @@ static int fill_tomb(keel_t *h, struct part *p, const struct rec *r, const uint6
 	n->vlen = 0;
 	n->flags = NODE_TOMB;
 	memcpy(n->data, key, klen);
-	table_link(h, p, n, hash);
+	table_link_hinted(h, p, n, hash, hint);
 	return 0;
 }
 
@@ -699,7 +699,7 @@ static int apply_clear(keel_t *h, struct part *p, const struct rec *r, const uin
 		if (d->sokey & 1) {
 			struct node *n = (struct node *)d;
 			if (!(n->flags & NODE_TOMB) && n->lsn < r->lsn) {
-				int rc = fill_tomb(h, p, r, prealloc, used, node_key(n), n->klen, rev64(n->sokey));
+				int rc = fill_tomb(h, p, r, prealloc, used, node_key(n), n->klen, rev64(n->sokey), NULL);
 				if (rc)
 					return rc;
 			}
@@ -709,8 +709,10 @@ static int apply_clear(keel_t *h, struct part *p, const struct rec *r, const uin
 	return 0;
 }
 
-int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *prealloc, size_t *used)
+int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *prealloc, size_t *used,
+	       const struct link_hint *first_hint)
 {
+	const struct link_hint *hint = first_hint;   /* good for the first write only */
 	const uint8_t *cur = rec_ops(r), *end = (const uint8_t *)r + r->len;
 	const struct rec_op *o;
 	size_t local_used = 0;
@@ -727,6 +729,7 @@ int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *p
 			continue;
 		}
 		if (o->type == OP_CLEAR) {
+			hint = NULL;
 			if ((rc = apply_clear(h, p, r, prealloc, used)))
 				return rc;
 			continue;
@@ -741,8 +744,9 @@ int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *p
 				continue;
 		}
 		if (o->type == OP_DEL) {
-			if ((rc = fill_tomb(h, p, r, prealloc, used, o->data, o->klen, hash)))
+			if ((rc = fill_tomb(h, p, r, prealloc, used, o->data, o->klen, hash, hint)))
 				return rc;
+			hint = NULL;
 			continue;
 		}
 		struct node *n;
@@ -755,7 +759,8 @@ int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *p
 		n->vlen = o->vlen;
 		n->flags = 0;
 		memcpy(n->data, o->data, (size_t)o->klen + o->vlen);
-		table_link(h, p, n, hash);
+		table_link_hinted(h, p, n, hash, hint);
+		hint = NULL;
 	}
 	return 0;
 }
@@ -771,6 +776,7 @@ struct commit {
 	uint64_t prealloc_heap[64];
 	struct part *prealloc_owner[64];
 	struct part **owners;
+	struct link_hint hint[KEEL_TXN_PARTITIONS_MAX];   /* by txn partition index */
 };
 
 static int prealloc_push(struct commit *c, struct part *p, uint64_t bytes, int reserve_ok)
@@ -849,9 +855,10 @@ static int prepare(struct commit *c, uint64_t *rec_bytes, uint32_t nlocked, uint
 		struct txn_part *tp = &t->parts[o->pidx];
 		uint64_t cur = 0;
 		o->skip = 0;
+		volatile uint64_t *link = NULL;
+		struct node *ex = NULL;
 		if (tp->p) {
-			volatile uint64_t *link;
-			struct node *ex = table_find_locked(h, tp->p, t->buf + o->key_at, o->klen, o->hash, &link);
+			ex = table_find_locked(h, tp->p, t->buf + o->key_at, o->klen, o->hash, &link);
 			if (ex && !(ex->flags & NODE_TOMB))
 				cur = ex->version;
 		}
@@ -872,6 +879,12 @@ static int prepare(struct commit *c, uint64_t *rec_bytes, uint32_t nlocked, uint
 			t->removed++;
 		} else {
 			o->version = (tp->cleared ? 0 : cur) + 1;
+		}
+		struct link_hint *hn = &c->hint[o->pidx];
+		if (!hn->val && !hn->link && link && !tp->cleared) {   /* the partition's first write */
+			hn->link = link;
+			hn->val = *link;
+			hn->replace = ex != NULL;
 		}
 		bytes += align_up(sizeof(struct rec_op) + (uint64_t)o->klen + (o->type == OP_PUT ? o->vlen : 0), 8);
 		(*nwrites)++;
@@ -1008,6 +1021,7 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 				goto out;
 			c.nlocked++;
 		}
+		memset(c.hint, 0, sizeof(c.hint));   /* links found under these locks only */
 		rc = prepare(&c, &rec_bytes, n, &nwrites);
 		if (rc != KEEL_E_FULL || attempt > 0)
 			break;
@@ -1048,7 +1062,7 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	size_t used = 0;
 	for (uint32_t k = 0; k < n; k++) {
 		struct part *p = t->parts[c.order[k]].p;
-		if (t->parts[c.order[k]].writes && (rc = apply_part(h, p, r, c.prealloc, &used)))
+		if (t->parts[c.order[k]].writes && (rc = apply_part(h, p, r, c.prealloc, &used, &c.hint[c.order[k]])))
 			break;
 	}
 	SHM_VERIFY(rc == 0);   /* blocks were preallocated: apply cannot fail */

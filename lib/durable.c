@@ -529,7 +529,7 @@ static int replay_record(void *ctx, uint64_t lsn, const void *payload, size_t le
 		if (!p || !p->ready)
 			return shm_err(KEEL_E_CORRUPT, "journal record LSN %llu names partition %u, which no record or checkpoint creates",
 				       (unsigned long long)lsn, ids[i]);
-		if ((rc = apply_part(h, p, r, NULL, NULL)))
+		if ((rc = apply_part(h, p, r, NULL, NULL, NULL)))
 			return shm_err_ctx(rc, "replaying journal record LSN %llu", (unsigned long long)lsn);
 		table_maybe_grow(h, p);
 	}

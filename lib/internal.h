@@ -349,8 +349,17 @@ const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t 
 /* Under the lock: the newest version (may be a tombstone) and its predecessor. */
 struct node *table_find_locked(keel_t *h, struct part *p, const void *key, size_t klen,
 			       uint64_t hash, volatile uint64_t **link);
+/* Where a key's node goes, found by an earlier walk under the same lock:
+ * used only if *link still holds val (else the list is walked again). */
+struct link_hint {
+	volatile uint64_t *link;
+	uint64_t val;
+	int replace;   /* val is the key's current node (else its successor) */
+};
 /* Under the lock: link a filled node (new key or new version). */
-void table_link(keel_t *h, struct part *p, struct node *n, uint64_t hash);
+void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
+		       const struct link_hint *hint);
+#define table_link(h, p, n, hash) table_link_hinted(h, p, n, hash, NULL)
 /* Under the lock, after a dead writer: make every bucket's `first` copy
  * equal its dummy's next again. */
 void table_fix_firsts(keel_t *h, struct part *p);
@@ -381,7 +390,7 @@ void publish_visible(keel_t *h, uint64_t lsn);
 /* Apply one record's ops for partition p (normal path with preallocated
  * blocks, or redo when prealloc is NULL).  Under p's lock. */
 int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *prealloc,
-	       size_t *prealloc_used);
+	       size_t *prealloc_used, const struct link_hint *first_hint);
 struct rec *rec_at(keel_t *h, uint64_t pos);
 void advance_applied(keel_t *h);
 int wait_applied(keel_t *h, uint64_t lsn);

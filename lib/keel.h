@@ -337,6 +337,252 @@ int keel_unlink_arena(const char *dir, const keel_options_t *opt, int force);
 /* Path of the arena file of store `dir` into buf. */
 int keel_arena_path(const char *dir, const keel_options_t *opt, char *buf, size_t cap);
 
+/* ---- inspection (keel-dump) -------------------------------------------------
+ * Read-only views of a store for inspection tools.  The arena views read the
+ * shared memory of a live store without taking any lock and without writing
+ * to it, so they neither stop nor slow the workers.  What they return is a
+ * racy picture: each field is read once, but different fields (and different
+ * partitions) may come from different instants.  Every offset read from the
+ * arena is bounds-checked, so a damaged arena gives odd figures (or
+ * KEEL_E_CORRUPT), never a crash.  The structural audit is keel_check.
+ *
+ * The journal views take the store directory, not a handle: they work on a
+ * store that nobody has open, read the journal through the same scan as
+ * recovery (without its repair step) and never modify anything.
+ *
+ * Callbacks return 0 to go on; a positive value stops the walk and the call
+ * returns 0; a negative value stops it and is returned.
+ */
+#define KEEL_INSPECT_CLASSES_MAX 96u   /* allocator size classes reported */
+
+typedef struct keel_inspect_header {
+	/* The arena header. */
+	char arena_path[256];
+	uint32_t format_version;
+	uint32_t hdr_bytes;
+	uint64_t layout_sig;         /* hash of struct sizes; differs between incompatible builds */
+	uint8_t arena_uuid[16];      /* identity of this arena file */
+	uint8_t store_uuid[16];      /* identity of the store (STORE/keel.id); zero in memory mode */
+	uint64_t pidns_dev, pidns_ino; /* PID namespace the arena serves */
+	uint32_t file_mode;
+	uint32_t ready;              /* 1 when the header says READY */
+	uint64_t created_ns;         /* wall clock at creation */
+	uint64_t arena_bytes;        /* current file size (grows) */
+	uint64_t arena_bytes_max;    /* reserved range: the arena never grows past it */
+	uint64_t heap_top;           /* end of the pages ever handed out */
+	uint64_t procs_off, readers_off, user_off, user_bytes, ring_off, heap_off;
+	uint32_t procs_hi, readers_hi; /* process / reader slots ever claimed */
+	uint64_t reaps;              /* dead processes reaped, ever */
+	/* The store. */
+	int durability;              /* enum keel_durability: the store's default */
+	int journaled;               /* 1 for a durable store */
+	int failed;                  /* sticky failure: 0, KEEL_E_IO or KEEL_E_NOSPC */
+	uint32_t partitions;
+	/* The commit ring (byte positions grow without bound; modulo ring_bytes
+	 * they are offsets into the ring). */
+	uint64_t ring_bytes;
+	uint64_t ring_head;          /* next reservation */
+	uint64_t ring_applied_pos;   /* first record not yet covered by applied_lsn */
+	uint64_t ring_durable_pos;   /* first record not yet on disk (durable stores) */
+	uint64_t ring_tail;          /* space before it may be reused */
+	/* LSNs. */
+	uint64_t next_lsn;           /* the next commit gets it */
+	uint64_t applied_lsn;        /* every commit <= it is visible */
+	uint64_t durable_lsn;        /* every commit <= it is on disk */
+	uint64_t checkpoint_lsn;     /* start LSN of the newest checkpoint (0: none) */
+	uint64_t visible_seq;        /* visibility numbers given so far */
+	uint64_t visible_lsn;        /* the LSN that got the last one */
+	uint64_t reclaim_gen;        /* reclamation generation */
+	/* The journal, as the flushers left it. */
+	uint64_t journal_bytes;      /* journal size after the last flush */
+	uint64_t checkpoint_journal_bytes; /* journal size at the last checkpoint */
+	uint64_t last_flush_age_ns;  /* time since the last flush (0: never) */
+	uint32_t checkpoint_pid;     /* process writing a checkpoint now (0: none) */
+	uint32_t pad0;
+	/* Counters since the arena was made. */
+	uint64_t flushes, commits, repairs, voided, redone;
+	uint32_t reserved[8];
+} keel_inspect_header_t;
+/* Errors: INVAL, CLOSED, FORKED. */
+int keel_inspect_header(keel_t *h, keel_inspect_header_t *out);
+
+typedef struct keel_inspect_proc {
+	uint32_t slot;               /* process slot index */
+	pid_t pid;
+	int alive;                   /* judged by pid and start time */
+	int self;                    /* the slot of the handle passed in */
+	uint64_t start_time;         /* from /proc/PID/stat, clock ticks */
+	uint64_t attach_ns;          /* wall clock at attach */
+	uint32_t reader_slots;       /* reader slots it owns */
+	uint32_t readers_pinned;     /* of which pinned now */
+	uint64_t oldest_snapshot;    /* LSN of its oldest pinned snapshot (0: none) */
+	uint64_t reader_lag;         /* applied_lsn minus oldest_snapshot (0: none) */
+	uint32_t locks_held;         /* store locks whose holder is this pid */
+	uint32_t pad0;
+	uint64_t rsv_lsn;            /* LSN of a ring reservation in flight (0: none) */
+} keel_inspect_proc_t;
+typedef int (*keel_inspect_proc_fn)(void *ctx, const keel_inspect_proc_t *p);
+/* Every registered process slot, live or dead.  Errors: INVAL, CLOSED, FORKED. */
+int keel_inspect_processes(keel_t *h, keel_inspect_proc_fn fn, void *ctx);
+
+enum keel_lock_state {
+	KEEL_LOCK_FREE = 0,
+	KEEL_LOCK_HELD = 1,          /* held by a live process */
+	KEEL_LOCK_DEAD = 2,          /* held by (or last held by) a dead process: the
+				      * next taker repairs what it protects */
+};
+typedef struct keel_inspect_lock {
+	char name[96];               /* "flush", "apply", "directory", "allocator" or "partition NAME" */
+	int32_t partition;           /* partition id, or -1 */
+	int state;                   /* enum keel_lock_state */
+	uint32_t holder_pid;         /* 0 when free */
+	uint32_t holder_tid;
+	uint64_t acquisitions;
+	uint64_t repairs;            /* times it was taken from a dead holder */
+} keel_inspect_lock_t;
+typedef int (*keel_inspect_lock_fn)(void *ctx, const keel_inspect_lock_t *l);
+/* Every lock of the store: the four store-wide ones, then one per partition.
+ * Errors: INVAL, CLOSED, FORKED. */
+int keel_inspect_locks(keel_t *h, keel_inspect_lock_fn fn, void *ctx);
+
+typedef struct keel_inspect_partition {
+	uint32_t id;
+	int ready;                   /* descriptor initialised */
+	char name[KEEL_PARTITION_NAME_MAX + 1];
+	uint64_t keys;               /* live keys */
+	uint64_t bytes;              /* live key + value bytes */
+	uint64_t buckets;            /* hash buckets (0 if the array is damaged) */
+	double load_factor;          /* keys per bucket */
+	uint64_t retired;            /* old versions and nodes awaiting safe reuse */
+	uint64_t old_bucket_arrays;  /* retired bucket arrays awaiting reuse */
+	uint64_t arena_bytes;        /* bytes of the blocks it holds */
+	uint64_t pages;              /* 64 KiB pages it owns */
+	uint64_t created_lsn;        /* commit that first journaled it (0: not yet) */
+	uint64_t last_lsn;
+	uint64_t applying_lsn;       /* a commit being applied to it now (0: none) */
+	uint32_t lock_holder_pid;
+	uint32_t pad0;
+} keel_inspect_partition_t;
+typedef int (*keel_inspect_partition_fn)(void *ctx, const keel_inspect_partition_t *p);
+/* Every partition, in id order.  Errors: INVAL, CLOSED, FORKED. */
+int keel_inspect_partitions(keel_t *h, keel_inspect_partition_fn fn, void *ctx);
+
+typedef struct keel_inspect_class {
+	uint32_t size;               /* block bytes */
+	uint32_t blocks_per_page;
+	uint64_t pages;              /* slab pages of this class */
+	uint64_t blocks_free;        /* blocks on the partitions' free lists */
+	uint64_t bytes_free;
+} keel_inspect_class_t;
+typedef struct keel_inspect_alloc {
+	uint64_t page_bytes;         /* 64 KiB */
+	uint64_t heap_off, heap_top; /* the page heap: [heap_off, heap_top) */
+	uint64_t headroom_bytes;     /* arena_bytes_max - heap_top: room to grow */
+	/* From a walk of the page headers. */
+	uint64_t pages_total, pages_free, pages_meta, pages_slab, pages_large;
+	uint64_t free_runs;          /* runs of free pages */
+	uint64_t free_run_pages_max; /* the largest run */
+	uint64_t walk_stopped_at;    /* offset of a bad page header (0: the walk completed) */
+	/* The allocator's own counters. */
+	uint64_t counted_free_pages, counted_used_pages, reserve_pages;
+	/* Slab space. */
+	uint64_t slab_bytes;         /* bytes of slab pages, headers excluded */
+	uint64_t slab_bytes_free;    /* on free lists */
+	uint64_t large_bytes;        /* bytes of large runs */
+	uint64_t used_bytes;         /* bytes in blocks handed out (all partitions) */
+	/* Fragmentation, each in 0..1:
+	 *   slab: slab_bytes_free / slab_bytes, space carved but not in use;
+	 *   pages: 1 - free_run_pages_max / pages_free, how scattered the free
+	 *   pages are (0 when they form one run, or there are none). */
+	double frag_slab;
+	double frag_pages;
+	uint32_t free_list_bad;      /* free-list walks cut at a bad link */
+	uint32_t nclasses;
+	keel_inspect_class_t classes[KEEL_INSPECT_CLASSES_MAX];
+} keel_inspect_alloc_t;
+/* Errors: INVAL, CLOSED, FORKED. */
+int keel_inspect_alloc(keel_t *h, keel_inspect_alloc_t *out);
+
+/* ---- the journal on disk ---- */
+enum keel_segment_state {
+	KEEL_SEGMENT_USED = 1,       /* a started segment of this store */
+	KEEL_SEGMENT_SPARE = 2,      /* zeroed, ready, never started */
+	KEEL_SEGMENT_STALE = 3,      /* a recycled file whose header is for another number */
+	KEEL_SEGMENT_DAMAGED = 4,    /* header unreadable: zeros, torn or damaged */
+	KEEL_SEGMENT_ALIEN = 5,      /* intact header of another store or format */
+	KEEL_SEGMENT_LOST = 6,       /* moved aside by a salvage ("*.lost") */
+};
+typedef struct keel_journal_segment {
+	uint64_t segno;
+	char name[64];               /* file name in STORE/journal/ */
+	int state;                   /* enum keel_segment_state */
+	uint32_t flags;              /* header flags (bit 0: zero-filled when started) */
+	uint64_t file_bytes;
+	uint64_t seg_bytes;          /* size in the header */
+	uint64_t first_lsn;          /* USED: LSN of its first record */
+	char note[160];              /* why it is not USED ("" if it is) */
+} keel_journal_segment_t;
+typedef int (*keel_journal_segment_fn)(void *ctx, const keel_journal_segment_t *s);
+/* The segment files of durable store `dir`, by segment number.
+ * Errors: INVAL, NOTFOUND (not a durable store), CORRUPT (keel.id), IO, NOMEM. */
+int keel_journal_segments(const char *dir, keel_journal_segment_fn fn, void *ctx);
+
+enum keel_journal_op_type {
+	KEEL_JOP_PUT = 1,
+	KEEL_JOP_DEL = 2,
+	KEEL_JOP_CLEAR = 3,          /* every key of the partition */
+	KEEL_JOP_CREATE = 4,         /* the partition is created; key = its name */
+};
+typedef struct keel_journal_op {
+	int type;                    /* enum keel_journal_op_type (other values: unknown) */
+	uint32_t partition;          /* partition id */
+	uint64_t version;            /* the version the write gives the key */
+	uint32_t klen, vlen;
+	const void *key;             /* valid during the callback */
+	const void *value;
+} keel_journal_op_t;
+typedef struct keel_journal_record {
+	uint64_t lsn;
+	int is_void;                 /* an LSN whose commit came to nothing */
+	int valid;                   /* the commit record is well-formed and its checksum matches */
+	char problem[160];           /* what is wrong when !valid */
+	uint32_t pid;                /* committing process */
+	int durability;              /* enum keel_durability asked by the commit */
+	uint64_t mtime_ns;
+	uint64_t bytes;              /* payload bytes */
+	uint32_t nparts;
+	uint32_t parts[KEEL_TXN_PARTITIONS_MAX];
+	uint32_t nops;               /* operations the header announces */
+	uint32_t nops_decoded;       /* entries in ops */
+	const keel_journal_op_t *ops;
+} keel_journal_record_t;
+typedef int (*keel_journal_record_fn)(void *ctx, const keel_journal_record_t *r);
+
+typedef struct keel_journal_summary {
+	int status;                  /* 0, or KEEL_E_CORRUPT when the journal is damaged */
+	int torn;                    /* the last flush before a crash was incomplete */
+	uint64_t records;            /* records passed to fn */
+	uint64_t first_lsn, last_lsn;/* of those (0: none) */
+	uint64_t next_lsn;           /* LSN the journal would continue with */
+	char message[768];           /* the torn tail or the damage: segment, offset, LSN, checksums */
+} keel_journal_summary_t;
+/*
+ * Decode the journal records of durable store `dir` with LSN >= from_lsn
+ * (0 or an LSN older than the journal: from its oldest record), in LSN
+ * order, without repairing anything.  *sum (may be NULL) says how the
+ * journal ends.  Returns 0 (a torn tail included: sum->torn), KEEL_E_CORRUPT
+ * when a bad record has durable ones after it or a header is damaged
+ * (sum->message names the place; records passed before it are real), or
+ * NOTFOUND, INVAL, IO, NOMEM, or fn's negative return.
+ */
+int keel_journal_records(const char *dir, uint64_t from_lsn, keel_journal_record_fn fn, void *ctx,
+			 keel_journal_summary_t *sum);
+/* Decode one journal payload (a commit record) of LSN `lsn` and pass it to
+ * fn; a damaged payload is passed with valid = 0.  Returns fn's result, or
+ * INVAL or NOMEM. */
+int keel_journal_decode(uint64_t lsn, const void *payload, size_t len, keel_journal_record_fn fn,
+			void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -212,7 +212,7 @@ static int repair_marker(keel_t *h, struct part *p)
 			return shm_err(KEEL_E_CORRUPT, "partition \"%s\": ring record LSN %llu has checksum %016llx, expected %016llx; cannot redo it",
 				       p->name, (unsigned long long)lsn, (unsigned long long)sum,
 				       (unsigned long long)r->checksum);
-		if ((rc = apply_part(h, p, r, NULL, NULL)))
+		if ((rc = apply_part(h, p, r, NULL, NULL, NULL)))
 			return shm_err_ctx(rc, "redo of LSN %llu in partition \"%s\"", (unsigned long long)lsn, p->name);
 		shm_faa(&h->root->redone, 1);
 	}
@@ -344,8 +344,13 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 				count++;
 				bytes += n->klen + n->vlen;
 			}
+			/* Older versions are followed only from versions newer than
+			 * every applied commit: below that a link may point at memory
+			 * reused since (readers no longer need it), and old versions
+			 * still in use are on the retire list, checked above. */
 			uint64_t w = shm_load_acq(&h->root->applied_lsn);
-			for (const struct node *x = n; x->lsn > lh && x->prev_ver;) {
+			(void)lh;
+			for (const struct node *x = n; x->lsn > w && x->prev_ver;) {
 				const struct node *y = valid_node(h, x->prev_ver);
 				if (!y || !same_key(y, x)) {
 					/* Only a version newer than every applied commit

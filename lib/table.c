@@ -193,13 +193,18 @@ struct node *table_find_locked(keel_t *h, struct part *p, const void *key, size_
 			       uint64_t hash, volatile uint64_t **link)
 {
 	struct bucket_block *b = bucket_block(h, p->buckets);
-	uint64_t sk = sokey_regular(hash), steps = 0;
+	uint64_t sk = sokey_regular(hash), steps = 0, max = walk_max(h);
 	struct dummy *prev;
 
 	*link = NULL;
-	if (!b || !(prev = link_node(h, b->b[hash & ((1ull << b->log2) - 1)].dummy)))
+	if (!b)
 		return NULL;
-	for (uint64_t cur; (cur = prev->next) != 0 && steps++ < walk_max(h);) {
+	struct bucket *bk = &b->b[hash & ((1ull << b->log2) - 1)];
+	if (!(prev = link_node(h, bk->dummy)))
+		return NULL;
+	/* Start at the bucket's copy of dummy->next: the dummy's own cache line
+	 * is needed only when a new first node is linked. */
+	for (uint64_t cur = bk->first; cur && steps++ < max;) {
 		struct dummy *d = link_node(h, cur);
 		if (!d || d->sokey > sk)
 			break;
@@ -211,6 +216,7 @@ struct node *table_find_locked(keel_t *h, struct part *p, const void *key, size_
 			}
 		}
 		prev = d;
+		cur = d->next;
 	}
 	*link = &prev->next;
 	return NULL;
@@ -236,10 +242,18 @@ static void retire(keel_t *h, struct part *p, struct node *n, uint16_t kind, uin
 	p->retire_count++;
 }
 
-void table_link(keel_t *h, struct part *p, struct node *n, uint64_t hash)
+void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
+		       const struct link_hint *hint)
 {
 	volatile uint64_t *link;
-	struct node *old = table_find_locked(h, p, node_key(n), n->klen, hash, &link);
+	struct node *old;
+
+	if (hint && hint->link && *hint->link == hint->val) {
+		link = hint->link;
+		old = hint->replace ? shm_at(&h->a, hint->val) : NULL;
+	} else {
+		old = table_find_locked(h, p, node_key(n), n->klen, hash, &link);
+	}
 	uint64_t off = shm_off(&h->a, n);
 	int was_live = old && !(old->flags & NODE_TOMB);
 	int is_live = !(n->flags & NODE_TOMB);
