@@ -69,6 +69,7 @@
 #define ID_BYTES 64u
 #define FLUSH_RECORDS_MAX 4096u          /* records in one flush */
 #define WAIT_SPINS_MAX 64u
+#define FLUSH_ROUNDS_MAX 8                /* extra flushes one turn may do for waiters */
 #define FUTEX_WAIT_NS (2 * 1000 * 1000)
 #define CKPT_JOURNAL_BYTES_DEFAULT (256ull << 20)   /* automatic checkpoint */
 
@@ -347,6 +348,13 @@ static int flush_turn(keel_t *h, int wait)
 		shm_lock_consistent(&h->root->flush_lock);
 	}
 	rc = flush_locked(h, died);
+	/* While others wait and records are ready, flush again at once: the
+	 * disk stays busy and nobody pays a wake-up to take the next turn. */
+	for (int round = 0; rc == 0 && round < FLUSH_ROUNDS_MAX && shm_load32(&h->root->flush_waiters); round++) {
+		uint64_t before = h->root->durable_pos;
+		if (ring_head(h->root) <= before || (rc = flush_locked(h, 0)) != 0 || h->root->durable_pos == before)
+			break;
+	}
 	shm_lock_release(&h->root->flush_lock);
 	return rc;
 }

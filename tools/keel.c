@@ -45,17 +45,23 @@
  * or a local one rather than the store's.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <xxhash.h>
 
 #include "keel.h"
 
@@ -63,6 +69,7 @@
 enum {
 	EXIT_OK = 0,
 	EXIT_NOTFOUND = 1,
+	EXIT_DAMAGE = 1,         /* verify: damage found */
 	EXIT_USAGE = 2,
 	EXIT_LOCAL = 3,
 	EXIT_STORE_BASE = 3,     /* store error -N exits with 3 + N */
@@ -78,7 +85,15 @@ enum cmd_opt {
 	OPT_HEX = 1u << 1,     /* --hex */
 	OPT_OPEN = 1u << 2,    /* --memory, --durability, --arena */
 	OPT_SALVAGE = 1u << 3, /* --salvage */
+	OPT_OUTPUT = 1u << 4,  /* -o, --output FILE */
+	OPT_INPUT = 1u << 5,   /* -i, --input FILE */
+	OPT_QUIET = 1u << 6,   /* -q, --quiet */
+	OPT_FORCE = 1u << 7,   /* --force */
+	OPT_POWER_LOSS = 1u << 8, /* --power-loss */
+	OPT_DRY_RUN = 1u << 9, /* --dry-run */
 };
+#define OPT_BITS 10        /* how many cmd_opt bits there are */
+#define OPT_ALL ((1u << OPT_BITS) - 1)
 
 enum cmd_open {
 	OPEN_NONE = 0,     /* the command opens the store itself, if at all */
@@ -111,6 +126,12 @@ struct cli {
 	int hex;
 	int durability;           /* KEEL_DURABILITY_*; DEFAULT = store's own */
 	int salvage;
+	int quiet;
+	int force;
+	int power_loss;
+	int dry_run;
+	const char *output;       /* -o FILE (export) */
+	const char *input;        /* -i FILE (import) */
 	const char *arena_path;
 	keel_t *h;                /* open handle for commands with OPEN_* */
 	int exit_class;           /* 0, or EXIT_USAGE / EXIT_LOCAL for non-store failures */
@@ -926,6 +947,1577 @@ static int cmd_recover(struct cli *c)
 	return 0;
 }
 
+static int open_store(struct cli *c, int mode);
+
+/* A new JSON object with "store" set, or NULL (out of memory). */
+static json_object *json_root(const struct cli *c)
+{
+	json_object *root = json_object_new_object();
+
+	if (root)
+		json_object_object_add(root, "store", json_object_new_string(store_arg(c)));
+	return root;
+}
+
+/* exists STORE PARTITION: exit 0 if it exists, 1 if not. */
+static int cmd_exists(struct cli *c)
+{
+	const char *part = c->args[1];
+	uint64_t keys = 0;
+	int found = 0;
+	int rc;
+
+	rc = keel_exists(c->h, part, &found);
+	if (rc < 0)
+		return store_error(c, rc, "look up partition '%s' of %s", part, store_arg(c));
+	if (found && (rc = keel_count(c->h, part, &keys)) < 0)
+		return store_error(c, rc, "count partition '%s' of %s", part, store_arg(c));
+	if (c->json) {
+		json_object *root = json_root(c);
+
+		if (!root)
+			return local_error(c, KEEL_E_NOMEM, "out of memory");
+		json_object_object_add(root, "partition", json_object_new_string(part));
+		json_object_object_add(root, "exists", json_object_new_boolean(found));
+		json_object_object_add(root, "keys", json_object_new_uint64(keys));
+		json_print(root);
+		json_object_put(root);
+	} else {
+		puts(found ? "yes" : "no");
+	}
+	/* "No" is an answer, not a failure: exit 1 without a message. */
+	return found ? 0 : KEEL_E_NOTFOUND;
+}
+
+/* clear STORE PARTITION: delete every key in one commit, print how many. */
+static int cmd_clear(struct cli *c)
+{
+	const char *part = c->args[1];
+	uint64_t removed = 0;
+	int found = 0;
+	int rc;
+
+	rc = keel_exists(c->h, part, &found);
+	if (rc < 0)
+		return store_error(c, rc, "look up partition '%s' of %s", part, store_arg(c));
+	if (!found)
+		return not_found(c, "partition '%s' not found in %s", part, store_arg(c));
+	rc = keel_clear(c->h, part, &removed);
+	if (rc < 0)
+		return store_error(c, rc, "clear partition '%s' of %s", part, store_arg(c));
+	if (c->json) {
+		json_object *root = json_root(c);
+
+		if (!root)
+			return local_error(c, KEEL_E_NOMEM, "out of memory");
+		json_object_object_add(root, "partition", json_object_new_string(part));
+		json_object_object_add(root, "removed", json_object_new_uint64(removed));
+		json_print(root);
+		json_object_put(root);
+	} else {
+		printf("%" PRIu64 "\n", removed);
+	}
+	return 0;
+}
+
+/* ---- verify -------------------------------------------------------------------------- */
+
+struct verify_ctx {
+	json_object *arr;    /* --json: the reports */
+	uint64_t problems;
+	int nomem;
+};
+
+static void verify_add(struct verify_ctx *v, const char *where, const char *what)
+{
+	v->problems++;
+	if (!v->arr) {
+		printf("%s: %s\n", where, what);
+		return;
+	}
+	json_object *o = json_object_new_object();
+
+	if (!o) {
+		v->nomem = 1;
+		return;
+	}
+	json_object_object_add(o, "where", json_object_new_string(where));
+	json_object_object_add(o, "what", json_object_new_string(what));
+	json_object_array_add(v->arr, o);
+}
+
+static void verify_report_cb(void *ctx, const char *where, const char *what)
+{
+	verify_add(ctx, where ? where : "?", what ? what : "?");
+}
+
+/*
+ * verify STORE: keel_check without repair, the audit keel-dump --check runs.
+ * An arena damaged past attaching is damage found too (exit 1), reported at
+ * "attach"; any other failure to open is an error (3 + N).
+ */
+static int cmd_verify(struct cli *c)
+{
+	struct verify_ctx v = { 0 };
+	json_object *root = NULL;
+	keel_stat_t st;
+	int rc, crc;
+
+	memset(&st, 0, sizeof(st));
+	if (c->json) {
+		root = json_root(c);
+		v.arr = json_object_new_array();
+		if (!root || !v.arr) {
+			json_object_put(root);
+			json_object_put(v.arr);
+			return local_error(c, KEEL_E_NOMEM, "out of memory");
+		}
+		json_object_object_add(root, "reports", v.arr);
+	}
+	rc = open_store(c, OPEN_READ);
+	if (rc == KEEL_E_CORRUPT) {
+		/* open_store printed the detail on stderr; list it as damage. */
+		c->exit_class = 0;
+		verify_add(&v, "attach", keel_errmsg()[0] ? keel_errmsg() :
+			   keel_strerror(rc));
+	} else if (rc < 0) {
+		json_object_put(root);
+		return rc;
+	} else {
+		rc = keel_check(c->h, 0, verify_report_cb, &v);
+		if (rc < 0 && rc != KEEL_E_CORRUPT) {
+			json_object_put(root);
+			return store_error(c, rc, "check %s", store_arg(c));
+		}
+		if (rc == KEEL_E_CORRUPT && v.problems == 0)   /* never silent */
+			verify_add(&v, "store", keel_errmsg());
+		keel_stat(c->h, &st);   /* figures for the summary only */
+		crc = keel_close(c->h);
+		c->h = NULL;
+		if (crc < 0) {
+			json_object_put(root);
+			return store_error(c, crc, "close %s", store_arg(c));
+		}
+	}
+	if (v.nomem) {
+		json_object_put(root);
+		return local_error(c, KEEL_E_NOMEM, "out of memory listing the reports");
+	}
+	if (root) {
+		json_object_object_add(root, "sound", json_object_new_boolean(v.problems == 0));
+		json_object_object_add(root, "problems", json_object_new_uint64(v.problems));
+		json_object_object_add(root, "partitions", json_object_new_uint64(st.partitions));
+		json_object_object_add(root, "keys", json_object_new_uint64(st.keys));
+		json_print(root);
+		json_object_put(root);
+	} else if (v.problems == 0) {
+		printf("%s: sound (%" PRIu32 " partitions, %" PRIu64 " keys checked)\n",
+		       store_arg(c), st.partitions, st.keys);
+	} else {
+		printf("%s: %" PRIu64 " problem%s found\n", store_arg(c), v.problems,
+		       v.problems == 1 ? "" : "s");
+	}
+	if (v.problems == 0)
+		return 0;
+	c->exit_class = EXIT_DAMAGE;
+	return KEEL_E_CORRUPT;
+}
+
+/* ---- destroy and crash: files of a store ------------------------------------------ */
+
+/*
+ * What a store directory holds, by Keel's own file names:
+ *   keel.id, keel.id.tmp                       the store's identity
+ *   journal/seg-<16 hex>.jnl[.lost]            journal segments
+ *   checkpoint/ckpt-<16 hex>[.tmp]             checkpoints
+ * Anything else is the user's, and destroy leaves it alone.
+ */
+#define FOREIGN_SHOWN_MAX 8
+
+struct store_files {
+	int has_id;          /* keel.id present */
+	int keel_files;      /* Keel's files found (subdirectories excluded) */
+	int foreign;         /* entries that are not Keel's */
+	char shown[FOREIGN_SHOWN_MAX][256];
+};
+
+static int all_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+/* 1 if `name` in STORE/`sub` is one of Keel's files. */
+static int keel_subdir_file(const char *sub, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strcmp(sub, "journal") == 0)   /* seg-<16 hex>.jnl[.lost] */
+		return (n == 24 || (n == 29 && strcmp(name + 24, ".lost") == 0)) &&
+		       strncmp(name, "seg-", 4) == 0 && all_hex(name + 4, 16) &&
+		       strncmp(name + 20, ".jnl", 4) == 0;
+	/* ckpt-<16 hex>[.tmp] */
+	return (n == 21 || (n == 25 && strcmp(name + 21, ".tmp") == 0)) &&
+	       strncmp(name, "ckpt-", 5) == 0 && all_hex(name + 5, 16);
+}
+
+static void note_foreign(struct store_files *sf, const char *dir, const char *sub, const char *name)
+{
+	if (sf->foreign < FOREIGN_SHOWN_MAX)
+		snprintf(sf->shown[sf->foreign], sizeof(sf->shown[0]), "%s/%s%s%s", dir,
+			 sub ? sub : "", sub ? "/" : "", name);
+	sf->foreign++;
+}
+
+/*
+ * Walk STORE and, when `remove` is set, unlink Keel's files and remove the
+ * subdirectories and STORE itself if they end up empty.  The first failure
+ * is returned (a store error with the path); the walk goes no further.
+ */
+static int store_files_walk(struct cli *c, const char *dir, int remove, struct store_files *sf)
+{
+	static const char *const subs[] = { "journal", "checkpoint" };
+	char path[4096];
+	DIR *d;
+	struct dirent *e;
+
+	memset(sf, 0, sizeof(*sf));
+	d = opendir(dir);
+	if (!d)
+		return store_error(c, errno == EACCES ? KEEL_E_PERM : KEEL_E_OS,
+				   "read directory %s: %s", dir, strerror(errno));
+	while ((e = readdir(d))) {
+		const char *n = e->d_name;
+		struct stat st;
+		int is_sub = !strcmp(n, subs[0]) || !strcmp(n, subs[1]);
+
+		if (!strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, n);
+		if (lstat(path, &st) != 0)
+			continue;   /* gone meanwhile */
+		if ((!strcmp(n, "keel.id") || !strcmp(n, "keel.id.tmp")) && S_ISREG(st.st_mode)) {
+			sf->has_id |= !strcmp(n, "keel.id");
+			sf->keel_files++;
+			if (remove && unlink(path) != 0 && errno != ENOENT)
+				goto fail;
+			continue;
+		}
+		if (!is_sub || !S_ISDIR(st.st_mode)) {
+			note_foreign(sf, dir, NULL, n);
+			continue;
+		}
+		DIR *sd = opendir(path);
+		struct dirent *se;
+
+		if (!sd)
+			goto fail;
+		while ((se = readdir(sd))) {
+			char fpath[4400];
+			struct stat fst;
+
+			if (!strcmp(se->d_name, ".") || !strcmp(se->d_name, ".."))
+				continue;
+			snprintf(fpath, sizeof(fpath), "%s/%s", path, se->d_name);
+			if (lstat(fpath, &fst) != 0)
+				continue;
+			if (!S_ISREG(fst.st_mode) || !keel_subdir_file(n, se->d_name)) {
+				note_foreign(sf, dir, n, se->d_name);
+				continue;
+			}
+			sf->keel_files++;
+			if (remove && unlink(fpath) != 0 && errno != ENOENT) {
+				snprintf(path, sizeof(path), "%s", fpath);
+				closedir(sd);
+				goto fail;
+			}
+		}
+		closedir(sd);
+		if (remove && rmdir(path) != 0 && errno != ENOTEMPTY && errno != EEXIST)
+			goto fail;
+	}
+	closedir(d);
+	if (remove && rmdir(dir) != 0 && errno != ENOTEMPTY && errno != EEXIST)
+		return store_error(c, errno == EACCES ? KEEL_E_PERM : KEEL_E_OS, "remove %s: %s",
+				   dir, strerror(errno));
+	return 0;
+fail:;
+	int err = errno;
+
+	closedir(d);
+	return store_error(c, err == EACCES || err == EPERM ? KEEL_E_PERM : KEEL_E_OS,
+			   "remove %s: %s", path, strerror(err));
+}
+
+/* The store's options for destroy and crash: read-only, so that the short
+ * open they make to count attached processes flushes and changes nothing. */
+static void probe_options(const struct cli *c, keel_options_t *o)
+{
+	keel_options_init(o);
+	o->arena_path = c->arena_path;
+	o->flags |= KEEL_OPEN_NOCREATE | KEEL_OPEN_READONLY;
+}
+
+/* No store at STORE: exit 5 (KEEL_E_NOTFOUND as a store error), not 1. */
+static int no_store(struct cli *c, const char *why)
+{
+	fprintf(stderr, "keel %s: no store at %s: %s\n", cmd_name(c), store_arg(c), why);
+	c->exit_class = EXIT_STORE_BASE - KEEL_E_NOTFOUND;
+	return KEEL_E_NOTFOUND;
+}
+
+/* STORE must be a directory. */
+static int check_store_dir(struct cli *c)
+{
+	struct stat st;
+
+	if (stat(store_arg(c), &st) != 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return no_store(c, strerror(errno));
+		return store_error(c, errno == EACCES ? KEEL_E_PERM : KEEL_E_OS,
+				   "look at %s: %s", store_arg(c), strerror(errno));
+	}
+	if (!S_ISDIR(st.st_mode))
+		return no_store(c, "not a directory");
+	return 0;
+}
+
+/* destroy STORE [--force] */
+static int cmd_destroy(struct cli *c)
+{
+	const char *dir = store_arg(c);
+	struct store_files sf;
+	keel_options_t o;
+	char arena[4096];
+	struct stat ast;
+	int rc, have_arena;
+
+	if ((rc = check_store_dir(c)) < 0)
+		return rc;
+	probe_options(c, &o);
+	rc = keel_arena_path(dir, &o, arena, sizeof(arena));
+	if (rc < 0)
+		return store_error(c, rc, "arena path of %s", dir);
+	have_arena = lstat(arena, &ast) == 0;
+	if ((rc = store_files_walk(c, dir, 0, &sf)) < 0)
+		return rc;
+	if (!have_arena && !sf.has_id && sf.keel_files == 0) {
+		char why[4300];
+
+		snprintf(why, sizeof(why), "no arena (%s) and no keel.id; nothing removed", arena);
+		return no_store(c, why);
+	}
+	if (sf.foreign && !c->force) {
+		fprintf(stderr, "keel destroy: %s holds %d entr%s that %s not Keel's; nothing "
+			"removed:\n", dir, sf.foreign, sf.foreign == 1 ? "y" : "ies",
+			sf.foreign == 1 ? "is" : "are");
+		for (int i = 0; i < sf.foreign && i < FOREIGN_SHOWN_MAX; i++)
+			fprintf(stderr, "  %s\n", sf.shown[i]);
+		if (sf.foreign > FOREIGN_SHOWN_MAX)
+			fprintf(stderr, "  ... and %d more\n", sf.foreign - FOREIGN_SHOWN_MAX);
+		fputs("  Move them away, or use --force to remove only Keel's files and keep "
+		      "the directory.\n", stderr);
+		return KEEL_E_STATE;
+	}
+	if (have_arena) {
+		rc = keel_unlink_arena(dir, &o, c->force);
+		if (rc == KEEL_E_BUSY)
+			return store_error(c, rc, "destroy %s: processes are attached (nothing "
+					   "removed; stop them, or use --force and they lose "
+					   "their store)", dir);
+		if (rc < 0)
+			return store_error(c, rc, "remove the arena %s", arena);
+	}
+	if ((rc = store_files_walk(c, dir, 1, &sf)) < 0)
+		return rc;
+	if (access(dir, F_OK) == 0)
+		printf("removed the Keel files of %s%s%s; kept the directory: it holds %d other "
+		       "entr%s\n", dir, have_arena ? " and its arena " : "",
+		       have_arena ? arena : "", sf.foreign, sf.foreign == 1 ? "y" : "ies");
+	else
+		printf("destroyed %s%s%s\n", dir, have_arena ? " and its arena " : "",
+		       have_arena ? arena : "");
+	return 0;
+}
+
+/* ---- crash --power-loss ------------------------------------------------------------- */
+
+#define CRASH_KILL_WAIT_MS 5000   /* how long a SIGKILLed process may take to die */
+
+struct crash_procs {
+	pid_t pids[KEEL_PROCESSES_MAX];
+	uint32_t n;
+};
+
+static int crash_proc_cb(void *ctx, const keel_proc_info_t *p)
+{
+	struct crash_procs *cp = ctx;
+
+	if (p->alive && p->pid != getpid() && cp->n < KEEL_PROCESSES_MAX)
+		cp->pids[cp->n++] = p->pid;
+	return 0;
+}
+
+/* 1 while pid runs; a zombie has stopped (it holds no mapping any more). */
+static int pid_running(pid_t pid)
+{
+	char path[64], buf[512];
+	FILE *f;
+	char *p;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')');   /* the name may hold spaces and parentheses */
+	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
+
+/* SIGKILL every pid and wait until each has stopped. */
+static int kill_all(struct cli *c, const struct crash_procs *cp)
+{
+	for (uint32_t i = 0; i < cp->n; i++)
+		if (kill(cp->pids[i], SIGKILL) != 0 && errno != ESRCH)
+			return local_error(c, errno == EPERM ? KEEL_E_PERM : KEEL_E_OS,
+					   "cannot kill pid %ld: %s (nothing dropped)",
+					   (long)cp->pids[i], strerror(errno));
+	for (uint32_t i = 0; i < cp->n; i++) {
+		int waited_ms = 0;
+
+		while (pid_running(cp->pids[i])) {
+			if (waited_ms >= CRASH_KILL_WAIT_MS) {
+				fprintf(stderr, "keel crash: pid %ld still runs %d ms after SIGKILL; "
+					"nothing dropped\n", (long)cp->pids[i], CRASH_KILL_WAIT_MS);
+				return KEEL_E_BUSY;
+			}
+			usleep(10 * 1000);
+			waited_ms += 10;
+		}
+	}
+	return 0;
+}
+
+/*
+ * crash STORE --power-loss [--force]: drop the arena as a power cut would.
+ * The short open that counts attached processes is read-only, so it flushes
+ * nothing: commits that were not yet durable stay lost.
+ */
+static int cmd_crash(struct cli *c)
+{
+	static struct crash_procs cp;   /* 4 KiB: keep it off the stack */
+	const char *dir = store_arg(c);
+	keel_options_t o;
+	keel_inspect_header_t ih;
+	char arena[4096];
+	struct stat ast;
+	int rc, attached = 0;
+
+	if (!c->power_loss)
+		return usage_error(c, "say what to simulate: --power-loss (the only kind "
+				   "so far)");
+	if ((rc = check_store_dir(c)) < 0)
+		return rc;
+	probe_options(c, &o);
+	rc = keel_arena_path(dir, &o, arena, sizeof(arena));
+	if (rc < 0)
+		return store_error(c, rc, "arena path of %s", dir);
+	if (lstat(arena, &ast) != 0) {
+		printf("no arena at %s: nothing to drop (the next open recovers or creates "
+		       "the store)\n", arena);
+		return 0;
+	}
+	memset(&ih, 0, sizeof(ih));
+	cp.n = 0;
+	rc = keel_open(dir, &o, &c->h);
+	if (rc < 0) {
+		c->h = NULL;
+		if (!c->force)
+			return store_error(c, rc, "attach to %s to count its processes (nothing "
+					   "dropped; --force drops the arena anyway)", dir);
+		fprintf(stderr, "keel crash: cannot attach to %s (%s); dropping the arena "
+			"anyway (--force)\n", dir, keel_strerror(rc));
+	} else {
+		if ((rc = keel_processes(c->h, crash_proc_cb, &cp)) < 0)
+			return store_error(c, rc, "list the processes of %s", dir);
+		if (cp.n && !c->force) {
+			fprintf(stderr, "keel crash: %" PRIu32 " process%s attached to %s:",
+				cp.n, cp.n == 1 ? " is" : "es are", dir);
+			for (uint32_t i = 0; i < cp.n && i < 16; i++)
+				fprintf(stderr, " %ld", (long)cp.pids[i]);
+			fprintf(stderr, "%s\n  Nothing dropped.  Stop them first, or use --force: "
+				"it SIGKILLs them, as a power cut stops everything.\n",
+				cp.n > 16 ? " ..." : "");
+			return KEEL_E_BUSY;
+		}
+		if (cp.n && (rc = kill_all(c, &cp)) < 0)
+			return rc;
+		/* Read after the kills, and without a lock (a lock a killed
+		 * process held would make us repair an arena about to go). */
+		if ((rc = keel_inspect_header(c->h, &ih)) < 0)
+			return store_error(c, rc, "read the header of %s", arena);
+		/* A read-only handle writes nothing on close: no flush. */
+		keel_close(c->h);
+		c->h = NULL;
+		attached = 1;
+	}
+	/* Without --force, keel_unlink_arena counts again: a process that
+	 * attached meanwhile makes it refuse. */
+	rc = keel_unlink_arena(dir, &o, c->force);
+	if (rc < 0)
+		return store_error(c, rc, "drop the arena %s", arena);
+	printf("dropped the arena %s as a power cut would", arena);
+	if (cp.n) {
+		printf(" (killed pid");
+		for (uint32_t i = 0; i < cp.n; i++)
+			printf(" %ld", (long)cp.pids[i]);
+		printf(")");
+	}
+	printf("\n");
+	if (!attached)
+		printf("the next open recovers from the checkpoint and the journal\n");
+	else if (!ih.journaled)
+		printf("a memory-mode store has no journal: all its data is gone\n");
+	else {
+		uint64_t after = ih.next_lsn - 1 > ih.durable_lsn ? ih.next_lsn - 1 - ih.durable_lsn : 0;
+
+		printf("journal durable up to LSN %" PRIu64 "; %" PRIu64 " later commit%s not "
+		       "yet durable and may be lost; the next open recovers from the "
+		       "checkpoint and the journal\n", ih.durable_lsn, after,
+		       after == 1 ? " was" : "s were");
+	}
+	return 0;
+}
+
+/* ---- export and import: the dump format ------------------------------------------- */
+/*
+ * A dump is a portable copy of a store's partitions, keys and values, written
+ * by `keel export` and read by `keel import`.  It does not depend on the
+ * arena's layout, the journal's format or the durability mode, so it moves
+ * data between builds, hosts and stores, and it is binary-safe: keys and
+ * values are length-prefixed bytes.  Every integer is unsigned and
+ * little-endian.
+ *
+ *   header, 32 bytes
+ *     offset size  field
+ *     0      8     magic "KEELDUMP"
+ *     8      4     format version: 1
+ *     12     4     flags: bit 0 set = every partition comes from one
+ *                  snapshot; the other bits are 0
+ *     16     8     created_ns: wall clock of the export, ns since the epoch
+ *     24     8     lsn: every commit up to this LSN is in the dump
+ *
+ *   records, each opening with a type byte
+ *     'P' (0x50) a partition; it exists in the dump even with no keys
+ *       +0   1     'P'
+ *       +1   2     name length n, 1..64
+ *       +3   n     name, of [A-Za-z0-9._:@-]
+ *     'K' (0x4b) a key
+ *       +0   1     'K'
+ *       +1   2     partition name length n, 1..64
+ *       +3   n     partition name
+ *       +3+n 4     key length k, 1..1024
+ *       ...  k     key bytes
+ *       ...  4     value length v, 0..1048576
+ *       ...  v     value bytes
+ *       ...  8     version the key had in the exported store
+ *       ...  8     mtime_ns it had
+ *
+ *   trailer, 17 bytes
+ *     +0   1     'E' (0x45)
+ *     +1   8     record count: the 'P' and 'K' records before it
+ *     +9   8     XXH3-64 (seed 0) of every byte of the file before this field
+ *
+ * A dump is valid if and only if its magic and version match, its flags have
+ * no unknown bit, every record is well formed within the limits above, the
+ * trailer's count and checksum match, and the file ends right after the
+ * trailer.  Export writes each partition's 'P' record before its keys;
+ * import takes records in any order.  Versions and mtimes are carried for
+ * the record: an import writes each key anew, so in the target store it has
+ * version 1 (or its old version + 1) and the import's time.
+ */
+#define DUMP_MAGIC "KEELDUMP"
+#define DUMP_MAGIC_BYTES 8u
+#define DUMP_VERSION 1u
+#define DUMP_HDR_BYTES 32u
+#define DUMP_TRAILER_BYTES 17u
+#define DUMP_FLAG_CONSISTENT 1u
+#define DUMP_FLAGS_KNOWN DUMP_FLAG_CONSISTENT
+enum { DUMP_REC_PART = 'P', DUMP_REC_KEY = 'K', DUMP_REC_END = 'E' };
+
+#define EXPORT_SNAPSHOT_TRIES 20      /* attempts at one snapshot of every partition */
+#define IMPORT_BATCH_KEYS 1000u       /* keys per import transaction */
+#define IMPORT_BATCH_BYTES_MAX (4u << 20) /* key + value bytes per import transaction */
+#define IMPORT_OP_OVERHEAD 64u        /* record bytes per op besides key and value (generous) */
+#define IMPORT_PROGRESS_RECORDS 100000u /* a progress line per this many, size unknown */
+#define DUMP_IO_BUFFER_BYTES (1u << 20)
+#define NAME_BYTES (KEEL_PARTITION_NAME_MAX + 1)
+
+_Static_assert(KEEL_PARTITION_NAME_MAX <= UINT16_MAX, "a name length fits its 2 bytes");
+_Static_assert(KEEL_VALUE_MAX <= UINT32_MAX, "a value length fits its 4 bytes");
+_Static_assert(sizeof(DUMP_MAGIC) - 1 == DUMP_MAGIC_BYTES, "magic length");
+
+static void le_put(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t le_get(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = n; i-- > 0;)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int part_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > KEEL_PARTITION_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("._:@-", s[i]))
+			return 0;
+	return 1;
+}
+
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- a set of partition names, in insertion order, with a hash index ---- */
+enum { NAME_ANNOUNCED = 1, NAME_HAS_KEYS = 2 };
+
+struct name_set {
+	char (*names)[NAME_BYTES];
+	uint8_t *flags;
+	uint32_t n, cap;
+	uint32_t *slots;              /* 1 + index into names; 0 = empty */
+	uint32_t nslots;              /* a power of two, over twice n */
+};
+
+static void ns_free(struct name_set *ns)
+{
+	free(ns->names);
+	free(ns->flags);
+	free(ns->slots);
+	memset(ns, 0, sizeof(*ns));
+}
+
+static uint32_t ns_slot(const struct name_set *ns, const char *name)
+{
+	uint32_t mask = ns->nslots - 1, i = (uint32_t)XXH3_64bits(name, strlen(name)) & mask;
+
+	/* Bounded: the table is never more than half full. */
+	for (uint32_t probes = 0; probes < ns->nslots; probes++, i = (i + 1) & mask)
+		if (!ns->slots[i] || strcmp(ns->names[ns->slots[i] - 1], name) == 0)
+			return i;
+	abort();   /* unreachable while nslots > 2n */
+}
+
+/* Index of name, or -1. */
+static long ns_find(const struct name_set *ns, const char *name)
+{
+	if (!ns->nslots)
+		return -1;
+	uint32_t s = ns->slots[ns_slot(ns, name)];
+
+	return s ? (long)s - 1 : -1;
+}
+
+/* Add name (a valid partition name) if missing; its index in *idx. */
+static int ns_add(struct name_set *ns, const char *name, uint32_t *idx)
+{
+	long at = ns_find(ns, name);
+
+	if (at >= 0) {
+		*idx = (uint32_t)at;
+		return 0;
+	}
+	if (ns->n == ns->cap) {
+		uint32_t cap = ns->cap ? ns->cap * 2 : 64;
+		void *names = realloc(ns->names, (size_t)cap * NAME_BYTES);
+
+		if (!names)
+			return KEEL_E_NOMEM;
+		ns->names = names;
+		uint8_t *flags = realloc(ns->flags, cap);
+
+		if (!flags)
+			return KEEL_E_NOMEM;
+		ns->flags = flags;
+		ns->cap = cap;
+	}
+	if ((uint64_t)(ns->n + 1) * 2 >= ns->nslots) {
+		uint32_t nslots = ns->nslots ? ns->nslots * 2 : 128;
+		uint32_t *slots = calloc(nslots, sizeof(*slots));
+
+		if (!slots)
+			return KEEL_E_NOMEM;
+		free(ns->slots);
+		ns->slots = slots;
+		ns->nslots = nslots;
+		for (uint32_t i = 0; i < ns->n; i++)
+			ns->slots[ns_slot(ns, ns->names[i])] = i + 1;
+	}
+	snprintf(ns->names[ns->n], NAME_BYTES, "%s", name);
+	ns->flags[ns->n] = 0;
+	ns->slots[ns_slot(ns, name)] = ns->n + 1;
+	*idx = ns->n++;
+	return 0;
+}
+
+/* ---- export ---- */
+
+struct dump_writer {
+	FILE *f;
+	XXH3_state_t *xs;
+	uint64_t bytes;
+	uint64_t records;
+	int err;                      /* errno of the first failed write */
+};
+
+/* Write and hash; the first failure is kept in w->err and checked at the end. */
+static void dw_write(struct dump_writer *w, const void *p, size_t n)
+{
+	if (n == 0)
+		return;
+	XXH3_64bits_update(w->xs, p, n);
+	w->bytes += n;
+	if (!w->err && fwrite(p, 1, n, w->f) != n)
+		w->err = errno ? errno : EIO;
+}
+
+static void dw_uint(struct dump_writer *w, uint64_t v, unsigned n)
+{
+	uint8_t b[8];
+
+	le_put(b, v, n);
+	dw_write(w, b, n);
+}
+
+static void dw_type_and_name(struct dump_writer *w, int type, const char *name)
+{
+	uint8_t t = (uint8_t)type;
+	size_t n = strlen(name);
+
+	dw_write(w, &t, 1);
+	dw_uint(w, n, 2);
+	dw_write(w, name, n);
+}
+
+static int collect_part_cb(void *ctx, const char *name, uint64_t keys)
+{
+	uint32_t idx;
+
+	return ns_add(ctx, name, &idx) < 0 ? KEEL_E_NOMEM : 0;
+}
+
+static void close_iters(keel_iter_t **its, uint32_t n)
+{
+	for (uint32_t i = 0; its && i < n; i++)
+		keel_iter_close(its[i]);
+	free(its);
+}
+
+/*
+ * Open an iterator on every partition of `names` (all of the store's when
+ * `all`) at one snapshot.  Each iterator pins its own snapshot when it is
+ * opened; none of them differ if no commit became visible from before the
+ * first to after the last, which the store's count of visible commits tells
+ * (keel_inspect_header: visible_seq).  A store that keeps committing through
+ * EXPORT_SNAPSHOT_TRIES attempts gets per-partition snapshots (*consistent
+ * = 0).  *lsn: every commit up to it is visible to the iterators.
+ */
+static int export_snapshot(struct cli *c, struct name_set *names, int all, keel_iter_t ***out,
+			   int *consistent, uint64_t *lsn)
+{
+	keel_inspect_header_t before, after;
+	int rc;
+
+	for (int attempt = 1;; attempt++) {
+		keel_iter_t **its;
+
+		if ((rc = keel_inspect_header(c->h, &before)) < 0)
+			return store_error(c, rc, "read the header of %s", store_arg(c));
+		if (all) {
+			names->n = 0;
+			if (names->slots)
+				memset(names->slots, 0, names->nslots * sizeof(*names->slots));
+			rc = keel_partitions(c->h, collect_part_cb, names);
+			if (rc == KEEL_E_NOMEM)
+				return local_error(c, rc, "out of memory listing partitions");
+			if (rc < 0)
+				return store_error(c, rc, "list partitions of %s", store_arg(c));
+		}
+		its = calloc(names->n ? names->n : 1, sizeof(*its));
+		if (!its)
+			return local_error(c, KEEL_E_NOMEM, "out of memory for %" PRIu32
+					   " iterators", names->n);
+		for (uint32_t i = 0; i < names->n; i++) {
+			rc = keel_iter_open(c->h, names->names[i], NULL, 0, &its[i]);
+			if (rc < 0) {
+				store_error(c, rc, "iterate partition '%s' of %s", names->names[i],
+					    store_arg(c));
+				close_iters(its, i);
+				return rc;
+			}
+		}
+		if ((rc = keel_inspect_header(c->h, &after)) < 0) {
+			close_iters(its, names->n);
+			return store_error(c, rc, "read the header of %s", store_arg(c));
+		}
+		if (before.visible_seq == after.visible_seq || attempt == EXPORT_SNAPSHOT_TRIES) {
+			*consistent = before.visible_seq == after.visible_seq;
+			*lsn = after.applied_lsn;
+			*out = its;
+			return 0;
+		}
+		close_iters(its, names->n);
+	}
+}
+
+/*
+ * Where the dump goes: standard output, or FILE.  A regular FILE is written
+ * as FILE.tmp-PID, synced and renamed once complete, so a failed export
+ * never leaves a file that looks whole; anything else (a FIFO, /dev/null) is
+ * written in place.  *tmp is set when there is a temporary file.
+ */
+static int export_open(struct cli *c, FILE **f, char *tmp, size_t cap)
+{
+	struct stat st;
+	int fd;
+
+	tmp[0] = 0;
+	if (!c->output) {
+		*f = stdout;
+		return 0;
+	}
+	if (stat(c->output, &st) == 0 && !S_ISREG(st.st_mode)) {
+		*f = fopen(c->output, "wb");
+		if (!*f)
+			return local_error(c, KEEL_E_IO, "cannot open %s: %s", c->output,
+					   strerror(errno));
+		return 0;
+	}
+	if ((size_t)snprintf(tmp, cap, "%s.tmp-%ld", c->output, (long)getpid()) >= cap) {
+		tmp[0] = 0;
+		return usage_error(c, "-o: the path is too long");
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || !(*f = fdopen(fd, "wb"))) {
+		int err = errno;
+
+		if (fd >= 0)
+			close(fd);
+		tmp[0] = 0;
+		return local_error(c, KEEL_E_IO, "cannot create %s: %s", c->output,
+				   strerror(err));
+	}
+	return 0;
+}
+
+/* Flush, sync and rename the output; 0 or a local error. */
+static int export_finish(struct cli *c, FILE *f, const char *tmp)
+{
+	if (fflush(f) != 0 || ferror(f))
+		return local_error(c, KEEL_E_IO, "writing %s: %s",
+				   c->output ? c->output : "standard output", strerror(errno));
+	if (f == stdout)
+		return 0;
+	if (tmp[0] && fsync(fileno(f)) != 0)
+		return local_error(c, KEEL_E_IO, "syncing %s: %s", c->output, strerror(errno));
+	if (fclose(f) != 0)
+		return local_error(c, KEEL_E_IO, "closing %s: %s", c->output, strerror(errno));
+	if (tmp[0] && rename(tmp, c->output) != 0)
+		return local_error(c, KEEL_E_IO, "renaming %s to %s: %s", tmp, c->output,
+				   strerror(errno));
+	return 0;
+}
+
+static void export_summary(struct cli *c, const struct dump_writer *w, uint32_t parts,
+			   uint64_t keys, uint64_t lsn, int consistent, uint64_t sum)
+{
+	const char *to = c->output ? c->output : "standard output";
+
+	if (c->json) {
+		json_object *root = json_root(c);
+		char hex[17];
+
+		if (!root)
+			return;
+		snprintf(hex, sizeof(hex), "%016" PRIx64, sum);
+		json_object_object_add(root, "output", json_object_new_string(to));
+		json_object_object_add(root, "partitions", json_object_new_uint64(parts));
+		json_object_object_add(root, "keys", json_object_new_uint64(keys));
+		json_object_object_add(root, "records", json_object_new_uint64(w->records));
+		json_object_object_add(root, "bytes", json_object_new_uint64(w->bytes));
+		json_object_object_add(root, "lsn", json_object_new_uint64(lsn));
+		json_object_object_add(root, "consistent", json_object_new_boolean(consistent));
+		json_object_object_add(root, "checksum", json_object_new_string(hex));
+		json_print(root);
+		json_object_put(root);
+		return;
+	}
+	if (!c->quiet)
+		fprintf(stderr, "keel export: %" PRIu32 " partition%s, %" PRIu64 " key%s, %" PRIu64
+			" bytes to %s (every commit up to LSN %" PRIu64 ")\n", parts,
+			parts == 1 ? "" : "s", keys, keys == 1 ? "" : "s", w->bytes, to, lsn);
+}
+
+/* export STORE [PARTITION...] [-o FILE] */
+static int cmd_export(struct cli *c)
+{
+	struct name_set names = { 0 };
+	struct dump_writer w = { 0 };
+	keel_iter_t **its = NULL;
+	char tmp[4200] = "";
+	uint8_t hdr[DUMP_HDR_BYTES], sumb[8];
+	uint64_t lsn = 0, keys = 0, sum;
+	uint32_t nits = 0, idx;
+	int consistent = 0, rc;
+
+	if (!c->output && isatty(STDOUT_FILENO))
+		return usage_error(c, "standard output is a terminal: give -o FILE or "
+				   "redirect it");
+	if (c->json && !c->output)
+		return usage_error(c, "--json needs -o FILE (standard output carries the "
+				   "dump)");
+	for (int i = 1; i < c->nargs; i++) {
+		const char *part = c->args[i];
+		int found = 0;
+
+		if (ns_find(&names, part) >= 0) {
+			rc = usage_error(c, "partition '%s' is named twice", part);
+			goto out;
+		}
+		if ((rc = keel_exists(c->h, part, &found)) < 0) {
+			store_error(c, rc, "look up partition '%s' of %s", part, store_arg(c));
+			goto out;
+		}
+		if (!found) {
+			rc = not_found(c, "partition '%s' not found in %s; nothing exported",
+				       part, store_arg(c));
+			goto out;
+		}
+		if (ns_add(&names, part, &idx) < 0) {
+			rc = local_error(c, KEEL_E_NOMEM, "out of memory");
+			goto out;
+		}
+	}
+	rc = export_snapshot(c, &names, c->nargs == 1, &its, &consistent, &lsn);
+	if (rc < 0)
+		goto out;
+	nits = names.n;
+	if (!consistent)
+		fprintf(stderr, "keel export: %s kept committing through %d attempts at one "
+			"snapshot; each partition is exported from its own snapshot\n",
+			store_arg(c), EXPORT_SNAPSHOT_TRIES);
+	if ((rc = export_open(c, &w.f, tmp, sizeof(tmp))) < 0)
+		goto out;
+	setvbuf(w.f, NULL, _IOFBF, DUMP_IO_BUFFER_BYTES);
+	if (!(w.xs = XXH3_createState()) || XXH3_64bits_reset(w.xs) != XXH_OK) {
+		rc = local_error(c, KEEL_E_NOMEM, "out of memory for the checksum");
+		goto out;
+	}
+	memcpy(hdr, DUMP_MAGIC, DUMP_MAGIC_BYTES);
+	le_put(hdr + 8, DUMP_VERSION, 4);
+	le_put(hdr + 12, consistent ? DUMP_FLAG_CONSISTENT : 0, 4);
+	le_put(hdr + 16, wall_ns(), 8);
+	le_put(hdr + 24, lsn, 8);
+	dw_write(&w, hdr, sizeof(hdr));
+	for (uint32_t i = 0; i < names.n && !w.err; i++) {
+		const char *part = names.names[i];
+
+		dw_type_and_name(&w, DUMP_REC_PART, part);
+		w.records++;
+		for (;;) {
+			const void *k, *v;
+			size_t klen, vlen;
+			keel_meta_t meta;
+
+			rc = keel_iter_next(its[i], &k, &klen, &v, &vlen, &meta);
+			if (rc == 0)
+				break;
+			if (rc < 0) {
+				store_error(c, rc, "iterate partition '%s' of %s (after %" PRIu64
+					    " keys); nothing exported", part, store_arg(c), keys);
+				goto out;
+			}
+			dw_type_and_name(&w, DUMP_REC_KEY, part);
+			dw_uint(&w, klen, 4);
+			dw_write(&w, k, klen);
+			dw_uint(&w, vlen, 4);
+			dw_write(&w, v, vlen);
+			dw_uint(&w, meta.version, 8);
+			dw_uint(&w, meta.mtime_ns, 8);
+			w.records++;
+			keys++;
+			if (w.err)
+				break;
+		}
+		/* The pin stays while any iterator is open; closing one early
+		 * lets nothing go that a later partition still needs. */
+		keel_iter_close(its[i]);
+		its[i] = NULL;
+	}
+	{
+		uint8_t t = DUMP_REC_END;
+
+		dw_write(&w, &t, 1);
+		dw_uint(&w, w.records, 8);
+	}
+	sum = XXH3_64bits_digest(w.xs);
+	le_put(sumb, sum, 8);
+	if (!w.err && fwrite(sumb, 1, sizeof(sumb), w.f) != sizeof(sumb))
+		w.err = errno ? errno : EIO;
+	w.bytes += sizeof(sumb);
+	close_iters(its, nits);
+	its = NULL;
+	if (w.err) {
+		rc = local_error(c, KEEL_E_IO, "writing %s: %s",
+				 c->output ? c->output : "standard output", strerror(w.err));
+		goto out;
+	}
+	rc = export_finish(c, w.f, tmp);
+	w.f = NULL;
+	if (rc < 0)
+		goto out;
+	tmp[0] = 0;
+	export_summary(c, &w, names.n, keys, lsn, consistent, sum);
+	rc = 0;
+out:
+	close_iters(its, nits);
+	if (w.f && w.f != stdout)
+		fclose(w.f);
+	if (tmp[0])
+		unlink(tmp);
+	if (w.xs)
+		XXH3_freeState(w.xs);
+	ns_free(&names);
+	return rc;
+}
+
+/* ---- import ---- */
+
+struct dump_reader {
+	struct cli *c;
+	FILE *f;
+	const char *name;             /* the input, for messages */
+	XXH3_state_t *xs;
+	uint64_t off;                 /* bytes consumed */
+	uint64_t records;             /* records read */
+	uint64_t keys;                /* of which keys */
+	uint64_t bytes;               /* key and value bytes read */
+	/* the header */
+	uint32_t flags;
+	uint64_t created_ns, lsn;
+	/* the record just read */
+	int type;
+	char part[NAME_BYTES];
+	uint8_t key[KEEL_KEY_MAX];
+	uint32_t klen, vlen;
+	uint8_t *val;                 /* KEEL_VALUE_MAX bytes */
+	uint64_t version, mtime_ns;
+};
+
+/* A damaged or foreign input: where, what; the caller says what became of it. */
+static int dump_error(struct dump_reader *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int dump_error(struct dump_reader *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "keel %s: %s: ", cmd_name(r->c), r->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (byte offset %" PRIu64 ", after %" PRIu64 " record%s)\n", r->off,
+		r->records, r->records == 1 ? "" : "s");
+	return KEEL_E_CORRUPT;
+}
+
+/* Read exactly n bytes, hashed unless !hash.  `what` names them if the input ends. */
+static int dr_read(struct dump_reader *r, void *buf, size_t n, int hash, const char *what)
+{
+	size_t got = n ? fread(buf, 1, n, r->f) : 0;
+
+	if (got != n) {
+		if (ferror(r->f))
+			return local_error(r->c, KEEL_E_IO, "reading %s: %s", r->name,
+					   strerror(errno));
+		r->off += got;
+		return dump_error(r, "the input ends inside %s: it is truncated", what);
+	}
+	if (hash)
+		XXH3_64bits_update(r->xs, buf, n);
+	r->off += n;
+	return 0;
+}
+
+static int dr_uint(struct dump_reader *r, uint64_t *v, unsigned n, const char *what)
+{
+	uint8_t b[8];
+	int rc = dr_read(r, b, n, 1, what);
+
+	if (rc == 0)
+		*v = le_get(b, n);
+	return rc;
+}
+
+/* Start (or restart, after a rewind) reading: check the header. */
+static int dr_begin(struct dump_reader *r)
+{
+	uint8_t h[DUMP_HDR_BYTES];
+	uint32_t version;
+	size_t got;
+
+	r->off = r->records = r->keys = r->bytes = 0;
+	if (XXH3_64bits_reset(r->xs) != XXH_OK)
+		return local_error(r->c, KEEL_E_NOMEM, "checksum state");
+	got = fread(h, 1, sizeof(h), r->f);
+	if (ferror(r->f))
+		return local_error(r->c, KEEL_E_IO, "reading %s: %s", r->name, strerror(errno));
+	if (got < DUMP_MAGIC_BYTES || memcmp(h, DUMP_MAGIC, DUMP_MAGIC_BYTES) != 0) {
+		char found[3 * DUMP_MAGIC_BYTES + 1] = "";
+
+		for (size_t i = 0; i < got && i < DUMP_MAGIC_BYTES; i++)
+			snprintf(found + strlen(found), sizeof(found) - strlen(found),
+				 i ? " %02x" : "%02x", h[i]);
+		if (got == 0)
+			return dump_error(r, "not a keel dump: the input is empty");
+		return dump_error(r, "not a keel dump: the magic is not \"%s\" (found %s)",
+				  DUMP_MAGIC, found);
+	}
+	r->off = got;
+	if (got < sizeof(h))
+		return dump_error(r, "the input ends inside the %u-byte header: it is truncated",
+				  DUMP_HDR_BYTES);
+	XXH3_64bits_update(r->xs, h, sizeof(h));
+	version = (uint32_t)le_get(h + 8, 4);
+	if (version != DUMP_VERSION)
+		return dump_error(r, "dump format version %" PRIu32 "; this keel reads version %u",
+				  version, DUMP_VERSION);
+	r->flags = (uint32_t)le_get(h + 12, 4);
+	if (r->flags & ~(uint32_t)DUMP_FLAGS_KNOWN)
+		return dump_error(r, "unknown header flags %#" PRIx32 " (this keel knows %#x)",
+				  r->flags, DUMP_FLAGS_KNOWN);
+	r->created_ns = le_get(h + 16, 8);
+	r->lsn = le_get(h + 24, 8);
+	return 0;
+}
+
+static int dr_name(struct dump_reader *r, const char *what)
+{
+	uint64_t n;
+	int rc = dr_uint(r, &n, 2, what);
+
+	if (rc < 0)
+		return rc;
+	if (n == 0 || n > KEEL_PARTITION_NAME_MAX)
+		return dump_error(r, "%s of %" PRIu64 " bytes (expected 1 to %u)", what, n,
+				  KEEL_PARTITION_NAME_MAX);
+	if ((rc = dr_read(r, r->part, n, 1, what)) < 0)
+		return rc;
+	r->part[n] = 0;
+	if (!part_name_ok(r->part, n))
+		return dump_error(r, "%s is not a partition name (1 to %u bytes of "
+				  "[A-Za-z0-9._:@-])", what, KEEL_PARTITION_NAME_MAX);
+	return 0;
+}
+
+/* The trailer: count and checksum, then the end of the input. */
+static int dr_trailer(struct dump_reader *r)
+{
+	uint64_t count, want, got;
+	uint8_t b[8];
+	int rc;
+
+	if ((rc = dr_uint(r, &count, 8, "the trailer")) < 0)
+		return rc;
+	want = XXH3_64bits_digest(r->xs);
+	if ((rc = dr_read(r, b, 8, 0, "the trailer's checksum")) < 0)
+		return rc;
+	got = le_get(b, 8);
+	if (got != want)
+		return dump_error(r, "checksum mismatch: the trailer says %016" PRIx64 ", the "
+				  "data gives %016" PRIx64 ": the input is damaged", got, want);
+	if (count != r->records)
+		return dump_error(r, "the trailer counts %" PRIu64 " records, the input holds %"
+				  PRIu64, count, r->records);
+	if (fgetc(r->f) != EOF)
+		return dump_error(r, "data after the trailer");
+	if (ferror(r->f))
+		return local_error(r->c, KEEL_E_IO, "reading %s: %s", r->name, strerror(errno));
+	return 0;
+}
+
+/* The next record: 1 (r->type and its fields set), 0 at a valid end, or < 0. */
+static int dr_next(struct dump_reader *r)
+{
+	uint64_t n;
+	uint8_t t;
+	int rc;
+
+	if (fread(&t, 1, 1, r->f) != 1) {
+		if (ferror(r->f))
+			return local_error(r->c, KEEL_E_IO, "reading %s: %s", r->name,
+					   strerror(errno));
+		return dump_error(r, "the input ends without a trailer: it is truncated");
+	}
+	XXH3_64bits_update(r->xs, &t, 1);
+	r->off++;
+	r->type = t;
+	switch (t) {
+	case DUMP_REC_END:
+		return dr_trailer(r);
+	case DUMP_REC_PART:
+		if ((rc = dr_name(r, "a partition record's name")) < 0)
+			return rc;
+		break;
+	case DUMP_REC_KEY:
+		if ((rc = dr_name(r, "a key record's partition name")) < 0 ||
+		    (rc = dr_uint(r, &n, 4, "a key record")) < 0)
+			return rc;
+		if (n == 0 || n > KEEL_KEY_MAX)
+			return dump_error(r, "a key of %" PRIu64 " bytes (keys are 1 to %u bytes)",
+					  n, KEEL_KEY_MAX);
+		r->klen = (uint32_t)n;
+		if ((rc = dr_read(r, r->key, r->klen, 1, "a key")) < 0 ||
+		    (rc = dr_uint(r, &n, 4, "a key record")) < 0)
+			return rc;
+		if (n > KEEL_VALUE_MAX)
+			return dump_error(r, "a value of %" PRIu64 " bytes (the limit is %u)", n,
+					  KEEL_VALUE_MAX);
+		r->vlen = (uint32_t)n;
+		if ((rc = dr_read(r, r->val, r->vlen, 1, "a value")) < 0 ||
+		    (rc = dr_uint(r, &r->version, 8, "a key record")) < 0 ||
+		    (rc = dr_uint(r, &r->mtime_ns, 8, "a key record")) < 0)
+			return rc;
+		r->keys++;
+		r->bytes += r->klen + r->vlen;
+		break;
+	default:
+		r->off--;
+		return dump_error(r, "unknown record type 0x%02x", t);
+	}
+	r->records++;
+	return 1;
+}
+
+/* Applies key records in batches: one transaction per batch. */
+struct importer {
+	struct cli *c;
+	keel_txn_t *t;
+	uint32_t ops;                 /* puts in the open batch */
+	uint64_t bytes;               /* its record bytes, estimated */
+	uint64_t budget;              /* record bytes per batch */
+	char parts[KEEL_TXN_PARTITIONS_MAX][NAME_BYTES];
+	uint32_t nparts;
+	uint64_t keys;                /* keys in committed batches */
+	uint64_t commits;
+};
+
+static int imp_commit(struct importer *im)
+{
+	int rc;
+
+	if (!im->t)
+		return 0;
+	rc = keel_txn_commit(im->t, NULL);
+	im->t = NULL;
+	if (rc < 0)
+		return store_error(im->c, rc, "commit a batch of %" PRIu32 " keys into %s", im->ops,
+				   store_arg(im->c));
+	im->keys += im->ops;
+	im->commits++;
+	im->ops = 0;
+	im->bytes = 0;
+	im->nparts = 0;
+	return 0;
+}
+
+static void imp_abort(struct importer *im)
+{
+	if (im->t)
+		keel_txn_abort(im->t);
+	im->t = NULL;
+}
+
+static int imp_key(struct importer *im, const struct dump_reader *r)
+{
+	uint64_t need = (uint64_t)r->klen + r->vlen + IMPORT_OP_OVERHEAD;
+	uint32_t p;
+	int rc;
+
+	for (p = 0; p < im->nparts; p++)
+		if (strcmp(im->parts[p], r->part) == 0)
+			break;
+	if (im->t && (im->ops >= IMPORT_BATCH_KEYS || im->bytes + need > im->budget ||
+		      (p == im->nparts && im->nparts == KEEL_TXN_PARTITIONS_MAX))) {
+		if ((rc = imp_commit(im)) < 0)
+			return rc;
+		p = 0;
+	}
+	if (!im->t && (rc = keel_txn_begin(im->c->h, KEEL_DURABILITY_DEFAULT, &im->t)) < 0) {
+		im->t = NULL;
+		return store_error(im->c, rc, "begin a transaction on %s", store_arg(im->c));
+	}
+	if (p == im->nparts)
+		snprintf(im->parts[im->nparts++], NAME_BYTES, "%s", r->part);
+	rc = keel_txn_put(im->t, r->part, r->key, r->klen, r->val, r->vlen);
+	if (rc < 0)
+		return store_error(im->c, rc, "put a key of partition '%s' (record %" PRIu64 ")",
+				   r->part, r->records);
+	im->ops++;
+	im->bytes += need;
+	return 0;
+}
+
+/* Partitions announced by 'P' records and still missing are made, empty. */
+static int imp_empty_partitions(struct importer *im, const struct name_set *ns, uint64_t *made)
+{
+	for (uint32_t i = 0; i < ns->n; i++) {
+		int found = 0, rc;
+
+		if (!(ns->flags[i] & NAME_ANNOUNCED) || (ns->flags[i] & NAME_HAS_KEYS))
+			continue;
+		if ((rc = keel_exists(im->c->h, ns->names[i], &found)) < 0)
+			return store_error(im->c, rc, "look up partition '%s'", ns->names[i]);
+		if (found)
+			continue;
+		/* A clear of a partition nobody has written creates it, empty. */
+		if ((rc = keel_txn_begin(im->c->h, KEEL_DURABILITY_DEFAULT, &im->t)) < 0) {
+			im->t = NULL;
+			return store_error(im->c, rc, "begin a transaction on %s", store_arg(im->c));
+		}
+		if ((rc = keel_txn_clear(im->t, ns->names[i])) < 0) {
+			imp_abort(im);
+			return store_error(im->c, rc, "create partition '%s'", ns->names[i]);
+		}
+		rc = keel_txn_commit(im->t, NULL);
+		im->t = NULL;
+		if (rc < 0)
+			return store_error(im->c, rc, "create partition '%s'", ns->names[i]);
+		im->commits++;
+		(*made)++;
+	}
+	return 0;
+}
+
+/* Progress on stderr: by tenths of the input when its size is known. */
+struct progress {
+	uint64_t size;                /* 0: unknown */
+	int tenth;                    /* last tenth printed */
+};
+
+static void progress_step(const struct cli *c, struct progress *pg, const struct dump_reader *r)
+{
+	if (c->quiet)
+		return;
+	if (pg->size) {
+		int tenth = (int)(r->off * 10 / pg->size);
+
+		if (tenth > pg->tenth && tenth < 10) {
+			pg->tenth = tenth;
+			fprintf(stderr, "keel import: %d%% (%" PRIu64 " keys, %" PRIu64 " of %" PRIu64
+				" bytes)\n", tenth * 10, r->keys, r->off, pg->size);
+		}
+	} else if (r->records % IMPORT_PROGRESS_RECORDS == 0) {
+		fprintf(stderr, "keel import: %" PRIu64 " keys, %" PRIu64 " bytes so far\n",
+			r->keys, r->off);
+	}
+}
+
+/* Read a whole dump without applying it: the check before an import, and --dry-run. */
+static int dump_check(struct dump_reader *r, struct name_set *ns)
+{
+	uint32_t idx;
+	int rc;
+
+	if ((rc = dr_begin(r)) < 0)
+		return rc;
+	while ((rc = dr_next(r)) == 1) {
+		if (ns_find(ns, r->part) < 0 && ns->n >= KEEL_PARTITIONS_MAX)
+			return dump_error(r, "more than %u partitions: more than a store holds",
+					  KEEL_PARTITIONS_MAX);
+		if (ns_add(ns, r->part, &idx) < 0)
+			return local_error(r->c, KEEL_E_NOMEM, "out of memory");
+	}
+	return rc;
+}
+
+static void import_summary(struct cli *c, const struct dump_reader *r, const struct importer *im,
+			   uint32_t parts, uint64_t made, int checked)
+{
+	if (c->json) {
+		json_object *root = c->dry_run ? json_object_new_object() : json_root(c);
+
+		if (!root)
+			return;
+		json_object_object_add(root, "input", json_object_new_string(r->name));
+		if (c->dry_run)
+			json_object_object_add(root, "valid", json_object_new_boolean(1));
+		json_object_object_add(root, "keys", json_object_new_uint64(c->dry_run ? r->keys :
+									    im->keys));
+		json_object_object_add(root, "partitions", json_object_new_uint64(parts));
+		if (!c->dry_run) {
+			json_object_object_add(root, "empty_partitions_created",
+					       json_object_new_uint64(made));
+			json_object_object_add(root, "commits", json_object_new_uint64(im->commits));
+			json_object_object_add(root, "checked_before_applying",
+					       json_object_new_boolean(checked));
+		}
+		json_object_object_add(root, "records", json_object_new_uint64(r->records));
+		json_object_object_add(root, "bytes", json_object_new_uint64(r->off));
+		json_object_object_add(root, "lsn", json_object_new_uint64(r->lsn));
+		json_object_object_add(root, "created_ns", json_object_new_uint64(r->created_ns));
+		json_object_object_add(root, "consistent",
+				       json_object_new_boolean(r->flags & DUMP_FLAG_CONSISTENT));
+		json_print(root);
+		json_object_put(root);
+		return;
+	}
+	if (c->dry_run) {
+		printf("%s: a valid dump: %" PRIu64 " keys in %" PRIu32 " partitions, %" PRIu64
+		       " bytes, every commit up to LSN %" PRIu64 "%s; nothing imported (--dry-run)\n",
+		       r->name, r->keys, parts, r->off, r->lsn,
+		       (r->flags & DUMP_FLAG_CONSISTENT) ? ", one snapshot" :
+		       ", each partition its own snapshot");
+		return;
+	}
+	printf("imported %" PRIu64 " keys into %" PRIu32 " partitions of %s (%" PRIu64
+	       " commits", im->keys, parts, store_arg(c), im->commits);
+	if (made)
+		printf("; %" PRIu64 " empty partition%s created", made, made == 1 ? "" : "s");
+	printf(")\n");
+}
+
+/* What an import that failed after its start leaves behind, on stderr. */
+static void import_left(const struct importer *im, int checked)
+{
+	if (im->commits == 0)
+		fputs("  Nothing was imported.\n", stderr);
+	else
+		fprintf(stderr, "  %" PRIu64 " keys in %" PRIu64 " commits were imported before "
+			"this%s; the store keeps them, and nothing after them was applied.\n",
+			im->keys, im->commits, checked ? "" : " (the input is not a regular "
+			"file, so it was applied as it was read)");
+}
+
+/* import STORE [-i FILE] [--dry-run] [--quiet] */
+static int cmd_import(struct cli *c)
+{
+	struct dump_reader r = { .c = c, .f = stdin, .name = "standard input" };
+	struct importer im = { .c = c };
+	struct name_set ns = { 0 };
+	struct progress pg = { 0 };
+	keel_inspect_header_t ih;
+	struct stat st;
+	uint64_t made = 0;
+	uint32_t idx;
+	int rc, checked;
+
+	if (c->input) {
+		r.f = fopen(c->input, "rb");
+		r.name = c->input;
+		if (!r.f)
+			return local_error(c, KEEL_E_IO, "cannot open %s: %s", c->input,
+					   strerror(errno));
+	} else if (isatty(STDIN_FILENO)) {
+		return usage_error(c, "standard input is a terminal: give -i FILE or redirect it");
+	}
+	checked = fstat(fileno(r.f), &st) == 0 && S_ISREG(st.st_mode);
+	pg.size = checked ? (uint64_t)st.st_size : 0;
+	setvbuf(r.f, NULL, _IOFBF, DUMP_IO_BUFFER_BYTES);
+	r.val = malloc(KEEL_VALUE_MAX);
+	r.xs = XXH3_createState();
+	if (!r.val || !r.xs) {
+		rc = local_error(c, KEEL_E_NOMEM, "out of memory");
+		goto out;
+	}
+	/* A regular file is checked whole, checksum included, before anything
+	 * is applied; a pipe can be read once only, so it is applied as read. */
+	if (checked || c->dry_run) {
+		rc = dump_check(&r, &ns);
+		if (rc < 0) {
+			if (!c->dry_run)
+				fputs("  Nothing was imported.\n", stderr);
+			goto out;
+		}
+		if (c->dry_run) {
+			import_summary(c, &r, &im, ns.n, 0, 1);
+			goto out;
+		}
+		if (fseek(r.f, 0, SEEK_SET) != 0) {
+			rc = local_error(c, KEEL_E_IO, "rewinding %s: %s", r.name, strerror(errno));
+			goto out;
+		}
+		ns.n = 0;
+		memset(ns.slots, 0, ns.nslots * sizeof(*ns.slots));
+	}
+	if ((rc = dr_begin(&r)) < 0) {
+		fputs("  Nothing was imported.\n", stderr);
+		goto out;
+	}
+	if ((rc = open_store(c, OPEN_CREATE)) < 0)
+		goto out;
+	if ((rc = keel_inspect_header(c->h, &ih)) < 0) {
+		store_error(c, rc, "read the header of %s", store_arg(c));
+		goto out;
+	}
+	/* A batch's record may take a quarter of the ring: aim at half that. */
+	im.budget = ih.ring_bytes / 8 < IMPORT_BATCH_BYTES_MAX ? ih.ring_bytes / 8 :
+		    IMPORT_BATCH_BYTES_MAX;
+	while ((rc = dr_next(&r)) == 1) {
+		if (ns_find(&ns, r.part) < 0 && ns.n >= KEEL_PARTITIONS_MAX) {
+			rc = dump_error(&r, "more than %u partitions: more than a store holds",
+					KEEL_PARTITIONS_MAX);
+			break;
+		}
+		if (ns_add(&ns, r.part, &idx) < 0) {
+			rc = local_error(c, KEEL_E_NOMEM, "out of memory");
+			break;
+		}
+		if (r.type == DUMP_REC_PART) {
+			ns.flags[idx] |= NAME_ANNOUNCED;
+		} else {
+			ns.flags[idx] |= NAME_HAS_KEYS;
+			if ((rc = imp_key(&im, &r)) < 0)
+				break;
+		}
+		progress_step(c, &pg, &r);
+	}
+	/* The last batch is committed only once the whole input has checked out. */
+	if (rc == 0 && (rc = imp_commit(&im)) == 0)
+		rc = imp_empty_partitions(&im, &ns, &made);
+	if (rc < 0) {
+		imp_abort(&im);
+		import_left(&im, checked);
+		goto out;
+	}
+	import_summary(c, &r, &im, ns.n, made, checked);
+out:
+	imp_abort(&im);
+	if (r.f && r.f != stdin)
+		fclose(r.f);
+	if (r.xs)
+		XXH3_freeState(r.xs);
+	free(r.val);
+	ns_free(&ns);
+	return rc;
+}
+
 static int cmd_help(struct cli *c);
 
 /* ---- the command table ------------------------------------------------------------- */
@@ -1109,6 +2701,212 @@ static const struct cmd commands[] = {
 		"    keel recover /var/lib/app --salvage\n",
 	},
 	{
+		.name = "exists", .run = cmd_exists, .nargs_min = 2, .nargs_max = 2,
+		.opts = OPT_JSON | OPT_OPEN, .open = OPEN_READ,
+		.args = "STORE PARTITION",
+		.summary = "tell whether PARTITION exists (exit 0 yes, 1 no)",
+		.description =
+		"    Prints 'yes' and exits 0 if PARTITION exists, or prints 'no' and\n"
+		"    exits 1.  A partition exists from its first write on, even once\n"
+		"    cleared.  --json prints {\"store\", \"partition\", \"exists\", \"keys\"}\n"
+		"    (with the same exit status).\n",
+		.exit_status =
+		"    0   the partition exists\n"
+		"    1   it does not\n"
+		"    2   usage error\n"
+		"    5   (KEEL_E_NOTFOUND) the store does not exist\n",
+		.examples =
+		"    keel exists /var/lib/app users\n"
+		"    if keel exists /var/lib/app users >/dev/null; then echo present; fi\n",
+	},
+	{
+		.name = "clear", .run = cmd_clear, .nargs_min = 2, .nargs_max = 2,
+		.opts = OPT_JSON | OPT_OPEN, .open = OPEN_WRITE,
+		.args = "STORE PARTITION",
+		.summary = "delete every key of PARTITION in one commit",
+		.description =
+		"    Deletes every key of PARTITION as one commit and prints how many\n"
+		"    were removed.  The partition itself stays (it still exists, empty).\n"
+		"    --json prints {\"store\", \"partition\", \"removed\"}.\n",
+		.exit_status =
+		"    0   cleared; the count was printed\n"
+		"    1   PARTITION does not exist (nothing changed)\n"
+		"    2   usage error\n",
+		.examples =
+		"    keel clear /var/lib/app sessions\n"
+		"    keel clear --json /var/lib/app sessions | jq .removed\n",
+	},
+	{
+		.name = "export", .run = cmd_export, .nargs_min = 1, .nargs_max = 1 + KEEL_PARTITIONS_MAX,
+		.opts = OPT_JSON | OPT_OPEN | OPT_OUTPUT | OPT_QUIET, .open = OPEN_READ,
+		.args = "STORE [PARTITION...] [-o FILE]",
+		.summary = "write partitions, keys and values to a portable dump",
+		.description =
+		"    Writes every partition of the store (or the PARTITIONs named) with\n"
+		"    their keys and values to FILE, or to standard output, in the dump\n"
+		"    format below.  The dump is read from one snapshot: every partition\n"
+		"    is opened at the same commit; if commits keep landing while they\n"
+		"    are opened (20 tries), export says so and each partition comes from\n"
+		"    its own snapshot.  The snapshot is held until the dump is written,\n"
+		"    which holds back the reuse of memory that writers free meanwhile.\n"
+		"    FILE is written as FILE.tmp-PID, synced, and renamed when complete.\n"
+		"    A summary goes to standard error (--quiet: none); --json prints it\n"
+		"    to standard output instead, as {\"store\", \"output\", \"partitions\",\n"
+		"    \"keys\", \"records\", \"bytes\", \"lsn\", \"consistent\", \"checksum\"},\n"
+		"    and needs -o.\n"
+		"\n"
+		"    Dump format (all integers unsigned, little-endian):\n"
+		"      header, 32 bytes: magic \"KEELDUMP\" (8), format version 1 (4),\n"
+		"        flags (4; bit 0: one snapshot), created_ns (8), lsn (8: every\n"
+		"        commit up to it is in the dump)\n"
+		"      records, each opening with a type byte:\n"
+		"        'P' partition: name length (2), name\n"
+		"        'K' key: partition name length (2), partition name, key\n"
+		"            length (4), key, value length (4), value, version (8),\n"
+		"            mtime_ns (8)\n"
+		"      trailer, 17 bytes: 'E', record count (8: 'P' and 'K' records),\n"
+		"        XXH3-64 of every byte before this field (8)\n"
+		"    Keys and values are any bytes (NUL and newline included).  Version\n"
+		"    and mtime are kept for the record; an import writes each key anew.\n",
+		.exit_status =
+		"    0   written\n"
+		"    1   a PARTITION named does not exist (nothing written)\n"
+		"    2   usage error (standard output is a terminal, --json without -o)\n"
+		"    3   writing the output failed (no FILE is left behind)\n",
+		.examples =
+		"    keel export /var/lib/app -o app.dump\n"
+		"    keel export /var/lib/app users orders | gzip > part.dump.gz\n"
+		"    keel export --json /var/lib/app -o app.dump | jq .keys\n",
+	},
+	{
+		.name = "import", .run = cmd_import, .nargs_min = 1, .nargs_max = 1,
+		.opts = OPT_JSON | OPT_OPEN | OPT_INPUT | OPT_QUIET | OPT_DRY_RUN,
+		.open = OPEN_NONE,
+		.args = "STORE [-i FILE] [--dry-run]",
+		.summary = "write the keys and values of a dump into STORE",
+		.description =
+		"    Reads a dump made by 'keel export' from FILE, or standard input, and\n"
+		"    writes its keys and values into STORE (created if missing), in\n"
+		"    transactions of up to 1000 keys.  Keys already in STORE are\n"
+		"    overwritten; others are left alone.  Partitions of the dump with no\n"
+		"    keys are created empty.  Each key is written anew: its version goes\n"
+		"    up by one (1 for a new key) and its mtime is the import's.  Export\n"
+		"    then import into a new store gives the same partitions, keys and\n"
+		"    values.\n"
+		"\n"
+		"    Damaged input (bad magic, version, structure, count or checksum) is\n"
+		"    refused with a message naming the byte offset.  When the input is a\n"
+		"    regular file, all of it is checked, checksum included, before\n"
+		"    anything is applied or the store is created: a bad file changes\n"
+		"    nothing.  A pipe can be read only once, so it is applied in order as\n"
+		"    it is read, and the checksum is known only at its end: damage found\n"
+		"    mid-way leaves the batches committed before it (the message says how\n"
+		"    many keys), and never the batch it was found in.\n"
+		"\n"
+		"    Progress goes to standard error: a line per 10% of a regular file, or\n"
+		"    per 100000 records of a pipe (--quiet: none).  The summary goes to\n"
+		"    standard output; --json prints it as {\"store\", \"input\", \"keys\",\n"
+		"    \"partitions\", \"empty_partitions_created\", \"commits\",\n"
+		"    \"checked_before_applying\", \"records\", \"bytes\", \"lsn\",\n"
+		"    \"created_ns\", \"consistent\"}.  --dry-run checks the whole input and\n"
+		"    prints its summary without opening STORE.  'keel export --help'\n"
+		"    describes the format.\n",
+		.exit_status =
+		"    0   imported (or, with --dry-run, the input is a valid dump)\n"
+		"    2   usage error (standard input is a terminal)\n"
+		"    3   reading the input failed\n"
+		"    19  (KEEL_E_CORRUPT) the input is not a valid dump; see above for\n"
+		"        what was applied\n",
+		.examples =
+		"    keel import /var/lib/app2 -i app.dump\n"
+		"    gunzip -c part.dump.gz | keel import /var/lib/app2\n"
+		"    keel export /var/lib/app | keel import --quiet /var/lib/copy\n"
+		"    keel import --dry-run /unused -i app.dump\n",
+	},
+	{
+		.name = "verify", .run = cmd_verify, .nargs_min = 1, .nargs_max = 1,
+		.opts = OPT_JSON | OPT_OPEN, .open = OPEN_NONE,
+		.args = "STORE",
+		.summary = "check every structure of the store, repairing nothing",
+		.description =
+		"    Walks and validates every structure of the arena: the same audit as\n"
+		"    'keel-dump --check', without repairing anything.  The store may be\n"
+		"    live (each partition is locked briefly while it is checked) or not\n"
+		"    (a durable store whose arena is gone is rebuilt from its journal\n"
+		"    first, as any open does).  Prints each damaged place as 'WHERE:\n"
+		"    WHAT', then a summary.  Processes that died while attached show as\n"
+		"    problems until a live process reaps them.  An arena too damaged to\n"
+		"    attach counts as damage, reported at 'attach'.  --json prints\n"
+		"    {\"store\", \"sound\", \"problems\", \"partitions\", \"keys\",\n"
+		"    \"reports\": [{\"where\", \"what\"}]}.\n",
+		.exit_status =
+		"    0   sound\n"
+		"    1   damage found; each place was printed\n"
+		"    2   usage error\n"
+		"    5   (KEEL_E_NOTFOUND) the store does not exist\n",
+		.examples =
+		"    keel verify /var/lib/app\n"
+		"    keel verify --json /var/lib/app | jq -r '.reports[].where'\n",
+	},
+	{
+		.name = "destroy", .run = cmd_destroy, .nargs_min = 1, .nargs_max = 1,
+		.opts = OPT_FORCE | OPT_OPEN, .open = OPEN_NONE,
+		.args = "STORE [--force]",
+		.summary = "remove the store: its arena, journal, checkpoints and directory",
+		.description =
+		"    Removes the store's arena from /dev/shm, then its files in STORE\n"
+		"    (keel.id, journal/seg-*, checkpoint/ckpt-*), then the journal/ and\n"
+		"    checkpoint/ directories and STORE itself.  Everything in the store\n"
+		"    is lost.\n"
+		"\n"
+		"    It refuses, and removes nothing, while other processes are attached\n"
+		"    to the arena, or when STORE holds files that are not Keel's (they are\n"
+		"    listed).  --force goes on in both cases: attached processes keep\n"
+		"    running on a store that is gone, and files that are not Keel's stay,\n"
+		"    with STORE and the subdirectories that hold them.\n",
+		.exit_status =
+		"    0   removed (the message says whether STORE itself was kept)\n"
+		"    2   usage error\n"
+		"    5   (KEEL_E_NOTFOUND) STORE is not a store: no arena and no keel.id\n"
+		"    24  (KEEL_E_BUSY) processes are attached\n"
+		"    27  (KEEL_E_STATE) STORE holds files that are not Keel's\n",
+		.examples =
+		"    keel destroy /var/lib/app\n"
+		"    keel destroy /tmp/scratch\n"
+		"    keel destroy --force /var/lib/app\n",
+	},
+	{
+		.name = "crash", .run = cmd_crash, .nargs_min = 1, .nargs_max = 1,
+		.opts = OPT_POWER_LOSS | OPT_FORCE | OPT_OPEN, .open = OPEN_NONE,
+		.args = "STORE --power-loss [--force]",
+		.summary = "simulate a power loss: drop the arena, keep what is durable",
+		.description =
+		"    For testing crash recovery.  --power-loss removes the store's arena\n"
+		"    from /dev/shm without flushing anything, as a power cut would: what\n"
+		"    the journal holds stays, commits not yet written to it are gone, and\n"
+		"    the next open of the store rebuilds the arena from the checkpoint and\n"
+		"    the journal.  A memory-mode store has no journal: all its data goes.\n"
+		"    Prints the durable LSN and how many later commits were not durable.\n"
+		"\n"
+		"    It cannot drop the operating system's page cache: journal writes not\n"
+		"    yet fsynced survive it, where a real power cut could lose them.  With\n"
+		"    sync durability (the default) every acknowledged commit was fsynced\n"
+		"    first, so for acknowledged commits the result is what a power cut\n"
+		"    gives.\n"
+		"\n"
+		"    It refuses while processes are attached, listing them.  --force\n"
+		"    SIGKILLs them first, as a power cut stops everything (it waits up to\n"
+		"    5 s for each to die), and drops an arena it cannot attach to.\n",
+		.exit_status =
+		"    0   dropped (or there was no arena)\n"
+		"    2   usage error (--power-loss missing)\n"
+		"    5   (KEEL_E_NOTFOUND) the store does not exist\n"
+		"    24  (KEEL_E_BUSY) processes are attached (or one did not die)\n",
+		.examples =
+		"    keel crash /var/lib/app --power-loss\n"
+		"    keel crash /var/lib/app --power-loss --force && keel verify /var/lib/app\n",
+	},
+	{
 		.name = "help", .run = cmd_help, .nargs_min = 0, .nargs_max = 1,
 		.opts = 0, .open = OPEN_NONE,
 		.args = "[COMMAND]",
@@ -1158,13 +2956,33 @@ static const struct {
 	{ OPT_SALVAGE,
 	  "    --salvage\n"
 	  "        Cut a journal damaged in the middle at its first bad record\n"
-	  "        instead of refusing; what is lost is printed.\n\n" },
+	  "        instead of refusing; what is lost is printed.\n" },
+	{ OPT_OUTPUT,
+	  "    -o, --output FILE\n"
+	  "        Write the dump to FILE (via FILE.tmp-PID, renamed when complete)\n"
+	  "        instead of standard output.\n" },
+	{ OPT_INPUT,
+	  "    -i, --input FILE\n"
+	  "        Read the dump from FILE instead of standard input.\n" },
+	{ OPT_DRY_RUN,
+	  "    --dry-run\n"
+	  "        Check the whole dump and print its summary; change nothing.\n" },
+	{ OPT_QUIET,
+	  "    -q, --quiet\n"
+	  "        No progress or summary on standard error.\n" },
+	{ OPT_POWER_LOSS,
+	  "    --power-loss\n"
+	  "        Simulate a power cut: drop the arena, keep what is durable.\n" },
+	{ OPT_FORCE,
+	  "    --force\n"
+	  "        Go on where the command would refuse (see DESCRIPTION).\n" },
 };
 
 static void print_exit_table(FILE *f)
 {
 	fputs("    0   success\n"
-	      "    1   not found: the key (get, del) or the partition (ls PARTITION)\n"
+	      "    1   not found: the key (get, del) or the partition (ls, clear,\n"
+	      "        exists, export); for verify, damage found\n"
 	      "    2   usage error: unknown command or option, wrong number of\n"
 	      "        arguments, bad hex, bad durability mode\n"
 	      "    3   failure outside the store: reading standard input, writing\n"
@@ -1215,7 +3033,9 @@ static void print_main_help(FILE *f)
 	      "    keel get /var/lib/app users alice\n"
 	      "    keel ls /var/lib/app\n"
 	      "    keel stat --json /var/lib/app\n"
-	      "    keel --memory put /tmp/scratch cache k1 v1\n", f);
+	      "    keel --memory put /tmp/scratch cache k1 v1\n"
+	      "    keel export /var/lib/app -o app.dump && keel import /var/lib/copy -i app.dump\n"
+	      "    keel crash /var/lib/app --power-loss && keel verify /var/lib/app\n", f);
 }
 
 static void print_cmd_help(FILE *f, const struct cmd *cmd)
@@ -1267,7 +3087,8 @@ static int parse_durability(struct cli *c, const char *s)
 	return 0;
 }
 
-static int open_store(struct cli *c)
+/* Open STORE into c->h as `mode` (enum cmd_open) says, reporting a failure. */
+static int open_store(struct cli *c, int mode)
 {
 	keel_options_t opt;
 	int rc;
@@ -1276,9 +3097,9 @@ static int open_store(struct cli *c)
 	if (c->durability != KEEL_DURABILITY_DEFAULT)   /* else keep the default */
 		opt.durability = c->durability;
 	opt.arena_path = c->arena_path;
-	if (c->cmd->open == OPEN_READ)
+	if (mode == OPEN_READ)
 		opt.flags |= KEEL_OPEN_NOCREATE | KEEL_OPEN_READONLY;
-	else if (c->cmd->open == OPEN_WRITE)
+	else if (mode == OPEN_WRITE)
 		opt.flags |= KEEL_OPEN_NOCREATE;
 	rc = keel_open(store_arg(c), &opt, &c->h);
 	if (rc < 0) {
@@ -1291,8 +3112,9 @@ static int open_store(struct cli *c)
 	return rc;
 }
 
-enum { LOPT_HELP = 'h', LOPT_JSON = 256, LOPT_HEX, LOPT_MEMORY, LOPT_DURABILITY,
-       LOPT_ARENA, LOPT_VERSION, LOPT_SALVAGE };
+enum { LOPT_HELP = 'h', LOPT_OUTPUT = 'o', LOPT_INPUT = 'i', LOPT_QUIET = 'q',
+       LOPT_JSON = 256, LOPT_HEX, LOPT_MEMORY, LOPT_DURABILITY, LOPT_ARENA, LOPT_VERSION,
+       LOPT_SALVAGE, LOPT_FORCE, LOPT_POWER_LOSS, LOPT_DRY_RUN };
 
 static const struct option long_options[] = {
 	{ "help", no_argument, NULL, LOPT_HELP },
@@ -1303,6 +3125,12 @@ static const struct option long_options[] = {
 	{ "arena", required_argument, NULL, LOPT_ARENA },
 	{ "version", no_argument, NULL, LOPT_VERSION },
 	{ "salvage", no_argument, NULL, LOPT_SALVAGE },
+	{ "output", required_argument, NULL, LOPT_OUTPUT },
+	{ "input", required_argument, NULL, LOPT_INPUT },
+	{ "quiet", no_argument, NULL, LOPT_QUIET },
+	{ "force", no_argument, NULL, LOPT_FORCE },
+	{ "power-loss", no_argument, NULL, LOPT_POWER_LOSS },
+	{ "dry-run", no_argument, NULL, LOPT_DRY_RUN },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1313,13 +3141,13 @@ struct parsed {
 	int memory;
 	const char *durability;
 	unsigned seen;               /* enum cmd_opt bits given */
-	const char *seen_name[4];    /* the option that set each bit, for messages */
+	const char *seen_name[OPT_BITS]; /* the option that set each bit, for messages */
 };
 
 static void saw(struct parsed *p, unsigned bit, const char *name)
 {
 	p->seen |= bit;
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < OPT_BITS; i++)
 		if (bit == 1u << i)
 			p->seen_name[i] = name;
 }
@@ -1333,11 +3161,17 @@ static int parse_options(struct cli *c, struct parsed *p, int argc, char **argv)
 	int ch;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":ho:i:q", long_options, NULL)) != -1) {
 		switch (ch) {
 		case LOPT_HELP: p->help = 1; break;
 		case LOPT_VERSION: p->version = 1; break;
 		case LOPT_SALVAGE: c->salvage = 1; saw(p, OPT_SALVAGE, "--salvage"); break;
+		case LOPT_OUTPUT: c->output = optarg; saw(p, OPT_OUTPUT, "--output"); break;
+		case LOPT_INPUT: c->input = optarg; saw(p, OPT_INPUT, "--input"); break;
+		case LOPT_QUIET: c->quiet = 1; saw(p, OPT_QUIET, "--quiet"); break;
+		case LOPT_FORCE: c->force = 1; saw(p, OPT_FORCE, "--force"); break;
+		case LOPT_POWER_LOSS: c->power_loss = 1; saw(p, OPT_POWER_LOSS, "--power-loss"); break;
+		case LOPT_DRY_RUN: c->dry_run = 1; saw(p, OPT_DRY_RUN, "--dry-run"); break;
 		case LOPT_JSON: c->json = 1; saw(p, OPT_JSON, "--json"); break;
 		case LOPT_HEX: c->hex = 1; saw(p, OPT_HEX, "--hex"); break;
 		case LOPT_MEMORY: p->memory = 1; saw(p, OPT_OPEN, "--memory"); break;
@@ -1365,7 +3199,7 @@ static int check_command_line(struct cli *c, const struct parsed *p)
 {
 	const struct cmd *cmd = c->cmd;
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < OPT_BITS; i++) {
 		unsigned bit = 1u << i;
 
 		if ((p->seen & bit) && !(cmd->opts & bit))
@@ -1395,7 +3229,7 @@ static int run_command(struct cli *c)
 	int rc, crc;
 
 	if (c->cmd->open != OPEN_NONE) {
-		rc = open_store(c);
+		rc = open_store(c, c->cmd->open);
 		if (rc < 0)
 			return rc;
 	}
@@ -1432,7 +3266,7 @@ static void check_command_table(void)
 		TABLE_CHECK(cmd->description && cmd->exit_status && cmd->examples);
 		TABLE_CHECK(cmd->nargs_min >= 0 && cmd->nargs_min <= cmd->nargs_max);
 		TABLE_CHECK(cmd->open == OPEN_NONE || cmd->nargs_min >= 1); /* STORE first */
-		TABLE_CHECK((cmd->opts & ~(unsigned)(OPT_JSON | OPT_HEX | OPT_OPEN | OPT_SALVAGE)) == 0);
+		TABLE_CHECK((cmd->opts & ~(unsigned)OPT_ALL) == 0);
 		TABLE_CHECK(find_cmd(cmd->name) == cmd);                     /* unique */
 	}
 }
