@@ -421,7 +421,6 @@ int durable_after_commit(keel_t *h, uint64_t lsn, int durability)
 {
 	if (!h->root->journaled)
 		return 0;
-	maybe_checkpoint(h);
 	if (durability == KEEL_DURABILITY_SYNC)
 		return wait_durable(h, lsn);
 	/* async (and memory overrides): on disk within the window; the handle's
@@ -431,14 +430,23 @@ int durable_after_commit(keel_t *h, uint64_t lsn, int durability)
 	return 0;
 }
 
-static void *async_main(void *arg)
+/* The handle's background thread: flushes async commits within their window
+ * and writes checkpoints as the journal grows, off the committers' path. */
+#define MAINT_PERIOD_MS_MAX 100u
+
+static void *maint_main(void *arg)
 {
 	keel_t *h = arg;
+	uint32_t period = h->durability == KEEL_DURABILITY_SYNC ? MAINT_PERIOD_MS_MAX : h->async_window_ms;
+
 	while (!h->async_stop) {
-		struct timespec ts = { h->async_window_ms / 1000, (long)(h->async_window_ms % 1000) * 1000000l };
+		struct timespec ts = { period / 1000, (long)(period % 1000) * 1000000l };
 		nanosleep(&ts, NULL);
+		if (h->async_stop || h->root->failed)
+			continue;
 		if (next_lsn(h->root) - 1 > shm_load_acq(&h->root->durable_lsn))
 			durable_try_flush(h);
+		maybe_checkpoint(h);
 	}
 	return NULL;
 }
@@ -456,9 +464,12 @@ int durable_open(keel_t *h, const keel_options_t *opt, int created)
 			return rc;
 		h->io_owned = 1;
 	}
-	if (h->durability == KEEL_DURABILITY_ASYNC && !h->readonly) {
+	/* A backend given by the caller (tests' simulated disk) is used by the
+	 * caller's thread only: then async commits flush on the commit path
+	 * once their window has passed, and checkpoints run when asked. */
+	if (!h->readonly && h->io_owned) {
 		h->async_stop = 0;
-		if (pthread_create(&h->async_thread, NULL, async_main, h) == 0)
+		if (pthread_create(&h->async_thread, NULL, maint_main, h) == 0)
 			h->async_running = 1;
 	}
 	return 0;
@@ -694,13 +705,23 @@ int keel_checkpoint(keel_t *h, uint64_t *lsn_out)
 	 * reach as far as the applied LSN. */
 	if ((rc = wait_durable(h, next_lsn(root) - 1)))
 		return rc;
+	/* A jio backend serves one thread at a time, and the handle's is the
+	 * flusher's: the checkpoint writes through its own. */
+	jio_t *io = NULL;
+	if ((rc = h->io_owned ? jio_real_create(0, keel_jio_flags(), 0600, &io) : 0))
+		return rc;
+	if (!io)
+		io = h->io;   /* a test's backend: the caller keeps to one thread */
 	struct shm_reader *r = reader_enter(h, &snap);
-	if (!r)
+	if (!r) {
+		if (io != h->io)
+			jio_destroy(io);
 		return shm_err(KEEL_E_LIMIT, "no reader slot for the checkpoint");
+	}
 	uint64_t s = snap.w < root->durable_lsn ? snap.w : root->durable_lsn;
 	struct snap at = { s, 0, 0 };   /* exactly the commits <= s */
 	join(cdir, sizeof(cdir), h->dir, "checkpoint");
-	if ((rc = ckpt_write_begin(cdir, h->io, root->uuid, s, 0, &c.w)))
+	if ((rc = ckpt_write_begin(cdir, io, root->uuid, s, 0, &c.w)))
 		goto out;
 	uint32_t n = shm_load32_acq(&root->nparts);
 	for (uint32_t i = 0; i < n && rc == 0; i++) {
@@ -738,11 +759,13 @@ int keel_checkpoint(keel_t *h, uint64_t *lsn_out)
 		}
 		shm_lock_release(&root->flush_lock);
 	}
-	ckpt_prune(cdir, h->io, s, NULL);
+	ckpt_prune(cdir, io, s, NULL);
 	if (lsn_out)
 		*lsn_out = s;
 out:
 	reader_leave(h, r);
+	if (io != h->io)
+		jio_destroy(io);
 	return rc;
 }
 

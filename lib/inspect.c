@@ -484,20 +484,23 @@ static void walk_pages(keel_t *h, keel_inspect_alloc_t *o)
 	}
 }
 
-/* Count the blocks on one partition's free lists (racy; bounded). */
-static void walk_free_lists(keel_t *h, const struct part *p, keel_inspect_alloc_t *o)
+/* Count the blocks on one partition's free lists (racy).  budget[c] is what
+ * is left of the blocks of class c in the whole heap: every free block is on
+ * one list, so all the walks of a class together never need more steps, and
+ * a cycle in a damaged list costs no more than that. */
+static void walk_free_lists(keel_t *h, const struct part *p, keel_inspect_alloc_t *o, uint64_t *budget)
 {
 	uint32_t owner = p->heap.id;
 
 	for (uint32_t c = 0; c < SHM_CLASSES_MAX; c++) {
-		uint64_t bound = o->classes[c].pages * o->classes[c].blocks_per_page + 1;
 		uint64_t off = shm_load(&p->heap.free_head[c]), n = 0;
 
-		while (off && n < bound) {
-			if (!slab_block_ok(h, off, owner, c)) {
-				o->free_list_bad++;
+		while (off) {
+			if (budget[c] == 0 || !slab_block_ok(h, off, owner, c)) {
+				o->free_list_bad++;   /* more blocks listed than exist, or a bad link */
 				break;
 			}
+			budget[c]--;
 			n++;
 			off = shm_load((const volatile uint64_t *)shm_at(&h->a, off));
 		}
@@ -533,13 +536,16 @@ int keel_inspect_alloc(keel_t *h, keel_inspect_alloc_t *o)
 	}
 	walk_pages(h, o);
 
+	uint64_t budget[SHM_CLASSES_MAX];
+	for (uint32_t c = 0; c < SHM_CLASSES_MAX; c++)
+		budget[c] = o->classes[c].pages * o->classes[c].blocks_per_page;
 	uint32_t n = nparts_bounded(h);
 	for (uint32_t i = 0; i < n; i++) {
 		const struct part *p = part_at(h, i);
 		if (!p)
 			continue;
 		o->used_bytes += p->heap.used_bytes;
-		walk_free_lists(h, p, o);
+		walk_free_lists(h, p, o, budget);
 	}
 	for (uint32_t c = 0; c < SHM_CLASSES_MAX; c++) {
 		keel_inspect_class_t *k = &o->classes[c];

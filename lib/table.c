@@ -54,8 +54,8 @@ static void set_link(keel_t *h, struct part *p, struct dummy *prev, uint64_t v)
 	if (prev->sokey & 1)
 		return;
 	uint64_t j = rev64(prev->sokey);
-	struct bucket_block *b = shm_ptr(&h->a, p->buckets, BLOCK_HDR);
-	if (b && b->log2 <= SHM_BUCKETS_LOG2_MAX && j < (1ull << b->log2) && b->b[j].dummy == shm_off(&h->a, prev))
+	struct bucket_block *b = bucket_block(h, p->buckets);   /* none yet during table_init */
+	if (b && j < (1ull << b->log2) && b->b[j].dummy == shm_off(&h->a, prev))
 		shm_store_rel(&b->b[j].first, v);   /* R5 */
 }
 

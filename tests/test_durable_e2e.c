@@ -21,12 +21,12 @@
  *     sum(account version - 1) == 2 * sum(counters): nothing lost or doubled;
  *   - keel_check finds nothing wrong.
  *
- * reboot   (3 rounds) the workers commit for a while, all are SIGKILLed at
+ * reboot   (3 rounds; --long 20) the workers commit for a while, all are SIGKILLed at
  *          once, the arena file is deleted (keel_unlink_arena, force) as a
  *          reboot would, and the store is reopened: recovery from checkpoint
  *          and journal must give a store that satisfies the invariants.
  *          Between rounds a checkpoint is taken, so recovery uses one.
- * killing  200 kills (--kills N): every few milliseconds one worker is
+ * killing  200 kills (--kills N; --long 3000): every few milliseconds one worker is
  *          SIGKILLed - every other time the one holding the flush lock, i.e.
  *          in the middle of a flush, when one does - and replaced by a new
  *          worker that continues its counter.  Survivors must keep
@@ -47,6 +47,8 @@
 #define ACCOUNTS 64u
 #define INITIAL 1000
 #define REBOOTS 3u
+#define REBOOTS_LONG 20u
+#define KILLS_LONG 3000u
 #define REBOOT_RUN_MS 800u
 #define KILLS_DEFAULT 200u
 #define KILL_GAP_MS_MAX 15u
@@ -70,6 +72,7 @@ static keel_options_t g_opt;
 static struct wlog *g_log;
 static pid_t g_pids[WORKERS];
 static uint64_t g_incarnation;
+static unsigned g_reboots = REBOOTS;
 
 static void cleanup(void)
 {
@@ -208,6 +211,21 @@ static void kill_all(void)
 		kill_wait(w);
 }
 
+/* The arena file must stay the one this (attached) process maps: a store
+ * rebuilt under a live process would split the processes in two. */
+static void check_same_arena(keel_t *h, const char *what)
+{
+	char path[256];
+	struct stat st;
+
+	CHECK_OK(keel_arena_path(g_dir, &g_opt, path, sizeof path));
+	CHECK_MSG(stat(path, &st) == 0, "%s: arena %s: %s", what, path, strerror(errno));
+	CHECK_MSG(st.st_ino == h->a.ino && st.st_dev == h->a.dev,
+		  "%s: the arena %s was replaced (inode %lu, this process maps inode %lu) while this process was attached;"
+		  " the arena it maps has failed = %d", what, path, (unsigned long)st.st_ino, (unsigned long)h->a.ino,
+		  h->root->failed);
+}
+
 /* A worker must never end by itself: fail, saying how it ended, if one did. */
 static void check_alive(void)
 {
@@ -275,6 +293,20 @@ static void check_store(keel_t *h, const char *what)
 
 		CHECK_OK(keel_get(h, "ctr", key, kl, &c, sizeof c, &vl, &m));
 		CHECK(vl == 8);
+		if (c < acked) {
+			keel_stat_t st;
+			uint64_t c2 = 0;
+			keel_meta_t m2;
+
+			if (keel_stat(h, &st) == 0)
+				fprintf(stderr, "  store: next LSN %" PRIu64 ", applied %" PRIu64 ", durable %" PRIu64 "\n",
+					st.next_lsn, st.applied_lsn, st.durable_lsn);
+			fprintf(stderr, "  counter %" PRIu64 " read at version %" PRIu64 ", LSN %" PRIu64 "\n", c, m.version, m.lsn);
+			keel_reclaim(h);
+			if (keel_get(h, "ctr", key, kl, &c2, sizeof c2, &vl, &m2) == 0)
+				fprintf(stderr, "  after keel_reclaim: counter %" PRIu64 " (version %" PRIu64 ", LSN %" PRIu64 ")\n", c2,
+					m2.version, m2.lsn);
+		}
 		CHECK_MSG(c >= acked, "%s: worker %u's counter is %" PRIu64 " but commit %" PRIu64 " (LSN %" PRIu64
 			  ") was acknowledged: AN ACKNOWLEDGED COMMIT WAS LOST", what, w, c, acked, g_log[w].acked_lsn);
 		CHECK_MSG(c <= acked + 1, "%s: worker %u's counter is %" PRIu64 ", more than one past its last acknowledged %" PRIu64,
@@ -325,7 +357,7 @@ static keel_t *reboot_and_check(const char *what)
 
 static void part_reboot(keel_t **hp)
 {
-	for (unsigned round = 1; round <= REBOOTS; round++) {
+	for (unsigned round = 1; round <= g_reboots; round++) {
 		char what[64];
 		uint64_t before = 0, after = 0;
 
@@ -342,7 +374,7 @@ static void part_reboot(keel_t **hp)
 		CHECK_MSG(after > before, "reboot round %u: the workers acknowledged no commit in %u ms", round, REBOOT_RUN_MS);
 		snprintf(what, sizeof what, "reboot %u (%" PRIu64 " commits acknowledged)", round, after - before);
 		*hp = reboot_and_check(what);
-		if (round < REBOOTS) {
+		if (round < g_reboots) {
 			uint64_t lsn = 0;
 			CHECK_OK(keel_checkpoint(*hp, &lsn));
 		}
@@ -406,6 +438,7 @@ static void part_killing(keel_t *h, uint64_t kills, uint64_t *rng)
 			kill_wait(victim);
 		}
 		check_alive();
+		check_same_arena(h, "during the kills");
 		spawn(victim);
 		now = t_now_ns();
 		for (unsigned w = 0; w < WORKERS; w++) {
@@ -438,6 +471,7 @@ static void part_killing(keel_t *h, uint64_t kills, uint64_t *rng)
 			CHECK_MSG(g_log[w].commits > mark[w], "worker %u committed nothing in %u s after the last kill", w, STALL_S);
 	}
 	kill_all();
+	check_same_arena(h, "after the kills");
 	repairs1 = root->flush_lock.repairs;
 	for (unsigned w = 0; w < WORKERS; w++) {
 		commits1 += g_log[w].commits;
@@ -474,15 +508,20 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
 			seed = t_parse_u64("--seed", argv[++i]);
 			seed_given = 1;
+		} else if (!strcmp(argv[i], "--long")) {
+			g_reboots = REBOOTS_LONG;
+			kills = KILLS_LONG;
 		} else if (!strcmp(argv[i], "--kills") && i + 1 < argc) {
 			kills = t_parse_u64("--kills", argv[++i]);
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("usage: test_durable_e2e [--seed N] [--kills N]\n"
+			printf("usage: test_durable_e2e [--seed N] [--kills N] [--long]\n"
 			       "Several processes commit SYNC on a store under /var/tmp; all are killed and\n"
 			       "the arena deleted (a reboot), %u times; then %u kills of single workers,\n"
 			       "the flusher every other time.  Every acknowledged commit must survive.\n"
+			       "  --kills N  single kills (default %u)\n"
+			       "  --long     %u reboots and %u kills\n"
 			       "Exit: 0 pass, 1 fail, 77 skip.\n",
-			       REBOOTS, KILLS_DEFAULT);
+			       REBOOTS, KILLS_DEFAULT, KILLS_DEFAULT, REBOOTS_LONG, KILLS_LONG);
 			return 0;
 		} else {
 			fprintf(stderr, "test_durable_e2e: unknown or incomplete argument '%s' (see --help)\n", argv[i]);

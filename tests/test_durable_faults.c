@@ -57,7 +57,7 @@ extern uint64_t durable_test_seg_bytes __attribute__((weak));
 #define STEPS_LONG 800u
 #define STEPS_MAX 4096u
 #define AFTER_TRIES 3u               /* calls checked after a failure */
-#define BUDGET_S_BIG_SEGMENTS 100u
+#define BUDGET_S_BIG_SEGMENTS 40u
 
 struct ent {
 	uint8_t present;

@@ -77,7 +77,7 @@ extern uint64_t durable_test_seg_bytes __attribute__((weak));
 #define STATES_LONG 100000u
 #define COMMITS_MAX 400000u          /* model states kept */
 #define RECOVERY_OPS_MAX 48u         /* a recovery dies within its first ops */
-#define BUDGET_S_BIG_SEGMENTS 100u   /* time budget without the segment knob */
+#define BUDGET_S_BIG_SEGMENTS 40u    /* time budget without the segment knob */
 
 /* One key of the universe: bank account a is entry a; misc key k of misc
  * partition p is entry ACCOUNTS + p * MISC_KEYS + k. */

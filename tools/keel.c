@@ -30,10 +30,12 @@
  * Exit statuses (stable; printed by --help)
  * -----------------------------------------
  *   0      success
- *   1      not found: the key (get, del) or the partition (ls PARTITION)
+ *   1      not found: the key (get, del) or the partition (ls PARTITION,
+ *          clear, exists, export); for verify, damage found
  *   2      usage error: unknown command or option, wrong argument count,
  *          bad hex, bad durability mode
- *   3      failure outside the store: reading stdin or writing stdout
+ *   3      failure outside the store: reading stdin or writing stdout,
+ *          reading or writing a dump file
  *   3 + N  the store returned -N (a KEEL_E_* code): 4 for KEEL_E_INVAL,
  *          5 for KEEL_E_NOTFOUND (e.g. the store does not exist), ...,
  *          19 for KEEL_E_CORRUPT, ..., 28 for KEEL_E_OS.  Codes past 122 map
@@ -1061,7 +1063,7 @@ static int cmd_verify(struct cli *c)
 	struct verify_ctx v = { 0 };
 	json_object *root = NULL;
 	keel_stat_t st;
-	int rc, crc;
+	int rc, crc, have_stat = 0;
 
 	memset(&st, 0, sizeof(st));
 	if (c->json) {
@@ -1091,7 +1093,8 @@ static int cmd_verify(struct cli *c)
 		}
 		if (rc == KEEL_E_CORRUPT && v.problems == 0)   /* never silent */
 			verify_add(&v, "store", keel_errmsg());
-		keel_stat(c->h, &st);   /* figures for the summary only */
+		/* Figures for the summary only (a damaged partition may refuse). */
+		have_stat = keel_stat(c->h, &st) == 0;
 		crc = keel_close(c->h);
 		c->h = NULL;
 		if (crc < 0) {
@@ -1106,13 +1109,17 @@ static int cmd_verify(struct cli *c)
 	if (root) {
 		json_object_object_add(root, "sound", json_object_new_boolean(v.problems == 0));
 		json_object_object_add(root, "problems", json_object_new_uint64(v.problems));
-		json_object_object_add(root, "partitions", json_object_new_uint64(st.partitions));
-		json_object_object_add(root, "keys", json_object_new_uint64(st.keys));
+		if (have_stat) {
+			json_object_object_add(root, "partitions",
+					       json_object_new_uint64(st.partitions));
+			json_object_object_add(root, "keys", json_object_new_uint64(st.keys));
+		}
 		json_print(root);
 		json_object_put(root);
 	} else if (v.problems == 0) {
-		printf("%s: sound (%" PRIu32 " partitions, %" PRIu64 " keys checked)\n",
-		       store_arg(c), st.partitions, st.keys);
+		printf("%s: sound (%" PRIu32 " partition%s, %" PRIu64 " key%s)\n", store_arg(c),
+		       st.partitions, st.partitions == 1 ? "" : "s", st.keys,
+		       st.keys == 1 ? "" : "s");
 	} else {
 		printf("%s: %" PRIu64 " problem%s found\n", store_arg(c), v.problems,
 		       v.problems == 1 ? "" : "s");
@@ -1163,11 +1170,24 @@ static int keel_subdir_file(const char *sub, const char *name)
 	       strncmp(name, "ckpt-", 5) == 0 && all_hex(name + 5, 16);
 }
 
-static void note_foreign(struct store_files *sf, const char *dir, const char *sub, const char *name)
+/* dir/name into buf; 0, or -1 if it does not fit. */
+static int join_path(char *buf, size_t cap, const char *dir, const char *name)
 {
-	if (sf->foreign < FOREIGN_SHOWN_MAX)
-		snprintf(sf->shown[sf->foreign], sizeof(sf->shown[0]), "%s/%s%s%s", dir,
-			 sub ? sub : "", sub ? "/" : "", name);
+	int n = snprintf(buf, cap, "%s/%s", dir, name);
+
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* An entry that is not Keel's; `rel` is its path inside STORE. */
+static void note_foreign(struct store_files *sf, const char *rel)
+{
+	if (sf->foreign < FOREIGN_SHOWN_MAX) {
+		char *to = sf->shown[sf->foreign];
+		int n = snprintf(to, sizeof(sf->shown[0]), "%s", rel);
+
+		if (n < 0 || (size_t)n >= sizeof(sf->shown[0]))
+			strcpy(to, "(a name too long to show)");
+	}
 	sf->foreign++;
 }
 
@@ -1179,9 +1199,12 @@ static void note_foreign(struct store_files *sf, const char *dir, const char *su
 static int store_files_walk(struct cli *c, const char *dir, int remove, struct store_files *sf)
 {
 	static const char *const subs[] = { "journal", "checkpoint" };
-	char path[4096];
-	DIR *d;
-	struct dirent *e;
+	char path[4096], fpath[4096];
+	const char *bad = path;       /* what a failure is about */
+	DIR *d, *sd = NULL;
+	struct dirent *e, *se;
+	struct stat st;
+	int err;
 
 	memset(sf, 0, sizeof(*sf));
 	d = opendir(dir);
@@ -1190,12 +1213,14 @@ static int store_files_walk(struct cli *c, const char *dir, int remove, struct s
 				   "read directory %s: %s", dir, strerror(errno));
 	while ((e = readdir(d))) {
 		const char *n = e->d_name;
-		struct stat st;
 		int is_sub = !strcmp(n, subs[0]) || !strcmp(n, subs[1]);
 
 		if (!strcmp(n, ".") || !strcmp(n, ".."))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, n);
+		if (join_path(path, sizeof(path), dir, n) < 0) {
+			errno = ENAMETOOLONG;
+			goto fail;
+		}
 		if (lstat(path, &st) != 0)
 			continue;   /* gone meanwhile */
 		if ((!strcmp(n, "keel.id") || !strcmp(n, "keel.id.tmp")) && S_ISREG(st.st_mode)) {
@@ -1206,35 +1231,33 @@ static int store_files_walk(struct cli *c, const char *dir, int remove, struct s
 			continue;
 		}
 		if (!is_sub || !S_ISDIR(st.st_mode)) {
-			note_foreign(sf, dir, NULL, n);
+			note_foreign(sf, n);
 			continue;
 		}
-		DIR *sd = opendir(path);
-		struct dirent *se;
-
-		if (!sd)
+		if (!(sd = opendir(path)))
 			goto fail;
 		while ((se = readdir(sd))) {
-			char fpath[4400];
-			struct stat fst;
-
 			if (!strcmp(se->d_name, ".") || !strcmp(se->d_name, ".."))
 				continue;
-			snprintf(fpath, sizeof(fpath), "%s/%s", path, se->d_name);
-			if (lstat(fpath, &fst) != 0)
+			if (join_path(fpath, sizeof(fpath), path, se->d_name) < 0) {
+				bad = path;
+				errno = ENAMETOOLONG;
+				goto fail;
+			}
+			if (lstat(fpath, &st) != 0)
 				continue;
-			if (!S_ISREG(fst.st_mode) || !keel_subdir_file(n, se->d_name)) {
-				note_foreign(sf, dir, n, se->d_name);
+			if (!S_ISREG(st.st_mode) || !keel_subdir_file(n, se->d_name)) {
+				note_foreign(sf, fpath + strlen(dir) + 1);
 				continue;
 			}
 			sf->keel_files++;
 			if (remove && unlink(fpath) != 0 && errno != ENOENT) {
-				snprintf(path, sizeof(path), "%s", fpath);
-				closedir(sd);
+				bad = fpath;
 				goto fail;
 			}
 		}
 		closedir(sd);
+		sd = NULL;
 		if (remove && rmdir(path) != 0 && errno != ENOTEMPTY && errno != EEXIST)
 			goto fail;
 	}
@@ -1243,12 +1266,13 @@ static int store_files_walk(struct cli *c, const char *dir, int remove, struct s
 		return store_error(c, errno == EACCES ? KEEL_E_PERM : KEEL_E_OS, "remove %s: %s",
 				   dir, strerror(errno));
 	return 0;
-fail:;
-	int err = errno;
-
+fail:
+	err = errno;
+	if (sd)
+		closedir(sd);
 	closedir(d);
 	return store_error(c, err == EACCES || err == EPERM ? KEEL_E_PERM : KEEL_E_OS,
-			   "remove %s: %s", path, strerror(err));
+			   "remove %s: %s", bad, strerror(err));
 }
 
 /* The store's options for destroy and crash: read-only, so that the short
@@ -1314,7 +1338,7 @@ static int cmd_destroy(struct cli *c)
 			"removed:\n", dir, sf.foreign, sf.foreign == 1 ? "y" : "ies",
 			sf.foreign == 1 ? "is" : "are");
 		for (int i = 0; i < sf.foreign && i < FOREIGN_SHOWN_MAX; i++)
-			fprintf(stderr, "  %s\n", sf.shown[i]);
+			fprintf(stderr, "  %s/%s\n", dir, sf.shown[i]);
 		if (sf.foreign > FOREIGN_SHOWN_MAX)
 			fprintf(stderr, "  ... and %d more\n", sf.foreign - FOREIGN_SHOWN_MAX);
 		fputs("  Move them away, or use --force to remove only Keel's files and keep "
@@ -1555,6 +1579,7 @@ enum { DUMP_REC_PART = 'P', DUMP_REC_KEY = 'K', DUMP_REC_END = 'E' };
 #define IMPORT_BATCH_BYTES_MAX (4u << 20) /* key + value bytes per import transaction */
 #define IMPORT_OP_OVERHEAD 64u        /* record bytes per op besides key and value (generous) */
 #define IMPORT_PROGRESS_RECORDS 100000u /* a progress line per this many, size unknown */
+#define IMPORT_PROGRESS_BYTES_MIN (1u << 20) /* smaller files: no progress by tenths */
 #define DUMP_IO_BUFFER_BYTES (1u << 20)
 #define NAME_BYTES (KEEL_PARTITION_NAME_MAX + 1)
 
@@ -2119,7 +2144,7 @@ static int dr_begin(struct dump_reader *r)
 
 static int dr_name(struct dump_reader *r, const char *what)
 {
-	uint64_t n;
+	uint64_t n = 0;
 	int rc = dr_uint(r, &n, 2, what);
 
 	if (rc < 0)
@@ -2139,7 +2164,7 @@ static int dr_name(struct dump_reader *r, const char *what)
 /* The trailer: count and checksum, then the end of the input. */
 static int dr_trailer(struct dump_reader *r)
 {
-	uint64_t count, want, got;
+	uint64_t count = 0, want, got;
 	uint8_t b[8];
 	int rc;
 
@@ -2165,7 +2190,7 @@ static int dr_trailer(struct dump_reader *r)
 /* The next record: 1 (r->type and its fields set), 0 at a valid end, or < 0. */
 static int dr_next(struct dump_reader *r)
 {
-	uint64_t n;
+	uint64_t n = 0;
 	uint8_t t;
 	int rc;
 
@@ -2439,6 +2464,7 @@ static int cmd_import(struct cli *c)
 	}
 	checked = fstat(fileno(r.f), &st) == 0 && S_ISREG(st.st_mode);
 	pg.size = checked ? (uint64_t)st.st_size : 0;
+	pg.tenth = pg.size < IMPORT_PROGRESS_BYTES_MIN ? 10 : 0;   /* small: done at once */
 	setvbuf(r.f, NULL, _IOFBF, DUMP_IO_BUFFER_BYTES);
 	r.val = malloc(KEEL_VALUE_MAX);
 	r.xs = XXH3_createState();
@@ -2464,7 +2490,8 @@ static int cmd_import(struct cli *c)
 			goto out;
 		}
 		ns.n = 0;
-		memset(ns.slots, 0, ns.nslots * sizeof(*ns.slots));
+		if (ns.slots)
+			memset(ns.slots, 0, ns.nslots * sizeof(*ns.slots));
 	}
 	if ((rc = dr_begin(&r)) < 0) {
 		fputs("  Nothing was imported.\n", stderr);
@@ -2803,8 +2830,8 @@ static const struct cmd commands[] = {
 		"    mid-way leaves the batches committed before it (the message says how\n"
 		"    many keys), and never the batch it was found in.\n"
 		"\n"
-		"    Progress goes to standard error: a line per 10% of a regular file, or\n"
-		"    per 100000 records of a pipe (--quiet: none).  The summary goes to\n"
+		"    Progress goes to standard error: a line per 10% of a regular file of\n"
+		"    1 MiB or more, or per 100000 records of a pipe (--quiet: none).  The summary goes to\n"
 		"    standard output; --json prints it as {\"store\", \"input\", \"keys\",\n"
 		"    \"partitions\", \"empty_partitions_created\", \"commits\",\n"
 		"    \"checked_before_applying\", \"records\", \"bytes\", \"lsn\",\n"
@@ -2833,12 +2860,13 @@ static const struct cmd commands[] = {
 		"    'keel-dump --check', without repairing anything.  The store may be\n"
 		"    live (each partition is locked briefly while it is checked) or not\n"
 		"    (a durable store whose arena is gone is rebuilt from its journal\n"
-		"    first, as any open does).  Prints each damaged place as 'WHERE:\n"
-		"    WHAT', then a summary.  Processes that died while attached show as\n"
-		"    problems until a live process reaps them.  An arena too damaged to\n"
-		"    attach counts as damage, reported at 'attach'.  --json prints\n"
-		"    {\"store\", \"sound\", \"problems\", \"partitions\", \"keys\",\n"
-		"    \"reports\": [{\"where\", \"what\"}]}.\n",
+		"    first, and processes that died attached are reaped, as any open\n"
+		"    does; the audit itself changes nothing).  Prints each damaged place\n"
+		"    as 'WHERE: WHAT', then a summary.  An arena too damaged to attach\n"
+		"    counts as damage, reported at 'attach'.  --json prints\n"
+		"    {\"store\", \"sound\", \"problems\", \"reports\": [{\"where\", \"what\"}],\n"
+		"    \"partitions\", \"keys\"} (the last two when the store could count\n"
+		"    them).\n",
 		.exit_status =
 		"    0   sound\n"
 		"    1   damage found; each place was printed\n"
@@ -2896,7 +2924,9 @@ static const struct cmd commands[] = {
 		"\n"
 		"    It refuses while processes are attached, listing them.  --force\n"
 		"    SIGKILLs them first, as a power cut stops everything (it waits up to\n"
-		"    5 s for each to die), and drops an arena it cannot attach to.\n",
+		"    5 s for each to die), and drops an arena it cannot attach to.  That\n"
+		"    includes a process that runs 'keel crash' while it has the store\n"
+		"    open itself: a test harness closes its handle first.\n",
 		.exit_status =
 		"    0   dropped (or there was no arena)\n"
 		"    2   usage error (--power-loss missing)\n"
@@ -2986,7 +3016,8 @@ static void print_exit_table(FILE *f)
 	      "    2   usage error: unknown command or option, wrong number of\n"
 	      "        arguments, bad hex, bad durability mode\n"
 	      "    3   failure outside the store: reading standard input, writing\n"
-	      "        standard output, out of memory in this process\n"
+	      "        standard output, reading or writing a dump file, out of memory\n"
+	      "        in this process\n"
 	      "    3+N the store returned error -N; the message names it:\n", f);
 	for (int code = -1; code >= KEEL_E_LAST; code--)
 		fprintf(f, "        %-3d %s\n", EXIT_STORE_BASE - code, keel_strerror(code));

@@ -1,0 +1,445 @@
+#!/bin/bash
+# test_cli.sh - the keel CLI, run for real: every command's exit statuses,
+# bad input, and the export/import round trip, including binary keys and
+# values, damaged dumps and a power loss under a working process.
+#
+#   test_cli.sh KEEL CLI_WORKER [SEED]
+#
+# KEEL is the keel program, CLI_WORKER the helper built from cli_worker.c
+# (attached processes, bulk fills, order-independent store digests, an
+# independent dump parser).  SEED picks the filled data; it is printed, and
+# passing it again reproduces the run.  Every store lives under a fresh
+# temporary directory and is destroyed (arena included) at the end.
+# Exit 0 pass, 1 fail, 77 skip.
+set -u
+
+KEEL=${1:?usage: test_cli.sh KEEL CLI_WORKER [SEED]}
+WORKER=${2:?usage: test_cli.sh KEEL CLI_WORKER [SEED]}
+SEED=${3:-$(( $(date +%s%N) % 1000000 ))}
+echo "test_cli: seed $SEED (rerun: $0 $KEEL $WORKER $SEED)"
+
+[ -x "$KEEL" ] && [ -x "$WORKER" ] || { echo "test_cli: programs missing"; exit 77; }
+KEEL=$(realpath "$KEEL")
+WORKER=$(realpath "$WORKER")
+[ -d /dev/shm ] && [ -w /dev/shm ] || { echo "test_cli: no writable /dev/shm"; exit 77; }
+HAVE_PY=0
+command -v python3 >/dev/null 2>&1 && HAVE_PY=1
+
+T=$(mktemp -d /tmp/keel-cli-test.XXXXXX) || exit 1
+STORES=()
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	for s in "${STORES[@]}"; do "$KEEL" destroy --force "$s" >/dev/null 2>&1; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+FAILS=0
+CHECKS=0
+fail() {
+	echo "FAIL: $*"
+	FAILS=$((FAILS + 1))
+}
+# ok COND-DESCRIPTION: count a check that passed (for the summary).
+ok() { CHECKS=$((CHECKS + 1)); }
+
+# expect STATUS CMD...: run CMD with stdout in $T/out and stderr in $T/err.
+expect() {
+	local want=$1
+	shift
+	"$@" >"$T/out" 2>"$T/err"
+	local got=$?
+	if [ "$got" -ne "$want" ]; then
+		fail "exit $got, expected $want: $*"
+		sed 's/^/    stderr: /' "$T/err" | head -5
+		sed 's/^/    stdout: /' "$T/out" | head -3
+		return 1
+	fi
+	ok
+	return 0
+}
+# has FILE TEXT: FILE must contain TEXT.
+has() {
+	if grep -qF -- "$2" "$1"; then ok; else
+		fail "$(basename "$1") lacks '$2'"
+		sed 's/^/    | /' "$1" | head -5
+	fi
+}
+# same A B WHAT
+same() {
+	if [ "$1" == "$2" ]; then ok; else fail "$3: '$1' != '$2'"; fi
+}
+# json FILE EXPR EXPECTED: python expression over j (the parsed FILE).
+json() {
+	[ "$HAVE_PY" = 1 ] || return 0
+	local got
+	got=$(python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1" 2>&1)
+	same "$got" "$3" "json $2"
+}
+# newstore VAR NAME: a store path under $T, destroyed at the end.
+newstore() {
+	printf -v "$1" '%s' "$T/$2"
+	STORES+=("$T/$2")
+}
+arena_of() { "$KEEL" stat --json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["arena_path"])'; }
+wait_lines() { # FILE N: wait up to 10 s for FILE to have N lines
+	for _ in $(seq 200); do
+		[ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# ---- help -------------------------------------------------------------------------------
+echo "== help"
+expect 0 "$KEEL" --help
+for cmd in exists clear export import verify destroy crash; do
+	has "$T/out" "    $cmd "
+done
+for cmd in exists clear export import verify destroy crash; do
+	expect 0 "$KEEL" "$cmd" --help
+	for section in NAME SYNOPSIS DESCRIPTION "EXIT STATUS" EXAMPLES; do
+		has "$T/out" "$section"
+	done
+done
+expect 0 "$KEEL" help export
+has "$T/out" "KEELDUMP"
+has "$T/out" "XXH3-64"
+
+# ---- exists and clear ----------------------------------------------------------------
+echo "== exists, clear"
+newstore A a
+expect 0 "$KEEL" put "$A" users alice 1
+expect 0 "$KEEL" put "$A" users bob 2
+expect 0 "$KEEL" exists "$A" users
+same "$(cat "$T/out")" "yes" "exists output"
+expect 1 "$KEEL" exists "$A" nobody
+same "$(cat "$T/out")" "no" "exists output"
+expect 0 "$KEEL" exists --json "$A" users
+json "$T/out" "j['exists'], j['keys'], j['partition']" "True 2 users"
+expect 1 "$KEEL" exists --json "$A" nobody
+json "$T/out" "j['exists']" "False"
+expect 5 "$KEEL" exists "$T/no-such-store" users
+expect 9 "$KEEL" exists "$A" 'bad name!'
+expect 2 "$KEEL" exists "$A"
+expect 2 "$KEEL" exists --force "$A" users
+expect 0 "$KEEL" clear "$A" users
+same "$(cat "$T/out")" "2" "clear count"
+expect 0 "$KEEL" count "$A" users
+same "$(cat "$T/out")" "0" "count after clear"
+expect 0 "$KEEL" exists "$A" users        # a cleared partition still exists
+expect 0 "$KEEL" clear --json "$A" users
+json "$T/out" "j['removed']" "0"
+expect 1 "$KEEL" clear "$A" nobody
+has "$T/err" "partition 'nobody' not found"
+expect 1 "$KEEL" exists "$A" nobody       # clear did not create it
+expect 5 "$KEEL" clear "$T/no-such-store" users
+expect 9 "$KEEL" clear "$A" ''
+
+# ---- export and import -----------------------------------------------------------------
+echo "== export, import: round trip"
+newstore S src
+expect 0 "$WORKER" fill "$S" bulk 3000 300 "$SEED"
+expect 0 "$WORKER" fill "$S" large 4 1048576 "$((SEED + 1))"   # values up to 1 MiB
+expect 0 "$KEEL" --hex put "$S" bin 00 ''                          # NUL key, empty value
+expect 0 "$KEEL" --hex put "$S" bin 0a000a 000a0d0a00              # newlines and NULs
+expect 0 "$KEEL" --hex put "$S" bin ff00ff \
+	"$(awk -v s="$SEED" 'BEGIN { srand(s); for (i = 0; i < 3000; i++) printf "%02x", int(rand() * 256) }')"
+printf 'line 1\nline 2\n\0tail' | "$KEEL" put "$S" text 'key with spaces' - >/dev/null || fail "put from stdin"
+expect 0 "$KEEL" put "$S" text plain 'héllo'
+expect 0 "$KEEL" put "$S" empty gone x
+expect 0 "$KEEL" clear "$S" empty
+"$WORKER" digest "$S" >"$T/digest.src" || fail "digest of the source"
+"$KEEL" ls "$S" >"$T/ls.src"
+
+expect 0 "$KEEL" export "$S" -o "$T/all.dump"
+has "$T/err" "5 partitions"
+expect 0 "$WORKER" dumpcheck "$T/all.dump"          # the documented layout, parsed independently
+nkeys=$(awk '/^bulk|^large|^bin|^text|^empty/ {n += $2} END {print n}' "$T/digest.src")
+same "$(cat "$T/out")" "records $((nkeys + 5)) partitions 5 keys $nkeys" "dumpcheck"
+same "$(head -c 8 "$T/all.dump")" "KEELDUMP" "magic"
+ls "$T"/all.dump.tmp-* >/dev/null 2>&1 && fail "export left a temporary file" || ok
+
+newstore D1 dst1
+expect 0 "$KEEL" import "$D1" -i "$T/all.dump"
+has "$T/out" "imported $nkeys keys into 5 partitions"
+"$WORKER" digest "$D1" >"$T/digest.d1"
+if cmp -s "$T/digest.src" "$T/digest.d1"; then ok; else
+	fail "imported store differs from the source"
+	diff "$T/digest.src" "$T/digest.d1" | head
+fi
+"$KEEL" ls "$D1" >"$T/ls.d1"
+if cmp -s "$T/ls.src" "$T/ls.d1"; then ok; else fail "partition lists differ"; diff "$T/ls.src" "$T/ls.d1"; fi
+expect 0 "$KEEL" exists "$D1" empty
+expect 0 "$KEEL" --hex get "$D1" bin 0a000a
+same "$(cat "$T/out")" "000a0d0a00" "binary value after import"
+expect 0 "$KEEL" --hex get "$D1" bin 00
+same "$(cat "$T/out")" "" "empty value after import"
+"$KEEL" get "$D1" text 'key with spaces' | od -An -c | tr -s ' ' >"$T/v1"
+printf 'line 1\nline 2\n\0tail' | od -An -c | tr -s ' ' >"$T/v2"
+cmp -s "$T/v1" "$T/v2" && ok || fail "text value with NUL after import"
+expect 0 "$KEEL" verify "$D1"
+
+echo "== export, import: pipes, subsets, JSON"
+newstore D2 dst2
+"$KEEL" export "$S" 2>/dev/null | "$KEEL" import --quiet "$D2" >"$T/out" 2>"$T/err"
+same "$?" 0 "export | import"
+[ -s "$T/err" ] && fail "--quiet import printed: $(head -2 "$T/err")" || ok
+"$WORKER" digest "$D2" | cmp -s - "$T/digest.src" && ok || fail "piped import differs"
+
+newstore D3 dst3
+expect 0 "$KEEL" export --json "$S" bin text -o "$T/sub.dump"
+json "$T/out" "j['partitions'], j['keys'], j['consistent'], j['records']" "2 5 True 7"
+expect 0 "$KEEL" import --json "$D3" -i "$T/sub.dump"
+json "$T/out" "j['keys'], j['partitions'], j['checked_before_applying']" "5 2 True"
+expect 0 "$KEEL" ls "$D3"
+same "$(cut -f1 "$T/out" | tr '\n' ' ')" "bin text " "partitions of a subset import"
+
+expect 1 "$KEEL" export "$S" bin nosuch -o "$T/none.dump"
+[ -e "$T/none.dump" ] && fail "export of a missing partition left a file" || ok
+expect 2 "$KEEL" export "$S" bin bin -o "$T/none.dump"
+expect 2 "$KEEL" export --json "$S"
+expect 2 "$KEEL" export "$S" -o
+expect 3 "$KEEL" export "$S" -o "$T/no/such/dir/x.dump"
+expect 5 "$KEEL" export "$T/no-such-store" -o "$T/none.dump"
+
+expect 0 "$KEEL" import --dry-run "$T/never" -i "$T/all.dump"
+has "$T/out" "a valid dump: $nkeys keys in 5 partitions"
+[ -e "$T/never" ] && fail "--dry-run created the store" || ok
+expect 0 "$KEEL" import --dry-run --json "$T/never" -i "$T/all.dump"
+json "$T/out" "j['valid'], j['keys']" "True $nkeys"
+
+echo "== export: one snapshot while a process commits"
+# Each commit sets ta/x = i and tb/x = -i together: an export from one
+# snapshot holds a pair that sums to 0.
+newstore TR transfer
+"$WORKER" transfer "$TR" >"$T/transfer.out" 2>&1 &
+TP=$!
+PIDS+=("$TP")
+wait_lines "$T/transfer.out" 1 || fail "transfer worker did not start"
+for round in 1 2 3 4 5; do
+	newstore TI "transfer-import-$round"
+	expect 0 "$KEEL" export --json "$TR" -o "$T/transfer.dump" || continue
+	json "$T/out" "j['consistent'], j['partitions']" "True 2"
+	expect 0 "$KEEL" import --quiet "$TI" -i "$T/transfer.dump"
+	a=$("$KEEL" get "$TI" ta x)
+	b=$("$KEEL" get "$TI" tb x)
+	same "$((a + b))" 0 "ta/x + tb/x in export $round ($a, $b)"
+	sleep 0.05
+done
+kill -9 "$TP" 2>/dev/null
+wait "$TP" 2>/dev/null
+kill -0 "$TP" 2>/dev/null || ok
+
+echo "== import: progress"
+newstore D4 dst4
+expect 0 "$KEEL" import "$D4" -i "$T/all.dump"     # over 1 MiB: progress by tenths
+has "$T/err" "% ("
+"$WORKER" digest "$D4" | cmp -s - "$T/digest.src" && ok || fail "re-import differs"
+# Importing again into a store that holds the same keys changes nothing but versions.
+expect 0 "$KEEL" import --quiet "$D4" -i "$T/all.dump"
+[ -s "$T/err" ] && fail "--quiet printed progress" || ok
+"$WORKER" digest "$D4" | cmp -s - "$T/digest.src" && ok || fail "import over the same keys differs"
+
+echo "== import: damaged and foreign input"
+size=$(stat -c %s "$T/all.dump")
+newstore N1 never1
+printf 'this is not a dump, not even close' >"$T/bad.magic"
+expect 19 "$KEEL" import "$N1" -i "$T/bad.magic"
+has "$T/err" 'the magic is not "KEELDUMP"'
+has "$T/err" "Nothing was imported."
+: >"$T/bad.empty"
+expect 19 "$KEEL" import "$N1" -i "$T/bad.empty"
+has "$T/err" "the input is empty"
+cp "$T/all.dump" "$T/bad.version"
+printf '\x02' | dd of="$T/bad.version" bs=1 seek=8 conv=notrunc 2>/dev/null
+expect 19 "$KEEL" import "$N1" -i "$T/bad.version"
+has "$T/err" "format version 2"
+head -c $((size / 2)) "$T/all.dump" >"$T/bad.trunc"
+expect 19 "$KEEL" import "$N1" -i "$T/bad.trunc"
+has "$T/err" "truncated"
+cp "$T/all.dump" "$T/bad.sum"                     # flip a bit of the stored checksum
+last=$(od -An -tu1 -j $((size - 1)) -N 1 "$T/bad.sum" | tr -d ' ')
+printf "\\x$(printf %02x $((last ^ 1)))" | dd of="$T/bad.sum" bs=1 seek=$((size - 1)) conv=notrunc 2>/dev/null
+expect 19 "$KEEL" import "$N1" -i "$T/bad.sum"
+has "$T/err" "checksum mismatch"
+cp "$T/all.dump" "$T/bad.tail"; printf 'x' >>"$T/bad.tail"
+expect 19 "$KEEL" import "$N1" -i "$T/bad.tail"
+has "$T/err" "data after the trailer"
+[ -e "$N1" ] && fail "a bad regular file created the store" || ok
+
+# A value byte changed: caught by the checksum alone (the structure still parses).
+newstore V val
+expect 0 "$KEEL" put "$V" p k "$(head -c 2000 /dev/zero | tr '\0' a)"
+expect 0 "$KEEL" export "$V" -o "$T/val.dump"
+vsize=$(stat -c %s "$T/val.dump")
+printf 'b' | dd of="$T/val.dump" bs=1 seek=$((vsize - 17 - 16 - 1000)) conv=notrunc 2>/dev/null
+expect 19 "$KEEL" import "$A" -i "$T/val.dump"
+has "$T/err" "checksum mismatch"
+expect 1 "$KEEL" exists "$A" p                       # nothing applied to an existing store
+
+# From a pipe, batches before the damage are applied, and reported.
+newstore P1 pipe1
+cat "$T/bad.sum" | "$KEEL" import "$P1" >"$T/out" 2>"$T/err"
+same "$?" 19 "damaged pipe import status"
+has "$T/err" "checksum mismatch"
+has "$T/err" "not a regular file"
+reported=$(sed -n 's/^  \([0-9]*\) keys in \([0-9]*\) commits were imported.*/\1/p' "$T/err")
+held=$("$WORKER" digest "$P1" | awk '{n += $2} END {print n + 0}')
+same "$held" "${reported:-none}" "keys held after a damaged pipe import"
+[ "${reported:-0}" -gt 0 ] && [ "${reported:-0}" -lt "$nkeys" ] && ok ||
+	fail "expected some but not all keys applied from the damaged pipe, got ${reported:-none}"
+printf 'JUNKJUNKJUNK' | "$KEEL" import "$P1" >/dev/null 2>"$T/err"
+same "$?" 19 "foreign pipe import status"
+has "$T/err" "Nothing was imported."
+# Randomly damaged small dumps (bytes changed, or cut short): a clean refusal
+# (19) or, when the change happens to keep it valid, success; never a crash.
+RANDOM=$SEED
+expect 0 "$KEEL" export --quiet "$D3" -o "$T/small.dump"
+ssize=$(stat -c %s "$T/small.dump")
+for i in $(seq 60); do
+	cp "$T/small.dump" "$T/mut.dump"
+	if [ $((i % 4)) = 0 ]; then
+		head -c $((RANDOM % ssize)) "$T/small.dump" >"$T/mut.dump"
+	else
+		for j in 1 2; do
+			printf "\\x$(printf %02x $((RANDOM % 256)))" |
+				dd of="$T/mut.dump" bs=1 seek=$((RANDOM % ssize)) conv=notrunc 2>/dev/null
+		done
+	fi
+	if [ $((i % 3)) = 0 ]; then
+		newstore MU "mutated-$i"
+		cat "$T/mut.dump" | "$KEEL" import --quiet "$MU" >/dev/null 2>"$T/err"   # a pipe
+	else
+		"$KEEL" import --dry-run "$T/never" -i "$T/mut.dump" >/dev/null 2>"$T/err"
+	fi
+	rc=$?
+	if [ "$rc" = 0 ] || [ "$rc" = 19 ]; then ok; else
+		fail "damaged dump $i: exit $rc"
+		head -3 "$T/err"
+		cp "$T/mut.dump" "/tmp/keel-cli-mutated-$SEED-$i.dump"
+	fi
+done
+expect 2 "$KEEL" import "$P1" extra -i "$T/all.dump"
+expect 3 "$KEEL" import "$P1" -i "$T/no-such-file"
+
+# ---- verify -------------------------------------------------------------------------------
+echo "== verify"
+expect 0 "$KEEL" verify "$S"
+has "$T/out" "sound"
+expect 0 "$KEEL" verify --json "$S"
+json "$T/out" "j['sound'], j['problems'], len(j['reports'])" "True 0 0"
+expect 5 "$KEEL" verify "$T/no-such-store"
+newstore DMG damaged
+expect 0 "$KEEL" put "$DMG" hurt k v
+expect 0 "$KEEL" put "$DMG" fine k v
+expect 0 "$WORKER" damage "$DMG" hurt
+expect 1 "$KEEL" verify "$DMG"
+has "$T/out" "applying marker"
+has "$T/out" "found"
+expect 1 "$KEEL" verify --json "$DMG"
+json "$T/out" "j['sound'], j['problems'] == len(j['reports']) > 0, any('applying marker' in r['what'] for r in j['reports'])" "False True True"
+
+# ---- destroy --------------------------------------------------------------------------------
+echo "== destroy"
+newstore X1 destroy1
+expect 0 "$KEEL" put "$X1" p k v
+expect 0 "$KEEL" checkpoint "$X1"
+arena=$(arena_of "$X1")
+[ -e "$arena" ] && ok || fail "no arena at $arena"
+echo notes >"$X1/notes.txt"
+expect 27 "$KEEL" destroy "$X1"
+has "$T/err" "notes.txt"
+[ -e "$arena" ] && [ -e "$X1/keel.id" ] && ok || fail "a refused destroy removed something"
+rm "$X1/notes.txt"
+"$WORKER" hold "$X1" >"$T/hold.out" 2>&1 &
+HP=$!
+PIDS+=("$HP")
+wait_lines "$T/hold.out" 1 || fail "holder did not start"
+expect 24 "$KEEL" destroy "$X1"
+[ -e "$arena" ] && [ -d "$X1/journal" ] && ok || fail "destroy under an attached process removed something"
+echo notes >"$X1/notes.txt"
+expect 0 "$KEEL" destroy --force "$X1"
+has "$T/out" "kept the directory"
+[ -e "$arena" ] && fail "forced destroy left the arena" || ok
+same "$(ls -A "$X1")" "notes.txt" "what a forced destroy keeps"
+kill -9 "$HP" 2>/dev/null; wait "$HP" 2>/dev/null
+expect 5 "$KEEL" destroy "$X1"                   # only notes.txt left: not a store
+rm "$X1/notes.txt"
+
+newstore X2 destroy2
+expect 0 "$KEEL" put "$X2" p k v
+arena=$(arena_of "$X2")
+expect 0 "$KEEL" destroy "$X2"
+has "$T/out" "destroyed"
+[ -e "$X2" ] || [ -e "$arena" ] && fail "destroy left $X2 or $arena" || ok
+newstore X3 destroy3
+expect 0 "$KEEL" --memory put "$X3" p k v
+arena=$(arena_of "$X3")
+expect 0 "$KEEL" destroy "$X3"
+[ -e "$X3" ] || [ -e "$arena" ] && fail "destroy of a memory store left something" || ok
+expect 5 "$KEEL" destroy "$T/no-such-store"
+expect 2 "$KEEL" destroy
+
+# ---- crash --power-loss -------------------------------------------------------------------
+echo "== crash --power-loss"
+newstore C crash
+expect 0 "$KEEL" put "$C" orders seed 1
+expect 2 "$KEEL" crash "$C"
+"$WORKER" work "$C" orders "$T/acks" >"$T/work.out" 2>&1 &
+WP=$!
+PIDS+=("$WP")
+wait_lines "$T/acks" 30 || fail "worker made no progress"
+expect 24 "$KEEL" crash "$C" --power-loss
+has "$T/err" "$WP"
+kill -0 "$WP" 2>/dev/null && ok || fail "a refused crash stopped the worker"
+expect 0 "$KEEL" crash "$C" --power-loss --force
+has "$T/out" "killed pid $WP"
+has "$T/out" "journal durable up to LSN"
+wait "$WP" 2>/dev/null
+same "$?" 137 "worker killed by SIGKILL"
+"$KEEL" ls "$C" orders | sort >"$T/present"
+sed 's/^/w/' "$T/acks" | sort >"$T/acked"
+lost=$(comm -23 "$T/acked" "$T/present" | wc -l)
+same "$lost" 0 "acknowledged commits lost by the power loss"
+[ "$(wc -l <"$T/acked")" -ge 30 ] && ok || fail "too few acks"
+expect 0 "$KEEL" get "$C" orders seed
+expect 0 "$KEEL" verify "$C"
+expect 0 "$KEEL" crash "$C" --power-loss            # nobody attached: no --force needed
+has "$T/out" "0 later commits"
+expect 0 "$KEEL" crash "$C" --power-loss
+has "$T/out" "nothing to drop"
+expect 0 "$KEEL" count "$C" orders                   # recovers again
+[ "$(cat "$T/out")" -ge 30 ] && ok || fail "count after the second recovery: $(cat "$T/out")"
+
+newstore M memcrash
+expect 0 "$KEEL" --memory put "$M" p k v
+expect 0 "$KEEL" crash "$M" --power-loss
+has "$T/out" "all its data is gone"
+expect 5 "$KEEL" exists "$M" p                       # no arena, no journal: no store
+expect 5 "$KEEL" crash "$T/no-such-store" --power-loss
+expect 2 "$KEEL" crash --power-loss
+
+# ---- the README's crash-recovery example, as written there -----------------------------
+echo "== README example"
+newstore R readme
+(
+	export PATH="$(dirname "$KEEL"):$PATH"
+	cd "$T" || exit 1
+	S="$R"
+	rm -f acked.log
+	( for i in $(seq 1 100000); do keel put "$S" orders "o$i" paid >/dev/null || break; echo "$i" >>acked.log; done ) &
+	LOOP=$!
+	sleep 1
+	kill -9 "$LOOP"; wait "$LOOP" 2>/dev/null
+	keel crash "$S" --power-loss --force >/dev/null || exit 1
+	keel ls "$S" orders | sort >present.log
+	sed 's/^/o/' acked.log | sort | comm -23 - present.log >missing.log
+	[ -s acked.log ] && [ ! -s missing.log ] && keel verify "$S" >/dev/null
+) && ok || fail "the README example: $(head -c 200 "$T/missing.log" 2>/dev/null)"
+
+echo "test_cli: $CHECKS checks passed, $FAILS failed"
+[ "$FAILS" -eq 0 ] || exit 1
+exit 0
