@@ -738,7 +738,10 @@ int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *p
 		if (!prealloc) {   /* redo: skip what the dead owner already applied */
 			volatile uint64_t *link;
 			struct node *ex = table_find_locked(h, p, o->data, o->klen, hash, &link);
-			if (ex && ex->lsn >= r->lsn)
+			/* Applied already: a later version, or this record's own
+			 * version of the key.  A tombstone of this record's own
+			 * CLEAR does not count for a put that follows the clear. */
+			if (ex && (ex->lsn > r->lsn || (ex->lsn == r->lsn && !(ex->flags & NODE_TOMB))))
 				continue;
 			if (o->type == OP_DEL && (!ex || (ex->flags & NODE_TOMB)))
 				continue;

@@ -111,6 +111,9 @@ __attribute__((constructor)) static void durable_module_init(void)
 	jio_set_err_hook(err_hook);
 }
 
+/* Tests set this to make small journal segments (0: the journal's default). */
+uint64_t durable_test_seg_bytes;
+
 unsigned keel_jio_flags(void)
 {
 	const char *e = getenv("KEEL_JOURNAL_IO");
@@ -209,6 +212,7 @@ static void wake(keel_t *h)
 
 static void fail(keel_t *h, int rc)
 {
+	fprintf(stderr, "keel: journal failed (%s): %s\n", keel_strerror(rc), shm_errmsg());
 	int32_t code = rc == KEEL_E_NOSPC ? KEEL_E_NOSPC : KEEL_E_IO;
 	__atomic_store_n(&h->root->failed, code, __ATOMIC_RELEASE);
 	wake(h);
@@ -233,6 +237,8 @@ static int writer_ready(keel_t *h, int died)
 		jnl_opts_init(&o);
 		o.first_lsn = shm_load_acq(&root->durable_lsn) + 1;
 		o.flags = JNL_OPEN_REPAIR;
+		if (durable_test_seg_bytes)
+			o.seg_bytes = durable_test_seg_bytes;
 		if ((rc = jnl_open(dir, h->io, root->uuid, &o, &h->jnl)))
 			return rc;
 		return 0;   /* read from disk: as fresh as it gets */
@@ -257,6 +263,39 @@ static int flush_locked(keel_t *h, int died)
 		return 0;
 	if ((rc = writer_ready(h, died)))
 		goto failed;
+	/* A flusher that died after its sync but before publishing left the
+	 * journal ahead of durable_lsn: those records are on disk already. */
+	jnl_info_t pre;
+	jnl_info(h->jnl, &pre);
+	if (pre.next_lsn != expect) {
+		/* The shared position and durable_lsn disagree: the disk decides. */
+		if ((rc = jnl_reload(h->jnl, JNL_OPEN_REPAIR)))
+			goto failed;
+		jnl_info(h->jnl, &pre);
+	}
+	if (pre.next_lsn < expect) {
+		rc = shm_err(KEEL_E_CORRUPT, "the journal ends at LSN %llu but LSN %llu was published durable",
+			     (unsigned long long)(pre.next_lsn - 1), (unsigned long long)(expect - 1));
+		goto failed;
+	}
+	for (uint64_t steps = 0; expect < pre.next_lsn && pos < head && steps < rb / REC_ALIGN; steps++) {
+		struct rec *r = rec_at(h, pos);
+		if (shm_load_acq(&r->lsn) != expect)
+			break;
+		if (shm_load32_acq(&r->state) != REC_PAD)
+			expect++;
+		pos += r->len;
+	}
+	if (expect < pre.next_lsn) {
+		rc = shm_err(KEEL_E_CORRUPT, "the journal holds LSNs up to %llu that the ring does not (ring reaches %llu)",
+			     (unsigned long long)(pre.next_lsn - 1), (unsigned long long)(expect - 1));
+		goto failed;
+	}
+	if (expect - 1 > root->durable_lsn) {
+		shm_store_rel(&root->durable_pos, pos);
+		shm_store_rel(&root->durable_lsn, expect - 1);
+		wake(h);
+	}
 	for (uint64_t steps = 0; pos < head && n < FLUSH_RECORDS_MAX && steps < rb / REC_ALIGN; steps++) {
 		struct rec *r = rec_at(h, pos);
 		if (shm_load_acq(&r->lsn) != expect) {

@@ -501,6 +501,12 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 		uint64_t rsv = shm_load_acq(&sp->rsv_lsn);
 		if (!shm_proc_live(&h->a, i, &pid) && pid && pid != SHM_PID_REAPING &&
 		    (!rsv || rsv <= shm_load_acq(&h->root->applied_lsn))) {
+			if (repair) {   /* its reservation settled just now: reap it */
+				shm_reap(&h->a, NULL, NULL);
+				uint32_t again = shm_load32_acq(&sp->pid);
+				if (again == 0 || again == SHM_PID_REAPING || again != pid)
+					continue;
+			}
 			snprintf(where, sizeof(where), "process slot %u", i);
 			report(&au, where, "pid %u is dead but still registered", pid);
 		}

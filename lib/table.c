@@ -20,7 +20,10 @@
  * The retire list is FIFO per partition; reclaim stops at the first item not
  * yet free, which keeps each pass bounded and cheap.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/internal.h"
 
@@ -166,6 +169,31 @@ const struct node *node_visible(keel_t *h, const struct node *n, const struct sn
 	return NULL;
 }
 
+/* KEEL_TRACE_INVISIBLE=1: report on stderr every key found with no version
+ * visible to the reader (a diagnostic for tests; off by default). */
+static int debug_invisible;
+__attribute__((constructor)) static void table_module_init(void)
+{
+	debug_invisible = getenv("KEEL_TRACE_INVISIBLE") != NULL;
+}
+
+static void trace_invisible(keel_t *h, struct part *p, const struct node *n, const struct snap *snap)
+{
+	char line[1024];
+	int len = snprintf(line, sizeof(line), "keel: trace: pid %d partition %s key %.*s invisible at w %llu v %llu x %llu (applied %llu):",
+			   (int)getpid(), p->name, n->klen, (const char *)node_key(n), (unsigned long long)snap->w,
+			   (unsigned long long)snap->v, (unsigned long long)snap->x,
+			   (unsigned long long)shm_load(&h->root->applied_lsn));
+	for (int i = 0; n && i < 6 && len < (int)sizeof(line) - 120; i++) {
+		const struct vis_state *st = &h->vis_states[n->lsn % VIS_STATES];
+		len += snprintf(line + len, sizeof(line) - len, " [lsn %llu ver %llu fl %#x slot %llu/%llu prev %llu]",
+				(unsigned long long)n->lsn, (unsigned long long)n->version, n->flags,
+				(unsigned long long)st->lsn, (unsigned long long)st->v, (unsigned long long)n->prev_ver);
+		n = n->prev_ver ? full_node(h, n->prev_ver) : NULL;
+	}
+	fprintf(stderr, "%s\n", line);
+}
+
 const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t klen,
 			     uint64_t hash, const struct snap *snap)
 {
@@ -181,8 +209,12 @@ const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t 
 			return NULL;
 		if (d->sokey == sk) {
 			const struct node *n = full_node(h, cur);
-			if (n && n->klen == klen && memcmp(node_key(n), key, klen) == 0)
-				return node_visible(h, n, snap);
+			if (n && n->klen == klen && memcmp(node_key(n), key, klen) == 0) {
+				const struct node *v = node_visible(h, n, snap);
+				if (__builtin_expect(!v, 0) && debug_invisible)
+					trace_invisible(h, p, n, snap);
+				return v;
+			}
 		}
 		cur = shm_load_acq(&d->next);   /* A5 */
 	}

@@ -419,6 +419,7 @@ expect 0 "$KEEL" --memory put "$M" p k v
 expect 0 "$KEEL" crash "$M" --power-loss
 has "$T/out" "all its data is gone"
 expect 5 "$KEEL" exists "$M" p                       # no arena, no journal: no store
+expect 5 "$KEEL" crash "$M" --power-loss
 expect 5 "$KEEL" crash "$T/no-such-store" --power-loss
 expect 2 "$KEEL" crash --power-loss
 

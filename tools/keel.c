@@ -1452,9 +1452,15 @@ static int cmd_crash(struct cli *c)
 	if (rc < 0)
 		return store_error(c, rc, "arena path of %s", dir);
 	if (lstat(arena, &ast) != 0) {
-		printf("no arena at %s: nothing to drop (the next open recovers or creates "
-		       "the store)\n", arena);
-		return 0;
+		char id[4200], why[4400];
+
+		if (join_path(id, sizeof(id), dir, "keel.id") == 0 && access(id, F_OK) == 0) {
+			printf("no arena at %s: nothing to drop (the next open recovers the "
+			       "store)\n", arena);
+			return 0;
+		}
+		snprintf(why, sizeof(why), "no arena (%s) and no keel.id", arena);
+		return no_store(c, why);
 	}
 	memset(&ih, 0, sizeof(ih));
 	cp.n = 0;
@@ -2776,7 +2782,8 @@ static const struct cmd commands[] = {
 		"    are opened (20 tries), export says so and each partition comes from\n"
 		"    its own snapshot.  The snapshot is held until the dump is written,\n"
 		"    which holds back the reuse of memory that writers free meanwhile.\n"
-		"    FILE is written as FILE.tmp-PID, synced, and renamed when complete.\n"
+		"    A regular FILE is written as FILE.tmp-PID (mode 0600: it holds the\n"
+		"    store's data), synced, and renamed to FILE when complete.\n"
 		"    A summary goes to standard error (--quiet: none); --json prints it\n"
 		"    to standard output instead, as {\"store\", \"output\", \"partitions\",\n"
 		"    \"keys\", \"records\", \"bytes\", \"lsn\", \"consistent\", \"checksum\"},\n"
@@ -2814,12 +2821,12 @@ static const struct cmd commands[] = {
 		.description =
 		"    Reads a dump made by 'keel export' from FILE, or standard input, and\n"
 		"    writes its keys and values into STORE (created if missing), in\n"
-		"    transactions of up to 1000 keys.  Keys already in STORE are\n"
-		"    overwritten; others are left alone.  Partitions of the dump with no\n"
-		"    keys are created empty.  Each key is written anew: its version goes\n"
-		"    up by one (1 for a new key) and its mtime is the import's.  Export\n"
-		"    then import into a new store gives the same partitions, keys and\n"
-		"    values.\n"
+		"    transactions of up to 1000 keys (fewer when values are large).  Keys\n"
+		"    already in STORE are overwritten; others are left alone.  Partitions\n"
+		"    of the dump with no keys are created empty.  Each key is written\n"
+		"    anew: its version goes up by one (1 for a new key) and its mtime is\n"
+		"    the import's.  Export then import into a new store gives the same\n"
+		"    partitions, keys and values.\n"
 		"\n"
 		"    Damaged input (bad magic, version, structure, count or checksum) is\n"
 		"    refused with a message naming the byte offset.  When the input is a\n"
@@ -2831,13 +2838,13 @@ static const struct cmd commands[] = {
 		"    many keys), and never the batch it was found in.\n"
 		"\n"
 		"    Progress goes to standard error: a line per 10% of a regular file of\n"
-		"    1 MiB or more, or per 100000 records of a pipe (--quiet: none).  The summary goes to\n"
-		"    standard output; --json prints it as {\"store\", \"input\", \"keys\",\n"
-		"    \"partitions\", \"empty_partitions_created\", \"commits\",\n"
-		"    \"checked_before_applying\", \"records\", \"bytes\", \"lsn\",\n"
-		"    \"created_ns\", \"consistent\"}.  --dry-run checks the whole input and\n"
-		"    prints its summary without opening STORE.  'keel export --help'\n"
-		"    describes the format.\n",
+		"    1 MiB or more, or per 100000 records of a pipe (--quiet: none).  The\n"
+		"    summary goes to standard output; --json prints it as {\"store\",\n"
+		"    \"input\", \"keys\", \"partitions\", \"empty_partitions_created\",\n"
+		"    \"commits\", \"checked_before_applying\", \"records\", \"bytes\",\n"
+		"    \"lsn\", \"created_ns\", \"consistent\"}.  --dry-run checks the whole\n"
+		"    input and prints its summary without opening STORE.  'keel export\n"
+		"    --help' describes the format.\n",
 		.exit_status =
 		"    0   imported (or, with --dry-run, the input is a valid dump)\n"
 		"    2   usage error (standard input is a terminal)\n"
@@ -2880,7 +2887,7 @@ static const struct cmd commands[] = {
 		.name = "destroy", .run = cmd_destroy, .nargs_min = 1, .nargs_max = 1,
 		.opts = OPT_FORCE | OPT_OPEN, .open = OPEN_NONE,
 		.args = "STORE [--force]",
-		.summary = "remove the store: its arena, journal, checkpoints and directory",
+		.summary = "remove the store: arena, journal, checkpoints, directory",
 		.description =
 		"    Removes the store's arena from /dev/shm, then its files in STORE\n"
 		"    (keel.id, journal/seg-*, checkpoint/ckpt-*), then the journal/ and\n"
@@ -3065,7 +3072,8 @@ static void print_main_help(FILE *f)
 	      "    keel ls /var/lib/app\n"
 	      "    keel stat --json /var/lib/app\n"
 	      "    keel --memory put /tmp/scratch cache k1 v1\n"
-	      "    keel export /var/lib/app -o app.dump && keel import /var/lib/copy -i app.dump\n"
+	      "    keel export /var/lib/app -o app.dump\n"
+	      "    keel import /var/lib/copy -i app.dump\n"
 	      "    keel crash /var/lib/app --power-loss && keel verify /var/lib/app\n", f);
 }
 
