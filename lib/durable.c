@@ -213,6 +213,12 @@ static void wake(keel_t *h)
 static void fail(keel_t *h, int rc)
 {
 	fprintf(stderr, "keel: journal failed (%s): %s\n", keel_strerror(rc), shm_errmsg());
+	if (rc == KEEL_E_PANIC && h->jnl) {   /* the journal's sticky error names the cause */
+		jnl_info_t ji;
+		jnl_info(h->jnl, &ji);
+		if (ji.failed)
+			rc = ji.failed;
+	}
 	int32_t code = rc == KEEL_E_NOSPC ? KEEL_E_NOSPC : KEEL_E_IO;
 	__atomic_store_n(&h->root->failed, code, __ATOMIC_RELEASE);
 	wake(h);
@@ -367,9 +373,11 @@ static int flush_locked(keel_t *h, int died)
 	wake(h);
 	return 0;
 failed:
-	if (rc == KEEL_E_IO || rc == KEEL_E_NOSPC || rc == KEEL_E_PANIC || rc == KEEL_E_CORRUPT)
-		fail(h, rc);
 	root->jpos_valid = 0;
+	if (rc == KEEL_E_IO || rc == KEEL_E_NOSPC || rc == KEEL_E_PANIC || rc == KEEL_E_CORRUPT) {
+		fail(h, rc);
+		return failed_code(h);   /* NOSPC or PANIC, as the cause decides */
+	}
 	return rc;
 }
 

@@ -306,7 +306,8 @@ static inline int handle_ok(keel_t *h)
 {
 	if (!h)
 		return shm_err(KEEL_E_INVAL, "NULL handle");
-	if (__builtin_expect(h->root->failed == KEEL_E_IO, 0) && !h->closed)
+	/* A read-only handle may still inspect a failed store (keel-dump). */
+	if (__builtin_expect(h->root->failed == KEEL_E_IO, 0) && !h->closed && !h->readonly)
 		return shm_err(KEEL_E_PANIC, "the store failed after a journal write or sync error; nothing more is acknowledged; close every handle and reopen to recover");
 	if (__builtin_expect(h->closed, 0))
 		return shm_err(KEEL_E_CLOSED, "handle is closed");

@@ -283,12 +283,19 @@ again:
 	so.user_bytes = USER_BYTES;
 	so.file_mode = opt->file_mode;
 	so.layout_sig_extra = store_layout_sig();
-	so.create = !(opt->flags & KEEL_OPEN_NOCREATE) || found;
+	/* A read-only open never creates or rebuilds anything (keel-dump relies
+	 * on it); a durable store whose arena is gone is rebuilt by a writable
+	 * open or by keel_recover. */
+	so.create = !(opt->flags & (KEEL_OPEN_NOCREATE | KEEL_OPEN_READONLY)) ||
+		    (found && !(opt->flags & KEEL_OPEN_READONLY));
 	so.init_root = init_root;
 	so.ctx = &oc;
 	snprintf(h->dir, sizeof(h->dir), "%s", dir);
 	for (int attempt = 0;; attempt++) {
 		if ((rc = shm_arena_open(path, &so, &h->a, &created))) {
+			if (rc == KEEL_E_NOTFOUND && found && (opt->flags & KEEL_OPEN_READONLY))
+				rc = shm_err(KEEL_E_NOTFOUND, "store %s has no arena (after a reboot or a wiped /dev/shm); a read-only open does not rebuild it: open it read-write or run keel recover",
+					     dir);
 			free(h);
 			goto fail_io;
 		}
@@ -298,8 +305,8 @@ again:
 		int stale = found ? (!h->root->journaled || memcmp(h->root->uuid, oc.uuid, 16) != 0)
 				  : h->root->journaled != 0;   /* another store's arena: same inode reused */
 		int failed = h->root->failed != 0;
-		if (!stale && !failed)
-			break;
+		if ((!stale && !failed) || (opt->flags & KEEL_OPEN_READONLY))
+			break;   /* read-only: inspect it as it stands */
 		int lone = 1;
 		for (uint32_t i = 0; i < shm_load32(&h->a.hdr->procs_hi) && i < SHM_PROCS_MAX; i++)
 			lone &= !shm_proc_live(&h->a, i, NULL);

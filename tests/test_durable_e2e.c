@@ -520,7 +520,7 @@ int main(int argc, char **argv)
 			       "the flusher every other time.  Every acknowledged commit must survive.\n"
 			       "  --kills N  single kills (default %u)\n"
 			       "  --long     %u reboots and %u kills\n"
-			       "Exit: 0 pass, 1 fail, 77 skip.\n",
+			       "Exit: 0 pass, 1 fail.\n",
 			       REBOOTS, KILLS_DEFAULT, KILLS_DEFAULT, REBOOTS_LONG, KILLS_LONG);
 			return 0;
 		} else {

@@ -34,18 +34,12 @@
  * --long uses a workload four times as long.  --seed reproduces a run;
  * --only-op N runs the fault runs of one operation index.
  *
- * As in test_durable_powerloss.c, small journal segments need a library
- * build that defines durable_test_seg_bytes; without it the runs use 64 MiB
- * segments, stop at a time budget and the test exits 77 if that cut the
- * sweep short.
+ * Journal segments are 16 KiB (durable_test_seg_bytes, internal.h), so the
+ * simulated disk stays fast and segment switches fall inside the workload.
  */
-#include <malloc.h>
-
 #include "common/bank.h"
 #include "lib/internal.h"
 #include "lib/jio.h"
-
-extern uint64_t durable_test_seg_bytes __attribute__((weak));
 
 #define SEG_BYTES_TEST (16u << 10)
 #define BANK_PARTS 4u
@@ -58,7 +52,6 @@ extern uint64_t durable_test_seg_bytes __attribute__((weak));
 #define STEPS_LONG 800u
 #define STEPS_MAX 4096u
 #define AFTER_TRIES 3u               /* calls checked after a failure */
-#define BUDGET_S_BIG_SEGMENTS 40u
 
 struct ent {
 	uint8_t present;
@@ -79,7 +72,8 @@ static char g_arena[128];
 static uint64_t g_steps = STEPS_DEFAULT, g_wseed, g_runs;
 static struct state g_states[STEPS_MAX + 1];  /* after commit k (dry run) */
 static uint64_t g_lsn[STEPS_MAX + 1];
-static int g_saved_stderr = -1, g_null_fd = -1;
+static int g_saved_stderr = -1, g_null_fd = -1, g_run_log_fd = -1;
+static char g_run_log[128];
 static pid_t g_main_pid;
 
 /* Figures, in memory shared with the forked runs. */
@@ -139,6 +133,8 @@ static void cleanup(void)
 
 	if (getpid() != g_main_pid)
 		return;
+	if (g_run_log[0])
+		unlink(g_run_log);
 	keel_options_init(&o);
 	if (g_arena[0]) {
 		o.arena_path = g_arena;
@@ -525,6 +521,19 @@ static void fault_run(uint64_t n, int fault, int persistent)
 	jio_sim_destroy(sim);
 }
 
+/* Copy the failed run's stderr (its last 8 KiB) to ours. */
+static void show_run_log(void)
+{
+	static char buf[8192];
+	off_t size = lseek(g_run_log_fd, 0, SEEK_END);
+	off_t from = size > (off_t)sizeof buf ? size - (off_t)sizeof buf : 0;
+	ssize_t n = pread(g_run_log_fd, buf, sizeof buf, from);
+
+	fflush(stdout);
+	if (n > 0 && write(2, buf, (size_t)n) < 0)
+		return;
+}
+
 /* ---- main ---------------------------------------------------------------------------------------- */
 
 static uint64_t dry_run(void)
@@ -559,22 +568,21 @@ static uint64_t dry_run(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: test_durable_faults [--seed N] [--long] [--only-op N] [--keep-going] [--budget-s N]\n"
+		"usage: test_durable_faults [--seed N] [--long] [--only-op N] [--keep-going]\n"
 		"EIO, ENOSPC and short writes (once and persistent) at every I/O operation of a\n"
 		"store's commit workload on the simulated disk.\n"
 		"  --seed N      reproduce a run\n"
 		"  --long        a workload of %u steps (default %u)\n"
 		"  --only-op N   only the runs that fail operation N\n"
 		"  --keep-going  report every failing run, not only the first\n"
-		"  --budget-s N  stop after N seconds (skip if the sweep was cut short)\n"
-		"Exit: 0 pass, 1 fail, 77 skip.\n",
+		"Exit: 0 pass, 1 fail.\n",
 		STEPS_LONG, STEPS_DEFAULT);
 }
 
 int main(int argc, char **argv)
 {
-	uint64_t seed = 0, only = UINT64_MAX, budget_s = 0, ops, t0, done = 0;
-	int seed_given = 0, budget_given = 0, big, keep_going = 0;
+	uint64_t seed = 0, only = UINT64_MAX, ops, t0, done = 0;
+	int seed_given = 0, keep_going = 0;
 	static const int faults[] = { JIO_FAULT_EIO, JIO_FAULT_ENOSPC, JIO_FAULT_SHORT };
 
 	t_begin("test_durable_faults");
@@ -590,9 +598,6 @@ int main(int argc, char **argv)
 			keep_going = 1;
 		} else if (!strcmp(argv[i], "--only-op") && i + 1 < argc) {
 			only = t_parse_u64("--only-op", argv[++i]);
-		} else if (!strcmp(argv[i], "--budget-s") && i + 1 < argc) {
-			budget_s = t_parse_u64("--budget-s", argv[++i]);
-			budget_given = 1;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
 			return 0;
@@ -604,21 +609,14 @@ int main(int argc, char **argv)
 	}
 	t_seed_init(seed_given, seed);
 	g_wseed = t_rand_stream(1);
-	big = &durable_test_seg_bytes == NULL;
-	if (!big) {
-		durable_test_seg_bytes = SEG_BYTES_TEST;
-	} else {
-		printf("test_durable_faults: this library build cannot make journal segments small "
-		       "(no durable_test_seg_bytes): using 64 MiB segments\n");
-		mallopt(M_MMAP_MAX, 0);
-		mallopt(M_TRIM_THRESHOLD, 1 << 30);
-		if (!budget_given)
-			budget_s = BUDGET_S_BIG_SEGMENTS;
-	}
+	durable_test_seg_bytes = SEG_BYTES_TEST;
 	atexit(cleanup);
 	g_saved_stderr = dup(2);
 	g_null_fd = open("/dev/null", O_WRONLY);
 	CHECK(g_saved_stderr >= 0 && g_null_fd >= 0);
+	snprintf(g_run_log, sizeof g_run_log, "/tmp/keel-flt-%d.log", (int)g_main_pid);
+	g_run_log_fd = open(g_run_log, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600);
+	CHECK_MSG(g_run_log_fd >= 0, "open %s: %s", g_run_log, strerror(errno));
 	{
 		char tmp[] = "/tmp/keel-flt-XXXXXX";
 		CHECK_MSG(mkdtemp(tmp) != NULL, "mkdtemp: %s", strerror(errno));
@@ -626,20 +624,29 @@ int main(int argc, char **argv)
 	}
 	t0 = t_now_ns();
 	ops = dry_run();
+	if (only != UINT64_MAX && only >= ops) {
+		fprintf(stderr, "test_durable_faults: --only-op %" PRIu64 ": the workload has operations 0..%" PRIu64 "\n", only,
+			ops - 1);
+		return 2;
+	}
 	for (uint64_t n = 0; n < ops && !(g_fig->failed_runs && !keep_going); n++) {
 		if (only != UINT64_MAX && n != only)
 			continue;
-		if (budget_s && t_now_ns() - t0 > budget_s * 1000000000ull)
-			break;
 		for (unsigned f = 0; f < 3; f++)
 			for (int p = 0; p < 2; p++) {
 				/* Each run in a child: a failed check ends that run
 				 * only, and --keep-going shows every failing one. */
 				uint64_t base = g_runs;
-				pid_t pid = t_fork();
+				pid_t pid;
 				int st;
 
+				/* The run's stderr (the store logs every journal
+				 * failure) is shown only if the run fails. */
+				CHECK(ftruncate(g_run_log_fd, 0) == 0);
+				pid = t_fork();
 				if (pid == 0) {
+					dup2(g_run_log_fd, 2);
+					g_saved_stderr = g_run_log_fd;
 					fault_run(n, faults[f], p);
 					_exit(0);
 				}
@@ -648,6 +655,8 @@ int main(int argc, char **argv)
 				if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 					keel_options_t o;
 					char sb[96];
+
+					show_run_log();
 
 					keel_options_init(&o);
 					snprintf(g_arena, sizeof g_arena, "/dev/shm/keel-flt-%d-%" PRIu64, (int)g_main_pid, base);
@@ -672,12 +681,6 @@ int main(int argc, char **argv)
 	       " checked PANIC reads, %" PRIu64 " reopened with a commit that was in flight\n",
 	       g_fig->runs, done, (double)(t_now_ns() - t0) / 1e9, g_fig->open_failed, g_fig->ckpt_faults, g_fig->ckpt_failed,
 	       g_fig->after_ckpt_ok, g_fig->nospc_reads, g_fig->panic_reads, g_fig->recovered_beyond);
-	if (only == UINT64_MAX && done < ops) {
-		printf("test_durable_faults: SKIP: only %" PRIu64 " of %" PRIu64 " operation indexes fit in the %" PRIu64
-		       " s budget%s\n", done, ops, budget_s,
-		       big ? " with 64 MiB journal segments (the library needs durable_test_seg_bytes)" : "");
-		return T_EXIT_SKIP;
-	}
 	printf("test_durable_faults: PASS\n");
 	return 0;
 }

@@ -3141,6 +3141,16 @@ static int open_store(struct cli *c, int mode)
 	else if (mode == OPEN_WRITE)
 		opt.flags |= KEEL_OPEN_NOCREATE;
 	rc = keel_open(store_arg(c), &opt, &c->h);
+	if (rc == KEEL_E_NOTFOUND && mode == OPEN_READ) {
+		/* A durable store without its arena (after a reboot): a read-only
+		 * open does not rebuild it, so open it writable once to recover. */
+		char idp[4200];
+		snprintf(idp, sizeof(idp), "%s/keel.id", store_arg(c));
+		if (access(idp, F_OK) == 0) {
+			opt.flags &= ~(uint32_t)KEEL_OPEN_READONLY;
+			rc = keel_open(store_arg(c), &opt, &c->h);
+		}
+	}
 	if (rc < 0) {
 		c->h = NULL;
 		store_error(c, rc, "open %s", store_arg(c));
