@@ -85,8 +85,9 @@ step "build with pkg-config (shared)"
 # shellcheck disable=SC2086  # word splitting of pkg-config output is intended
 "$cc" "${san[@]}" -o "$tmp/app-pc" "$here/app.c" $cflags $libs
 if command -v ldd >/dev/null; then
-	ldd "$tmp/app-pc" | grep -q "$L/libkeel.so" ||
-		{ ldd "$tmp/app-pc"; fail "app-pc does not load libkeel.so from the prefix"; }
+	# Capture first: with pipefail, grep -q exiting early would fail the pipe.
+	deps=$(ldd "$tmp/app-pc")
+	case "$deps" in *"$L/libkeel.so"*) ;; *) printf '%s\n' "$deps"; fail "app-pc does not load libkeel.so from the prefix" ;; esac
 fi
 "$tmp/app-pc" || fail "app built with pkg-config (shared) failed"
 
@@ -95,7 +96,7 @@ step "build with pkg-config --static (libkeel.a)"
 # shellcheck disable=SC2086,SC2046
 "$cc" "${san[@]}" -o "$tmp/app-pc-static" "$here/app.c" $cflags \
 	$(printf '%s\n' $slibs | sed 's/^-lkeel$/-l:libkeel.a/')
-if command -v ldd >/dev/null && ldd "$tmp/app-pc-static" | grep -q libkeel; then
+if command -v ldd >/dev/null && case "$(ldd "$tmp/app-pc-static")" in *libkeel*) true ;; *) false ;; esac; then
 	fail "app-pc-static still loads a shared libkeel"
 fi
 "$tmp/app-pc-static" || fail "app built with pkg-config --static failed"
@@ -126,7 +127,8 @@ rc=0; "$keel" "${k[@]}" get "$store" cli absent 2>/dev/null || rc=$?
 [ "$rc" = 1 ] || fail "keel get of a missing key exited $rc, expected 1"
 rc=0; "$keel" get 2>/dev/null || rc=$?
 [ "$rc" = 2 ] || fail "keel get with no arguments exited $rc, expected 2"
-"$keel" "${k[@]}" stat "$store" | grep -q "^arena_path *$arena\$" ||
+stat_out=$("$keel" "${k[@]}" stat "$store")
+printf '%s\n' "$stat_out" | grep "^arena_path *$arena\$" >/dev/null ||
 	fail "keel stat does not report the arena $arena"
 "$keel" "${k[@]}" del "$store" cli k || fail "keel del exited $?"
 
