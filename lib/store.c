@@ -204,6 +204,26 @@ static int check_root(keel_t *h, const char *path)
 	return 0;
 }
 
+static int count_entry(void *ctx, const char *name)
+{
+	(void)name;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* A journal without keel.id is a store that lost its identity: refuse
+ * rather than give it a new one, which would orphan every record. */
+static int journal_orphaned(struct jio *io, const char *dir)
+{
+	char jdir[4200];
+	int n = 0;
+	snprintf(jdir, sizeof(jdir), "%s/journal", dir);
+	if (jio_list(io, jdir, count_entry, &n) != 0 || n == 0)
+		return 0;
+	return shm_err(KEEL_E_CORRUPT, "%s has a journal (%d files in %s) but no keel.id: the store's identity is lost; restore keel.id from a backup (nothing was changed)",
+		       dir, n, jdir);
+}
+
 int keel_open_io(const char *dir, const keel_options_t *opt, struct jio *io, keel_t **out)
 {
 	keel_options_t d;
@@ -265,6 +285,8 @@ again:
 				rc = shm_err(KEEL_E_NOTFOUND, "store %s has no journal (keel.id missing)", dir);
 				goto fail_io;
 			}
+			if ((rc = journal_orphaned(io, dir)))
+				goto fail_io;
 			if ((rc = store_id_create(io, dir, oc.uuid)))
 				goto fail_io;
 			found = 1;
