@@ -135,7 +135,7 @@ _Static_assert(sizeof(struct keel_root) <= SHM_ROOT_BYTES, "root fits");
  * when no reader can still have w < L (commit.c, ring_reserve).  This way a
  * stalled committer delays nobody's visibility but its own.
  */
-#define VIS_STATES 65536u
+#define VIS_STATES 262144u   /* > the records a 16 MiB ring holds: the ring binds first */
 struct vis_state {
 	volatile uint64_t lsn;
 	volatile uint64_t v;

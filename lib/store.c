@@ -218,8 +218,11 @@ static int journal_orphaned(struct jio *io, const char *dir)
 	char jdir[4200];
 	int n = 0;
 	snprintf(jdir, sizeof(jdir), "%s/journal", dir);
-	if (jio_list(io, jdir, count_entry, &n) != 0 || n == 0)
-		return 0;
+	int rc = jio_list(io, jdir, count_entry, &n);
+	if (rc == KEEL_E_NOTFOUND || (rc == 0 && n == 0))
+		return 0;   /* no journal: a new store */
+	if (rc)
+		return rc;
 	return shm_err(KEEL_E_CORRUPT, "%s has a journal (%d files in %s) but no keel.id: the store's identity is lost; restore keel.id from a backup (nothing was changed)",
 		       dir, n, jdir);
 }
