@@ -212,10 +212,10 @@ int part_create_id(keel_t *h, uint32_t id, const char *name, size_t len)
 	return part_init_at(h, id, name, len, &p);
 }
 
-int part_lock(keel_t *h, struct part *p)
+/* After acquiring a partition lock: repair it when its holder died, or when
+ * an earlier repair left the applying marker set. */
+static int lock_taken(keel_t *h, struct part *p, int rc)
 {
-	int rc = shm_lock_acquire(&p->lock);
-
 	if (rc == SHM_LOCK_OK && __builtin_expect(p->applying_lsn != 0, 0))
 		rc = SHM_LOCK_DIED;   /* an earlier repair could not finish: again */
 	if (rc == SHM_LOCK_DIED) {
@@ -232,26 +232,15 @@ int part_lock(keel_t *h, struct part *p)
 	return 0;
 }
 
+int part_lock(keel_t *h, struct part *p)
+{
+	return lock_taken(h, p, shm_lock_acquire(&p->lock));
+}
+
 int part_trylock(keel_t *h, struct part *p)
 {
 	int rc = shm_lock_try(&p->lock);
-
-	if (rc == SHM_LOCK_BUSY)
-		return rc;
-	if (rc == SHM_LOCK_OK && __builtin_expect(p->applying_lsn != 0, 0))
-		rc = SHM_LOCK_DIED;
-	if (rc == SHM_LOCK_DIED) {
-		rc = part_repair(h, p);
-		shm_lock_consistent(&p->lock);
-		if (rc) {
-			shm_lock_release(&p->lock);
-			return rc;
-		}
-		return 0;
-	}
-	if (rc < 0)
-		return shm_err(KEEL_E_OS, "lock of partition \"%s\": error %d", p->name, -rc);
-	return 0;
+	return rc == SHM_LOCK_BUSY ? rc : lock_taken(h, p, rc);
 }
 
 void part_unlock(keel_t *h, struct part *p)
