@@ -708,26 +708,9 @@ static int segment_name_parse(const char *name, uint64_t *segno, int *lost)
 	*lost = n == 29 && strcmp(name + 24, ".lost") == 0;
 	if (n != 24 && !*lost)
 		return 0;
-	if (strncmp(name, "seg-", 4) != 0)
-		return 0;
-	uint64_t v = 0;
-	for (int i = 4; i < 20; i++) {
-		char c = name[i];
-		unsigned d;
-		if (c >= '0' && c <= '9')
-			d = (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			d = (unsigned)(c - 'a' + 10);
-		else
-			return 0;
-		v = (v << 4) | d;
-	}
-	/* The journal's own spelling must give back the same name. */
-	if (v == 0 || v == UINT64_MAX || jnl_segment_name(canon, sizeof(canon), v) ||
-	    strncmp(canon, name, 24) != 0)
-		return 0;
-	*segno = v;
-	return 1;
+	memcpy(canon, name, 24);   /* the segment name without ".lost" */
+	canon[24] = 0;
+	return jnl_parse_name(canon, segno);
 }
 
 /* Classify a header sector; the rule of journal.c's seghdr_decode. */

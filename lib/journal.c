@@ -231,7 +231,7 @@ int jnl_segment_name(char *buf, size_t cap, uint64_t segno)
 }
 
 /* Parse "seg-<16 hex>.jnl"; 1 and *segno if it is one. */
-static int jnl_parse_name(const char *name, uint64_t *segno)
+int jnl_parse_name(const char *name, uint64_t *segno)
 {
 	uint64_t v = 0;
 

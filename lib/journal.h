@@ -251,6 +251,8 @@ typedef struct jnl_scan_result {
 int jnl_scan(const char *dir, jio_t *io, const uint8_t uuid[JNL_UUID_BYTES], uint64_t from_lsn,
 	     unsigned flags, jnl_record_fn fn, void *ctx, jnl_scan_result_t *res);
 
+/* Parse a segment file name: 1 and *segno if `name` is one, else 0. */
+int jnl_parse_name(const char *name, uint64_t *segno);
 /* Segment file name of segment `segno` ("seg-<16 hex digits>.jnl"). */
 int jnl_segment_name(char *buf, size_t cap, uint64_t segno);
 
