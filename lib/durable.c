@@ -799,16 +799,27 @@ int keel_checkpoint(keel_t *h, uint64_t *lsn_out)
 	if (lr >= 0) {
 		if (lr == SHM_LOCK_DIED)
 			shm_lock_consistent(&root->flush_lock);
-		if (writer_ready(h, lr == SHM_LOCK_DIED) == 0 && jnl_recycle_below(h->jnl, s + 1) == 0) {
+		int rr = writer_ready(h, lr == SHM_LOCK_DIED);
+		if (rr == 0)
+			rr = jnl_recycle_below(h->jnl, s + 1);
+		if (rr == 0) {
 			jnl_info_t ji;
 			jnl_info(h->jnl, &ji);
 			root->ckpt_journal_bytes = (uint64_t)(ji.segments ? ji.segments - 1 : 0) * ji.seg_bytes + ji.seg_off;
+		} else {
+			/* The checkpoint stands; the journal could not be recycled.
+			 * Say so: a disk error here is the journal's too. */
+			rc = rr;
+			if (rr == KEEL_E_IO || rr == KEEL_E_NOSPC || rr == KEEL_E_PANIC)
+				fail(h, rr);
 		}
 		shm_lock_release(&root->flush_lock);
 	}
 	ckpt_prune(cdir, io, s, NULL);
 	if (lsn_out)
 		*lsn_out = s;
+	if (rc == KEEL_E_IO || rc == KEEL_E_NOSPC || rc == KEEL_E_PANIC)
+		rc = failed_code(h) ? failed_code(h) : rc;
 out:
 	reader_leave(h, r);
 	if (io != h->io)
