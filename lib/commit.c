@@ -31,7 +31,6 @@
 
 #define TXN_INLINE_OPS 4
 #define TXN_INLINE_BYTES 512
-#define WAIT_SPINS_MAX 200
 #define RING_WAIT_NS_MAX (10ull * 1000000000ull)   /* a full ring waits this long at most */
 
 struct txn_op {
@@ -530,7 +529,7 @@ void advance_applied(keel_t *h)
 		 * pairs with the acquire loads of applied_lsn by readers (A2). */
 		if (r->lsn > root->applied_lsn)
 			shm_store_rel(&root->applied_lsn, r->lsn);
-		if (root->durable_lsn < r->lsn && h->a.hdr && root->durability == KEEL_DURABILITY_MEMORY)
+		if (!root->journaled && root->durable_lsn < r->lsn)   /* memory mode: applied is all there is */
 			shm_store_rel(&root->durable_lsn, r->lsn);
 		shm_store_rel(&root->applied_pos, pos + r->len);
 	}
@@ -602,29 +601,6 @@ void publish_visible(keel_t *h, uint64_t lsn)
 	}
 }
 
-int wait_applied(keel_t *h, uint64_t lsn)
-{
-	struct keel_root *root = h->root;
-
-	for (uint64_t i = 0;; i++) {
-		if (shm_load_acq(&root->applied_lsn) >= lsn)
-			return 0;
-		advance_applied(h);
-		if (shm_load_acq(&root->applied_lsn) >= lsn)
-			return 0;
-		if (i >= WAIT_SPINS_MAX) {
-			struct rec *b = rec_at(h, shm_load_acq(&root->applied_pos));
-			help_record(h, b, 0);
-			if (i < WAIT_SPINS_MAX * 4) {
-				sched_yield();
-			} else {
-				struct timespec ts = { 0, 50000 };
-				nanosleep(&ts, NULL);
-			}
-		}
-	}
-}
-
 /* ---- apply ------------------------------------------------------------------------------------------ */
 
 static int op_next(const struct rec *r, const uint8_t **cur, const uint8_t *end, const struct rec_op **op)
@@ -676,13 +652,7 @@ static int fill_tomb(keel_t *h, struct part *p, const struct rec *r, const uint6
 	int rc = new_node(h, p, prealloc, used, node_bytes(klen, 0), &n);
 	if (rc)
 		return rc;
-	n->lsn = r->lsn;
-	n->version = 0;
-	n->mtime_ns = r->mtime_ns;
-	n->klen = (uint16_t)klen;
-	n->vlen = 0;
-	n->flags = NODE_TOMB;
-	memcpy(n->data, key, klen);
+	node_fill(n, r->lsn, 0, r->mtime_ns, NODE_TOMB, key, klen, NULL, 0);
 	table_link_hinted(h, p, n, hash, hint);
 	return 0;
 }
@@ -755,13 +725,7 @@ int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *p
 		struct node *n;
 		if ((rc = new_node(h, p, prealloc, used, node_bytes(o->klen, o->vlen), &n)))
 			return rc;
-		n->lsn = r->lsn;
-		n->version = o->version;
-		n->mtime_ns = r->mtime_ns;
-		n->klen = (uint16_t)o->klen;
-		n->vlen = o->vlen;
-		n->flags = 0;
-		memcpy(n->data, o->data, (size_t)o->klen + o->vlen);
+		node_fill(n, r->lsn, o->version, r->mtime_ns, 0, o->data, o->klen, o->data + o->klen, o->vlen);
 		table_link_hinted(h, p, n, hash, hint);
 		hint = NULL;
 	}

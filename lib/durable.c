@@ -630,13 +630,7 @@ static int load_item(void *ctx, uint32_t type, const void *data, size_t len)
 	if ((rc = shm_alloc(&h->a, &p->heap, node_bytes(it->klen, it->vlen), 1, &off)))
 		return rc;
 	struct node *n = shm_at(&h->a, off);
-	n->lsn = it->lsn;
-	n->version = it->version;
-	n->mtime_ns = it->mtime_ns;
-	n->klen = (uint16_t)it->klen;
-	n->vlen = it->vlen;
-	n->flags = 0;
-	memcpy(n->data, it->data, (size_t)it->klen + it->vlen);
+	node_fill(n, it->lsn, it->version, it->mtime_ns, 0, it->data, it->klen, it->data + it->klen, it->vlen);
 	table_link(h, p, n, key_hash(it->data, it->klen));
 	table_maybe_grow(h, p);
 	rp->keys++;

@@ -72,6 +72,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lib/keel.h"
 #include "shm/alloc.h"
@@ -223,6 +224,20 @@ struct dummy {
 static inline const uint8_t *node_key(const struct node *n) { return n->data; }
 static inline const uint8_t *node_val(const struct node *n) { return n->data + n->klen; }
 static inline uint64_t node_bytes(uint64_t klen, uint64_t vlen) { return sizeof(struct node) + klen + vlen; }
+/* Fill a fresh node (before table_link publishes it). */
+static inline void node_fill(struct node *n, uint64_t lsn, uint64_t version, uint64_t mtime_ns,
+			     uint16_t flags, const void *key, uint32_t klen, const void *val, uint32_t vlen)
+{
+	n->lsn = lsn;
+	n->version = version;
+	n->mtime_ns = mtime_ns;
+	n->klen = (uint16_t)klen;
+	n->vlen = vlen;
+	n->flags = flags;
+	memcpy(n->data, key, klen);
+	if (vlen)
+		memcpy(n->data + klen, val, vlen);
+}
 
 /* ---- commit records --------------------------------------------------------------------------- */
 #define REC_MAGIC 0x4345524bu   /* "KREC" */
@@ -394,7 +409,6 @@ int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *p
 	       size_t *prealloc_used, const struct link_hint *first_hint);
 struct rec *rec_at(keel_t *h, uint64_t pos);
 void advance_applied(keel_t *h);
-int wait_applied(keel_t *h, uint64_t lsn);
 /* Help a record whose owner died (redo or void it).  */
 void help_record(keel_t *h, struct rec *r, int try_only);
 /* The record expected at pos has no header: void it if its reserver died. */
