@@ -249,9 +249,18 @@ static void case_middle(int how)
 	const char *names[] = { "garbage in the middle", "bad checksum", "wrong record magic" };
 
 	if (how == 0) {
+		/* Garbage inside this record only: over its payload, or over
+		 * its checksum when the payload is empty.  Spilling into the
+		 * next record would damage two and move the cut. */
+		uint64_t room = items[r].total - JNL_REC_HEADER_BYTES;
+		size_t n = room < sizeof b ? (size_t)room : sizeof b;
+
 		for (size_t i = 0; i < sizeof b; i++)
 			b[i] = (uint8_t)tju_rand();
-		poke(sim, 1, items[r].off + 40, b, sizeof b);
+		if (n)
+			poke(sim, 1, items[r].off + JNL_REC_HEADER_BYTES, b, n);
+		else
+			poke(sim, 1, items[r].off + 32, b, 8);
 	} else if (how == 1) {
 		stored = 0x0123456789abcdefull;
 		poke(sim, 1, items[r].off + 32, &stored, 8);
