@@ -56,6 +56,7 @@
 #include <xxhash.h>
 
 #include "ckptfile.h"
+#include "crashpoint.h"
 
 #define CKPT_MAGIC 0x504b434bu
 #define CKPT_END_MAGIC 0x444e454bu
@@ -353,6 +354,8 @@ int ckpt_write_commit(ckpt_writer_t *w, ckpt_meta_t *meta)
 		rc = w_emit(w, &t.checksum, sizeof t.checksum, 0);
 	if (rc == 0)
 		rc = w_flush(w, 1);
+	if (rc == 0)
+		KEEL_CRASH_POINT(CP_CHECKPOINT_WRITTEN);   /* synced, not yet renamed */
 	if (rc == 0) {
 		rc = jio_close(w->io, w->fh);
 		w->fh = -1;

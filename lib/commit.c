@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "lib/crashpoint.h"
 #include "lib/internal.h"
 
 #define TXN_INLINE_OPS 4
@@ -38,12 +39,15 @@ struct txn_op {
 	uint8_t has_cond;
 	uint8_t skip;        /* decided at commit: nothing to do */
 	uint8_t existed;
+	uint8_t tcond;       /* timers: TCOND_* checked at commit */
+	uint8_t pad;
 	uint16_t pidx;
 	uint32_t klen, vlen;
 	uint64_t cond;
 	uint64_t hash;
 	size_t key_at;       /* offset in buf: key, then value */
 	uint64_t version;
+	uint64_t token;      /* TCOND_CLAIM: the claim */
 };
 
 struct txn_part {
@@ -51,6 +55,7 @@ struct txn_part {
 	struct part *p;
 	uint8_t cleared;
 	uint8_t writes;
+	uint8_t internal;        /* the timer partition */
 	uint64_t cleared_count;
 };
 
@@ -148,10 +153,13 @@ static int txn_ok(struct keel_txn *t)
 static int txn_part_index(struct keel_txn *t, const char *name, uint16_t *idx)
 {
 	size_t len;
-	int rc = part_name_check(name, &len);
+	int internal = name == TIMER_PART;   /* by address: only timer.c passes it */
+	int rc = internal ? 0 : part_name_check(name, &len);
 
 	if (rc)
 		return rc;
+	if (internal)
+		len = TIMER_PART_LEN;
 	for (uint32_t i = 0; i < t->nparts; i++) {
 		if (strcmp(t->parts[i].name, name) == 0) {
 			*idx = (uint16_t)i;
@@ -166,6 +174,7 @@ static int txn_part_index(struct keel_txn *t, const char *name, uint16_t *idx)
 	tp->p = NULL;
 	tp->cleared = 0;
 	tp->writes = 0;
+	tp->internal = (uint8_t)internal;
 	*idx = (uint16_t)t->nparts++;
 	return 0;
 }
@@ -197,11 +206,17 @@ static struct txn_op *find_op(struct keel_txn *t, uint16_t pidx, const void *key
 	return NULL;
 }
 
-static int txn_add(struct keel_txn *t, const char *part, int type, const void *key, size_t klen,
-		   const void *val, size_t vlen, int has_cond, uint64_t cond)
+/*
+ * Add an op.  The value is vh (vhlen bytes) followed by val (vlen bytes):
+ * timers put a header before the payload without copying it first.
+ */
+int txn_add_op(struct keel_txn *t, const char *part, int type, const void *key, size_t klen,
+	       const void *vh, size_t vhlen, const void *val, size_t vlen, int has_cond, uint64_t cond,
+	       int tcond, uint64_t token)
 {
 	uint16_t pidx;
 	int rc;
+	size_t total = vhlen + vlen;
 
 	if ((rc = txn_ok(t)))
 		return rc;
@@ -209,16 +224,21 @@ static int txn_add(struct keel_txn *t, const char *part, int type, const void *k
 		return shm_err(KEEL_E_READONLY, "store opened read-only");
 	if ((rc = check_kv(key, klen, val, vlen)) || (rc = txn_part_index(t, part, &pidx)))
 		return rc;
+	if (total > KEEL_VALUE_MAX)
+		return shm_err(KEEL_E_VALSIZE, "value of %zu bytes is over the limit of %u bytes", total,
+			       KEEL_VALUE_MAX);
 	if (t->nops >= KEEL_TXN_OPS_MAX)
 		return shm_err(KEEL_E_TXNSIZE, "a transaction holds at most %u operations", KEEL_TXN_OPS_MAX);
 	uint64_t hash = key_hash(key, klen);
 	struct txn_op *prev = t->nops > 64 ? NULL : find_op(t, pidx, key, klen, hash);
-	if (prev && !prev->has_cond && !has_cond && prev->vlen >= vlen) {
+	if (prev && !prev->has_cond && !has_cond && !prev->tcond && !tcond && prev->vlen >= total) {
 		/* Overwrite in place: same key, no condition, value fits. */
 		prev->type = (uint8_t)type;
-		prev->vlen = (uint32_t)vlen;
+		prev->vlen = (uint32_t)total;
+		if (vhlen)
+			memcpy(t->buf + prev->key_at + klen, vh, vhlen);
 		if (vlen)
-			memcpy(t->buf + prev->key_at + klen, val, vlen);
+			memcpy(t->buf + prev->key_at + klen + vhlen, val, vlen);
 		return 0;
 	}
 	if (prev)
@@ -234,9 +254,9 @@ static int txn_add(struct keel_txn *t, const char *part, int type, const void *k
 		t->ops = n;
 		t->cap = cap;
 	}
-	if (t->len + klen + vlen > t->bufcap) {
+	if (t->len + klen + total > t->bufcap) {
 		size_t cap = t->bufcap * 2;
-		while (cap < t->len + klen + vlen)
+		while (cap < t->len + klen + total)
 			cap *= 2;
 		uint8_t *n = malloc(cap);
 		if (!n)
@@ -252,18 +272,28 @@ static int txn_add(struct keel_txn *t, const char *part, int type, const void *k
 	o->type = (uint8_t)type;
 	o->has_cond = (uint8_t)has_cond;
 	o->cond = cond;
+	o->tcond = (uint8_t)tcond;
+	o->token = token;
 	o->pidx = pidx;
 	o->klen = (uint32_t)klen;
-	o->vlen = (uint32_t)vlen;
+	o->vlen = (uint32_t)total;
 	o->hash = hash;
 	o->key_at = t->len;
 	memcpy(t->buf + t->len, key, klen);
+	if (vhlen)
+		memcpy(t->buf + t->len + klen, vh, vhlen);
 	if (vlen)
-		memcpy(t->buf + t->len + klen, val, vlen);
-	t->len += klen + vlen;
+		memcpy(t->buf + t->len + klen + vhlen, val, vlen);
+	t->len += klen + total;
 	if (type)
 		t->parts[pidx].writes = 1;
 	return 0;
+}
+
+static int txn_add(struct keel_txn *t, const char *part, int type, const void *key, size_t klen,
+		   const void *val, size_t vlen, int has_cond, uint64_t cond)
+{
+	return txn_add_op(t, part, type, key, klen, NULL, 0, val, vlen, has_cond, cond, TCOND_NONE, 0);
 }
 
 int keel_txn_put(keel_txn_t *t, const char *part, const void *key, size_t klen, const void *val, size_t vlen)
@@ -686,7 +716,7 @@ int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *p
 	const uint8_t *cur = rec_ops(r), *end = (const uint8_t *)r + r->len;
 	const struct rec_op *o;
 	size_t local_used = 0;
-	int rc;
+	int rc, timers = part_is_timers(p) && h->root->timers.valid;
 
 	if (!used)
 		used = &local_used;
@@ -705,6 +735,12 @@ int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *p
 			continue;
 		}
 		uint64_t hash = key_hash(o->data, o->klen);
+		uint64_t tent = 0;
+		if (timers) {   /* the index entry hangs off the key's newest node */
+			volatile uint64_t *link;
+			struct node *ex = table_find_locked(h, p, o->data, o->klen, hash, &link);
+			tent = ex && !(ex->flags & NODE_TOMB) ? timer_tent_of(h, ex) : 0;
+		}
 		if (!prealloc) {   /* redo: skip what the dead owner already applied */
 			volatile uint64_t *link;
 			struct node *ex = table_find_locked(h, p, o->data, o->klen, hash, &link);
@@ -720,14 +756,19 @@ int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *p
 			if ((rc = fill_tomb(h, p, r, prealloc, used, o->data, o->klen, hash, hint)))
 				return rc;
 			hint = NULL;
+			if (timers)
+				timer_applied(h, p, tent, NULL, 1);
 			continue;
 		}
 		struct node *n;
 		if ((rc = new_node(h, p, prealloc, used, node_bytes(o->klen, o->vlen), &n)))
 			return rc;
 		node_fill(n, r->lsn, o->version, r->mtime_ns, 0, o->data, o->klen, o->data + o->klen, o->vlen);
+		n->stamp = 0;
 		table_link_hinted(h, p, n, hash, hint);
 		hint = NULL;
+		if (timers)
+			timer_applied(h, p, tent, n, 0);
 	}
 	return 0;
 }
@@ -829,6 +870,8 @@ static int prepare(struct commit *c, uint64_t *rec_bytes, uint32_t nlocked, uint
 			if (ex && !(ex->flags & NODE_TOMB))
 				cur = ex->version;
 		}
+		if (o->tcond && (rc = timer_check_cond(h, ex, o->tcond, o->token)))
+			return rc;
 		if (o->has_cond && cur != o->cond) {
 			last_conflict.expected = o->cond;
 			last_conflict.current = cur;
@@ -966,10 +1009,13 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 			       keel_strerror(h->root->failed));
 	for (uint32_t k = 0; k < t->nparts; k++) {
 		struct txn_part *tp = &t->parts[k];
-		rc = tp->writes ? part_find_or_create(h, tp->name, &tp->p) : part_find(h, tp->name, &tp->p);
+		if (tp->internal)
+			rc = part_timers(h, tp->writes, &tp->p);
+		else
+			rc = tp->writes ? part_find_or_create(h, tp->name, &tp->p) : part_find(h, tp->name, &tp->p);
 		if (rc == KEEL_E_FULL) {   /* a new partition needs a page: make room once */
 			store_trim(h);
-			rc = part_find_or_create(h, tp->name, &tp->p);
+			rc = tp->internal ? part_timers(h, 1, &tp->p) : part_find_or_create(h, tp->name, &tp->p);
 		}
 		if (rc)
 			goto out;
@@ -984,9 +1030,14 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	uint32_t nwrites;
 	for (int attempt = 0;; attempt++) {
 		for (uint32_t k = 0; k < n; k++) {
-			if ((rc = part_lock(h, t->parts[c.order[k]].p)))
+			struct part *p = t->parts[c.order[k]].p;
+			if ((rc = part_lock(h, p)))
 				goto out;
 			c.nlocked++;
+			/* The timer index must be whole before this commit allocates:
+			 * a rebuild sweeps the partition's unreachable blocks. */
+			if (part_is_timers(p) && !h->root->timers.valid && (rc = timer_reindex(h, p)))
+				goto out;
 		}
 		memset(c.hint, 0, sizeof(c.hint));   /* links found under these locks only */
 		rc = prepare(&c, &rec_bytes, n, &nwrites);
@@ -1020,22 +1071,27 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 		p->applying_pos = lpos;
 		shm_store_rel(&p->applying_lsn, r->lsn);
 	}
+	KEEL_CRASH_POINT(CP_COMMIT_RESERVED);
 	r->mtime_ns = shm_now_ns();
 	r->durability = (uint32_t)(t->durability ? t->durability : h->durability);
 	r->nops = write_body(&c, r);
 	r->checksum = XXH3_64bits(r->body, r->len - sizeof(struct rec));
 	/* R6a: the complete record is published with the CAS. */
 	SHM_VERIFY(shm_cas32(&r->state, REC_RESERVED, REC_COMPLETE));
+	KEEL_CRASH_POINT(CP_COMMIT_COMPLETE);
 	size_t used = 0;
 	for (uint32_t k = 0; k < n; k++) {
 		struct part *p = t->parts[c.order[k]].p;
 		if (t->parts[c.order[k]].writes && (rc = apply_part(h, p, r, c.prealloc, &used, &c.hint[c.order[k]])))
 			break;
+		KEEL_CRASH_POINT_IF(k == 0 && n > 1, CP_COMMIT_MID_APPLY);
 	}
 	SHM_VERIFY(rc == 0);   /* blocks were preallocated: apply cannot fail */
 	SHM_VERIFY(used == c.nprealloc);
 	c.nprealloc = 0;
+	KEEL_CRASH_POINT(CP_COMMIT_APPLIED);
 	publish_visible(h, r->lsn);
+	KEEL_CRASH_POINT(CP_COMMIT_VISIBLE);
 	shm_store32_rel(&r->state, REC_APPLIED);   /* R6: pairs with A6 */
 	for (uint32_t k = 0; k < n; k++) {
 		struct part *p = t->parts[c.order[k]].p;
@@ -1053,6 +1109,7 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	 * is half full behind it (the liveness check costs a system call). */
 	if (ring_head(h->root) - shm_load_acq(&h->root->applied_pos) > h->a.hdr->ring_bytes / 2)
 		help_record(h, rec_at(h, shm_load_acq(&h->root->applied_pos)), 0);
+	KEEL_CRASH_POINT(CP_COMMIT_DONE);
 	rc = durable_after_commit(h, t->lsn, t->durability ? t->durability : h->durability);
 out:
 	prealloc_release(&c, 0);
@@ -1091,6 +1148,24 @@ static int one_op(keel_t *h, const char *part, int type, const void *key, size_t
 	rc = txn_add(t, part, type, key, klen, val, vlen, has_cond, cond);
 	if (rc == 0)
 		rc = txn_commit(t, NULL);
+	return rc;
+}
+
+int commit_one(keel_t *h, const char *part, int type, const void *key, size_t klen, const void *vh,
+	       size_t vhlen, const void *val, size_t vlen, int tcond, uint64_t token, int *existed)
+{
+	struct keel_txn t;
+	int rc;
+
+	txn_init(&t, h, KEEL_DURABILITY_DEFAULT);
+	if ((rc = handle_ok(h)))
+		return rc;
+	rc = txn_add_op(&t, part, type, key, klen, vh, vhlen, val, vlen, 0, 0, tcond, token);
+	if (rc == 0)
+		rc = txn_commit(&t, NULL);
+	if (rc == 0 && existed)
+		*existed = t.removed > 0;
+	txn_release(&t);
 	return rc;
 }
 

@@ -61,6 +61,7 @@
 #include <xxhash.h>
 
 #include "lib/ckptfile.h"
+#include "lib/crashpoint.h"
 #include "lib/internal.h"
 #include "lib/jio.h"
 #include "lib/journal.h"
@@ -357,8 +358,10 @@ static int flush_locked(keel_t *h, int died)
 	}
 	if (n == 0)
 		return 0;
+	KEEL_CRASH_POINT(CP_FLUSH_WRITTEN);
 	if ((rc = jnl_flush(h->jnl)))
 		goto failed;
+	KEEL_CRASH_POINT(CP_FLUSH_SYNCED);
 	jnl_pos_t jp;
 	jnl_info_t ji;
 	jnl_get_pos(h->jnl, &jp);

@@ -86,6 +86,42 @@
 struct jio;
 struct jnl;
 
+/* ---- timers (timer.c) ------------------------------------------------------------------
+ * Timers are rows of the internal partition "~timers" ('~' is not allowed in
+ * user names), so sets and cancels are ordinary journaled puts and deletes
+ * and are checkpointed and recovered with the tables:
+ *   key   u8 plen, the user partition's name, the timer key
+ *   value struct tval (due_ms, flags, deliveries), then the payload
+ * Beside the table, under the same partition lock, the arena holds an index
+ * that is never journaled: one struct tent per live timer (found from the
+ * key's newest node through node->stamp, unused while a node is live), a
+ * heap of pending timers per user partition (struct tpart), a heap of those
+ * partitions by their earliest timer, and a heap of claims by lease end.  The
+ * index is derived state plus the claims: after a dead writer, or if it could
+ * not get memory, it is rebuilt from the table, keeping the claims it can
+ * still read (timer_reindex). */
+extern const char keel_timer_part[];   /* "~timers" */
+#define TIMER_PART keel_timer_part
+#define TIMER_PART_LEN 7u
+struct tvec {
+	uint64_t off;            /* array of u64 block offsets */
+	uint32_t n, cap;
+};
+struct timer_root {
+	uint32_t valid;                  /* the index matches the table */
+	volatile uint32_t wake;          /* futex word: +1 when waiters should look again */
+	volatile uint32_t waiters;
+	uint32_t ntparts;
+	struct tvec top;                 /* tparts with pending timers, by earliest */
+	struct tvec lease;               /* claimed tents, by lease end */
+	uint64_t tparts;                 /* open-addressing array of tpart offsets */
+	uint32_t tparts_cap, pad;
+	uint64_t seq, token;
+	volatile uint64_t pending, claimed, dead;
+	volatile uint64_t claims, redelivered, dead_lettered;
+	volatile uint64_t live_check_ns;
+};
+
 /* ---- root ------------------------------------------------------------------------ */
 struct keel_root {
 	shm_pair_t rsv __attribute__((aligned(16)));   /* {ring_head, next_lsn}: CAS together */
@@ -119,6 +155,7 @@ struct keel_root {
 	uint64_t repairs;        /* partitions repaired after a dead writer */
 	uint64_t redone;         /* records redone by a repairer */
 	uint64_t voided;         /* records voided (owner died before COMPLETE) */
+	struct timer_root timers;        /* the timer index (timer.c) */
 };
 _Static_assert(sizeof(struct keel_root) <= SHM_ROOT_BYTES, "root fits");
 
@@ -304,6 +341,7 @@ struct keel {
 	volatile int async_stop;
 	uint32_t async_window_ms;
 	uint64_t checkpoint_bytes;      /* journal growth that triggers a checkpoint */
+	uint32_t timer_max_deliveries;
 	char dir[4096];
 };
 
@@ -423,6 +461,15 @@ static inline uint64_t ring_tail(struct keel_root *r)
 	return d < a ? d : a;
 }
 
+struct keel_txn;
+/* Add an op whose value is vh then val (timers put a header first). */
+int txn_add_op(struct keel_txn *t, const char *part, int type, const void *key, size_t klen,
+	       const void *vh, size_t vhlen, const void *val, size_t vlen, int has_cond, uint64_t cond,
+	       int tcond, uint64_t token);
+/* One op in a commit of its own; *existed (may be NULL) for a delete. */
+int commit_one(keel_t *h, const char *part, int type, const void *key, size_t klen, const void *vh,
+	       size_t vhlen, const void *val, size_t vlen, int tcond, uint64_t token, int *existed);
+
 /* ---- repair and audit (repair.c) -------------------------------------------------------------- */
 int part_repair(keel_t *h, struct part *p);
 /* Reuse what no reader can see and return free pages of every partition to
@@ -450,6 +497,33 @@ unsigned keel_jio_flags(void);
 int keel_open_io(const char *dir, const keel_options_t *opt, struct jio *io, keel_t **out);
 /* Build a process-local handle view of an arena (recovery, before publish). */
 void handle_view(keel_t *h, shm_arena_t *a);
+
+/* ---- timers (timer.c) ----------------------------------------------------------------------------- */
+static inline int part_is_timers(const struct part *p) { return p->name[0] == '~'; }
+/* The timer partition (created when create is set); *out NULL if none. */
+int part_timers(keel_t *h, int create, struct part **out);
+/* Under the timer partition's lock. */
+uint64_t timer_tent_of(keel_t *h, const struct node *n);   /* 0: none */
+void timer_applied(keel_t *h, struct part *p, uint64_t tent, struct node *n, int del);
+/* The claim condition of an ack or release, checked at commit: 0 or STATE. */
+int timer_check_cond(keel_t *h, const struct node *ex, int tcond, uint64_t token);
+enum { TCOND_NONE = 0, TCOND_CLAIM = 1, TCOND_DEAD = 2 };
+struct timer_salvage;
+struct timer_salvage *timer_salvage(keel_t *h, struct part *p);
+void timer_salvage_free(struct timer_salvage *sv);
+/* Rebuild the index from the table (after a sweep freed the old one). */
+void timer_build(keel_t *h, struct part *p, struct timer_salvage *sv);
+/* Salvage, sweep and build; under the lock, before a commit allocates. */
+int timer_reindex(keel_t *h, struct part *p);
+void timer_reset(keel_t *h);
+/* Mark the index blocks for an audit sweep; report what is wrong. */
+void timer_audit(keel_t *h, struct part *p, struct shm_sweep *sw,
+		 void (*report)(void *ctx, const char *what), void *ctx);
+/* Wake timer waiters if any (after a change that may make one due sooner). */
+void timer_wake(keel_t *h);
+/* Re-arm claims of dead holders now; returns how many. */
+int timer_reap(keel_t *h);
+int part_sweep(keel_t *h, struct part *p);
 
 /* ---- reading (read.c) ---------------------------------------------------------------------------- */
 struct shm_reader *reader_enter(keel_t *h, struct snap *snap);

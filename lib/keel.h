@@ -117,7 +117,8 @@ typedef struct keel_options {
 	const char *arena_path;    /* explicit arena file; default derived from dir */
 	uint32_t async_window_ms;  /* ASYNC flush window; default 10 */
 	uint32_t checkpoint_mb;    /* checkpoint when the journal grew this much; default 256 */
-	uint32_t reserved[6];
+	uint32_t timer_max_deliveries; /* claims of one timer before it is dead-lettered; default 10 */
+	uint32_t reserved[5];
 } keel_options_t;
 
 void keel_options_init(keel_options_t *opt);
@@ -336,6 +337,166 @@ int keel_reclaim(keel_t *h);
 int keel_unlink_arena(const char *dir, const keel_options_t *opt, int force);
 /* Path of the arena file of store `dir` into buf. */
 int keel_arena_path(const char *dir, const keel_options_t *opt, char *buf, size_t cap);
+
+/* ---- timers -------------------------------------------------------------------
+ * A timer is a (partition, timer key) with a due time in wall-clock
+ * milliseconds since the epoch and a payload.  Timers live beside the
+ * partition's key-value table (their names do not clash with keys) and are
+ * journaled, checkpointed and recovered like it.
+ *
+ * - Set is an upsert (it reschedules atomically and resets the delivery
+ *   count); cancel deletes.  Both exist as single calls and inside any
+ *   transaction, together with key-value writes.
+ * - Claim hands the caller the earliest due timer (of all partitions, or of
+ *   a given set) under a lease.  While the claim holds, no other claimer gets
+ *   that timer.  Claims live in the arena only and are not journaled.
+ * - A claim ends with ack (the timer is deleted, durably; inside a
+ *   transaction the delete commits together with the state change it caused,
+ *   and the whole transaction fails with KEEL_E_STATE if the claim was lost),
+ *   with release (the timer is due again, now or at a new due time), or by
+ *   being lost: its holder died (seen within milliseconds by any process that
+ *   claims or waits) or its lease ran out (leases use the monotonic clock).
+ * - Every claim counts a delivery.  A timer claimed more than
+ *   timer_max_deliveries times (keel_options) moves to the dead-letter list
+ *   instead of being handed out again; list, requeue or drop it there.
+ * - Guarantee: a timer fires no earlier than its due time and at least once;
+ *   its effect is exactly once when the ack shares the transaction of the
+ *   state change.  After a power loss (or /dev/shm loss) every timer whose set
+ *   was acknowledged is back; claims are gone, so a timer that was claimed
+ *   but not acked is due again (at once if overdue).  The delivery count is
+ *   kept in the arena and survives a crash of a process, but after a power
+ *   loss it restarts from what the last release with a new due time wrote.
+ */
+#define KEEL_TIMER_KEY_MAX 512u                 /* bytes */
+#define KEEL_TIMER_PAYLOAD_MAX 65536u           /* bytes */
+#define KEEL_TIMER_DUE_MAX 253402300799999ull   /* 9999-12-31T23:59:59.999Z in ms */
+#define KEEL_TIMER_LEASE_MAX 86400000u          /* ms: one day */
+
+enum keel_timer_state {
+	KEEL_TIMER_PENDING = 1u << 0,   /* waiting for its due time, or due and unclaimed */
+	KEEL_TIMER_CLAIMED = 1u << 1,   /* held by a claimer under a lease */
+	KEEL_TIMER_DEAD = 1u << 2,      /* dead-lettered */
+	KEEL_TIMER_ALL = 7u,
+};
+
+/* Wall clock in milliseconds since the epoch (the clock of due times). */
+uint64_t keel_now_ms(void);
+
+/* Set (upsert) a timer.  Errors: NAME, KEYSIZE, VALSIZE (payload), INVAL
+ * (due time over KEEL_TIMER_DUE_MAX), FULL, READONLY, PANIC. */
+int keel_timer_set(keel_t *h, const char *part, const void *key, size_t klen, uint64_t due_ms,
+		   const void *payload, size_t plen);
+/* Cancel a timer (pending, claimed or dead).  *existed (may be NULL). */
+int keel_timer_cancel(keel_t *h, const char *part, const void *key, size_t klen, int *existed);
+int keel_txn_timer_set(keel_txn_t *t, const char *part, const void *key, size_t klen, uint64_t due_ms,
+		       const void *payload, size_t plen);
+int keel_txn_timer_cancel(keel_txn_t *t, const char *part, const void *key, size_t klen);
+
+/* A claim: what keel_timer_claim hands out.  Pass it back to ack, extend or
+ * release.  The token identifies this one claim: any process holding it may
+ * ack, extend or release (a CLI can rebuild one from part, key and token). */
+typedef struct keel_claim {
+	char part[KEEL_PARTITION_NAME_MAX + 1];
+	uint8_t key[KEEL_TIMER_KEY_MAX];
+	size_t klen;
+	uint64_t due_ms;          /* the due time it fired for */
+	uint32_t deliveries;      /* this is delivery number N (1 = first) */
+	uint32_t pad;
+	uint64_t token;
+	uint64_t lease_ms;        /* lease granted */
+	size_t plen;              /* full payload length */
+} keel_claim_t;
+
+/*
+ * Claim the earliest due timer of partitions parts[0..nparts) (all
+ * partitions when nparts is 0) under a lease of lease_ms (1 to
+ * KEEL_TIMER_LEASE_MAX).  If none is due, wait up to timeout_ms for one
+ * (0: do not wait; -1: no limit).  The payload goes to buf as in keel_get
+ * (min(cap, plen) bytes; c->plen says the full length).
+ * Errors: TIMEOUT (nothing due), NAME, INVAL, READONLY, LIMIT.
+ */
+int keel_timer_claim(keel_t *h, const char *const *parts, size_t nparts, uint32_t lease_ms,
+		     int timeout_ms, keel_claim_t *c, void *buf, size_t cap);
+/* Ack: delete the claimed timer in a commit of its own.  Errors: STATE (the
+ * claim is no longer held: its lease ran out, or the timer was set, cancelled
+ * or claimed again since; nothing changed). */
+int keel_timer_ack(keel_t *h, const keel_claim_t *c);
+/* Ack inside a transaction: at commit, the transaction fails with
+ * KEEL_E_STATE and applies nothing unless the claim is still held.  A
+ * keel_txn_timer_set of the same timer after it in the transaction makes the
+ * step "ack and schedule the next one". */
+int keel_txn_timer_ack(keel_txn_t *t, const keel_claim_t *c);
+/* Renew the lease to lease_ms from now.  Errors: STATE (not held). */
+int keel_timer_extend(keel_t *h, const keel_claim_t *c, uint32_t lease_ms);
+/* Hand the timer back: due again at once (due_ms 0), or at due_ms (a
+ * journaled reschedule that keeps the delivery count).  Errors: STATE. */
+int keel_timer_release(keel_t *h, const keel_claim_t *c, uint64_t due_ms);
+/*
+ * Block until a timer of the given partitions (all when nparts is 0) is due,
+ * or timeout_ms passes (-1: no limit).  Returns 0 when one is due (another
+ * process may claim it first), KEEL_E_TIMEOUT otherwise.  It sleeps on a
+ * futex: it wakes when a timer falls due, early when any process sets an
+ * earlier timer or a claim is lost, and does not poll.
+ */
+int keel_timer_wait(keel_t *h, const char *const *parts, size_t nparts, int timeout_ms);
+
+/* A timer as listed. */
+typedef struct keel_timer_info {
+	const char *part;
+	const void *key;
+	size_t klen;
+	uint64_t due_ms;
+	unsigned state;           /* one enum keel_timer_state bit */
+	uint32_t deliveries;      /* claims so far */
+	pid_t holder;             /* CLAIMED: the holder's pid */
+	int64_t lease_left_ms;    /* CLAIMED: lease time left (< 0: ran out) */
+	const void *payload;
+	size_t plen;
+} keel_timer_info_t;
+typedef int (*keel_timer_fn)(void *ctx, const keel_timer_info_t *t);
+/*
+ * List timers of partition `part` (NULL: all) whose state is in `states`
+ * (a mask of enum keel_timer_state), by partition and then by due time.
+ * The pointers are valid during the call.  Callbacks return 0 to go on,
+ * > 0 to stop (the call returns 0), < 0 to stop and return it.
+ */
+int keel_timers(keel_t *h, const char *part, unsigned states, keel_timer_fn fn, void *ctx);
+/* One timer, by name.  Errors: NOTFOUND. */
+int keel_timer_get(keel_t *h, const char *part, const void *key, size_t klen, keel_timer_info_t *info,
+		   void *buf, size_t cap);
+
+/* Dead letters: put one back as pending at due_ms (0: now), with its
+ * delivery count reset; or delete it.  Errors: NOTFOUND, STATE (not dead). */
+int keel_timer_requeue(keel_t *h, const char *part, const void *key, size_t klen, uint64_t due_ms);
+int keel_timer_drop(keel_t *h, const char *part, const void *key, size_t klen);
+
+typedef struct keel_timer_stat {
+	uint64_t pending, claimed, dead;
+	uint64_t next_due_ms;     /* earliest pending due time (0: none) */
+	uint64_t claims;          /* claims handed out since the arena was made */
+	uint64_t redelivered;     /* claims lost to a dead holder or a lease */
+	uint64_t dead_lettered;
+} keel_timer_stat_t;
+int keel_timer_stat(keel_t *h, keel_timer_stat_t *st);
+
+/* ---- crash testing -------------------------------------------------------------
+ * For testing a worker's own crash recovery: make this process die by
+ * SIGKILL, as kill -9 would, when it reaches the named point in the commit
+ * path for the nth time (1 = the first).  Points:
+ *   commit.reserved      ring space and LSN taken, nothing written
+ *   commit.complete      record complete, nothing applied
+ *   commit.mid_apply     first partition applied, the rest not
+ *   commit.applied       applied, not yet visible
+ *   commit.visible       visible, locks still held
+ *   commit.done          locks released, durability not yet waited for
+ *   flush.written        journal written, not yet synced
+ *   flush.synced         journal synced, durable LSN not yet advanced
+ *   checkpoint.written   checkpoint file written, not yet installed
+ * The environment variable KEEL_CRASH_AT="point" or "point:nth", read by
+ * keel_open, does the same without code changes.  point NULL disarms.
+ * Errors: INVAL (unknown point or nth 0).
+ */
+int keel_crash_at(const char *point, uint32_t nth);
 
 /* ---- inspection (keel-dump) -------------------------------------------------
  * Read-only views of a store for inspection tools.  The arena views read the

@@ -13,6 +13,8 @@
 
 #include "lib/internal.h"
 
+const char keel_timer_part[] = "~timers";
+
 uint64_t key_hash(const void *key, size_t klen)
 {
 	return XXH3_64bits(key, klen);
@@ -189,6 +191,22 @@ int part_find_or_create(keel_t *h, const char *name, struct part **out)
 	return rc;
 }
 
+int part_timers(keel_t *h, int create, struct part **out)
+{
+	int rc;
+
+	if ((*out = lookup(h, TIMER_PART, TIMER_PART_LEN)) || !create)
+		return 0;
+	if (h->readonly)
+		return shm_err(KEEL_E_READONLY, "store opened read-only");
+	if ((rc = dir_lock(h)))
+		return rc;
+	if (!(*out = lookup(h, TIMER_PART, TIMER_PART_LEN)))
+		rc = part_init_at(h, h->root->nparts, TIMER_PART, TIMER_PART_LEN, out);
+	shm_lock_release(&h->root->dir_lock);
+	return rc;
+}
+
 int part_create_id(keel_t *h, uint32_t id, const char *name, size_t len)
 {
 	struct part *p = part_by_id(h, id);
@@ -199,7 +217,9 @@ int part_create_id(keel_t *h, uint32_t id, const char *name, size_t len)
 		return shm_err(KEEL_E_CORRUPT, "partition %u: name of %zu bytes", id, len);
 	memcpy(buf, name, len);
 	buf[len] = 0;
-	if (part_name_check(buf, &l2) || l2 != len)
+	if (len == TIMER_PART_LEN && memcmp(buf, TIMER_PART, len) == 0)
+		l2 = len;   /* the internal timer partition */
+	else if (part_name_check(buf, &l2) || l2 != len)
 		return shm_err(KEEL_E_CORRUPT, "partition %u: bad name \"%.*s\"", id, (int)len, name);
 	if (p && p->ready) {
 		if (p->name_len != len || memcmp(p->name, name, len) != 0)

@@ -422,7 +422,7 @@ int keel_partitions(keel_t *h, keel_partition_fn fn, void *ctx)
 	uint32_t n = shm_load32_acq(&h->root->nparts);
 	for (uint32_t i = 0; i < n && i < SHM_PARTS_MAX; i++) {
 		struct part *p = part_by_id(h, i);
-		if (!p || !p->ready || p->name_len > KEEL_PARTITION_NAME_MAX)
+		if (!p || !p->ready || p->name_len > KEEL_PARTITION_NAME_MAX || part_is_timers(p))
 			continue;
 		char name[KEEL_PARTITION_NAME_MAX + 1];
 		memcpy(name, p->name, p->name_len);

@@ -233,14 +233,31 @@ static int repair_marker(keel_t *h, struct part *p)
 	return 0;
 }
 
+int part_sweep(keel_t *h, struct part *p)
+{
+	return sweep_part(h, p);
+}
+
 int part_repair(keel_t *h, struct part *p)
 {
+	struct timer_salvage *sv = NULL;
 	int rc;
 	shm_faa(&h->root->repairs, 1);
-	if ((rc = sweep_part(h, p)))
-		return rc;
-	table_fix_firsts(h, p);
-	return repair_marker(h, p);
+	if (part_is_timers(p)) {
+		/* The timer index is derived state: read the claims it still
+		 * holds, let the sweep take its blocks, build it again. */
+		sv = timer_salvage(h, p);
+		timer_reset(h);
+	}
+	if ((rc = sweep_part(h, p)) == 0) {
+		table_fix_firsts(h, p);
+		rc = repair_marker(h, p);
+	}
+	if (part_is_timers(p) && rc == 0)
+		timer_build(h, p, sv);
+	else
+		timer_salvage_free(sv);
+	return rc;
 }
 
 /* ---- the audit ------------------------------------------------------------------------------------- */
@@ -264,6 +281,11 @@ static void report(struct audit *au, const char *where, const char *fmt, ...)
 	au->problems++;
 	if (au->fn)
 		au->fn(au->ctx, where, what);
+}
+
+static void audit_note(void *ctx, const char *what)
+{
+	report(ctx, "timer index", "%s", what);
 }
 
 static void audit_part(struct audit *au, struct part *p, int repair)
@@ -382,6 +404,8 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 			}
 		}
 	}
+	if (part_is_timers(p))
+		timer_audit(h, p, sw, audit_note, au);
 	shm_sweep_end(sw, 0, &res);
 	if (res.blocks_leaked)
 		report(au, where, "%llu blocks (%llu bytes) are allocated but unreachable (leaked)",
@@ -475,6 +499,8 @@ int keel_reclaim(keel_t *h)
 		return rc;
 	int reaped = shm_reap(&h->a, NULL, NULL);
 	reap_locks(h);
+	if (!h->readonly)
+		timer_reap(h);   /* claims of dead holders are due again at once */
 	store_trim(h);
 	store_trim(h);   /* tombstones unlinked in the first wait one generation */
 	return reaped;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "lib/crashpoint.h"
 #include "lib/internal.h"
 #include "lib/jio.h"
 
@@ -89,6 +90,7 @@ void keel_options_init(keel_options_t *opt)
 	opt->arena_bytes_max = SHM_ARENA_BYTES_DEFAULT;
 	opt->ring_bytes = SHM_RING_BYTES_DEFAULT;
 	opt->async_window_ms = 10;
+	opt->timer_max_deliveries = 10;
 }
 
 static uint64_t store_layout_sig(void)
@@ -242,6 +244,8 @@ int keel_open_io(const char *dir, const keel_options_t *opt, struct jio *io, kee
 	if (!dir[0])
 		return shm_err(KEEL_E_INVAL, "keel_open: the store directory is an empty string");
 	*out = NULL;
+	if ((rc = crash_env_arm()))   /* KEEL_CRASH_AT, once per process */
+		return rc;
 	if (!opt) {
 		keel_options_init(&d);
 		opt = &d;
@@ -383,6 +387,7 @@ again:
 	if ((rc = shm_proc_claim(&h->a, &h->proc)))
 		goto fail;
 	shm_reap(&h->a, NULL, NULL);
+	h->timer_max_deliveries = opt && opt->timer_max_deliveries ? opt->timer_max_deliveries : 10;
 	if ((rc = durable_open(h, opt, created)))
 		goto fail_proc;
 	*out = h;
@@ -446,7 +451,7 @@ int keel_stat(keel_t *h, keel_stat_t *st)
 	if ((rc = shm_page_stat(&h->a, &ps)))
 		return rc;
 	uint64_t used = hd->heap_off + ps.pages_meta * SHM_PAGE_BYTES, slab = 0;
-	uint32_t n = shm_load32_acq(&h->root->nparts);
+	uint32_t n = shm_load32_acq(&h->root->nparts), internal = 0;
 	for (uint32_t i = 0; i < n && i < SHM_PARTS_MAX; i++) {
 		struct part *p = part_by_id(h, i);
 		if (!p)
@@ -455,7 +460,10 @@ int keel_stat(keel_t *h, keel_stat_t *st)
 			return rc;
 		used += p->heap.used_bytes;
 		slab += p->heap.pages * SHM_PAGE_BYTES;
-		st->keys += p->count;
+		if (!part_is_timers(p))
+			st->keys += p->count;
+		else
+			internal++;   /* the timers' own partition is not a user's */
 		for (uint64_t off = p->retire_head, k = 0; off && k < p->retire_count + 1; k++) {
 			struct node *nd = shm_ptr(&h->a, off, sizeof(struct node));
 			if (!nd)
@@ -468,7 +476,7 @@ int keel_stat(keel_t *h, keel_stat_t *st)
 	st->arena_bytes_used = used;
 	st->arena_bytes_free = ps.pages_free * SHM_PAGE_BYTES + (slab > used ? 0 : 0) +
 			       (hd->arena_bytes_max - hd->galloc.bump);
-	st->partitions = n;
+	st->partitions = n - internal;
 	for (uint32_t i = 0; i < shm_load32(&hd->procs_hi) && i < SHM_PROCS_MAX; i++)
 		st->processes += shm_proc_live(&h->a, i, NULL);
 	st->next_lsn = next_lsn(h->root);
