@@ -64,7 +64,7 @@ struct keel_txn {
 	int durability;
 	int err;                 /* sticky error of a failed op */
 	uint32_t nparts;
-	struct txn_part parts[KEEL_TXN_PARTITIONS_MAX];
+	struct txn_part parts[REC_PARTS_MAX];
 	struct txn_op *ops;
 	uint32_t nops, cap;
 	uint8_t *buf;
@@ -150,6 +150,14 @@ static int txn_ok(struct keel_txn *t)
 	return handle_ok(t->h);
 }
 
+static int has_internal(const struct keel_txn *t)
+{
+	for (uint32_t i = 0; i < t->nparts; i++)
+		if (t->parts[i].internal)
+			return 1;
+	return 0;
+}
+
 static int txn_part_index(struct keel_txn *t, const char *name, uint16_t *idx)
 {
 	size_t len;
@@ -166,7 +174,8 @@ static int txn_part_index(struct keel_txn *t, const char *name, uint16_t *idx)
 			return 0;
 		}
 	}
-	if (t->nparts >= KEEL_TXN_PARTITIONS_MAX)
+	/* The timers' own partition comes on top of the user's limit. */
+	if (t->nparts >= KEEL_TXN_PARTITIONS_MAX + (internal || has_internal(t)))
 		return shm_err(KEEL_E_LIMIT, "a transaction touches at most %u partitions; \"%s\" would be one more",
 			       KEEL_TXN_PARTITIONS_MAX, name);
 	struct txn_part *tp = &t->parts[t->nparts];
@@ -582,7 +591,7 @@ void help_record(keel_t *h, struct rec *r, int try_only)
 	/* COMPLETE: take each of its partitions; taking a lock from the dead
 	 * owner redoes that partition's part (repair.c). */
 	const uint32_t *ids = (const uint32_t *)r->body;
-	uint32_t n = r->nparts <= KEEL_TXN_PARTITIONS_MAX ? r->nparts : 0;
+	uint32_t n = r->nparts <= REC_PARTS_MAX ? r->nparts : 0;
 	int all_clear = 1;
 	for (uint32_t i = 0; i < n; i++) {
 		struct part *p = part_by_id(h, ids[i]);
@@ -777,14 +786,14 @@ int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *p
 
 struct commit {
 	struct keel_txn *t;
-	uint32_t order[KEEL_TXN_PARTITIONS_MAX];   /* txn part indices in id order */
+	uint32_t order[REC_PARTS_MAX];   /* txn part indices in id order */
 	uint32_t nlocked;
 	uint64_t *prealloc;
 	size_t nprealloc, capprealloc;
 	uint64_t prealloc_heap[64];
 	struct part *prealloc_owner[64];
 	struct part **owners;
-	struct link_hint hint[KEEL_TXN_PARTITIONS_MAX];   /* by txn partition index */
+	struct link_hint hint[REC_PARTS_MAX];   /* by txn partition index */
 };
 
 static int prealloc_push(struct commit *c, struct part *p, uint64_t bytes, int reserve_ok)

@@ -92,6 +92,8 @@ static void crash_disarm(void)
 
 static void crash_arm(uint32_t cp, uint32_t nth)
 {
+	SHM_ASSERT(cp > CP_NONE && cp < CP_COUNT);
+	SHM_ASSERT(nth > 0);
 	crash_disarm();   /* no point fires on a half-written arming */
 	__atomic_store_n(&crash_left, nth, __ATOMIC_RELAXED);
 	__atomic_store_n(&crash_nth, nth, __ATOMIC_RELAXED);
@@ -182,6 +184,7 @@ static void crash_die(uint32_t cp, uint32_t nth)
 
 void crash_reached(uint32_t cp)
 {
+	SHM_ASSERT(cp > CP_NONE && cp < CP_COUNT);
 	if (__atomic_load_n(&crash_armed, __ATOMIC_ACQUIRE) != cp)   /* A1: pairs with R1 */
 		return;   /* disarmed or re-armed since the point looked */
 	if (__atomic_load_n(&crash_pid, __ATOMIC_RELAXED) != getpid()) {

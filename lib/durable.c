@@ -484,14 +484,20 @@ int durable_after_commit(keel_t *h, uint64_t lsn, int durability)
  * and writes checkpoints as the journal grows, off the committers' path. */
 #define MAINT_PERIOD_MS_MAX 100u
 
+#define MAINT_SLICE_MS 20u
+
 static void *maint_main(void *arg)
 {
 	keel_t *h = arg;
 	uint32_t period = h->durability == KEEL_DURABILITY_SYNC ? MAINT_PERIOD_MS_MAX : h->async_window_ms;
 
 	while (!h->async_stop) {
-		struct timespec ts = { period / 1000, (long)(period % 1000) * 1000000l };
-		nanosleep(&ts, NULL);
+		/* Sleep the period in slices, so that close never waits long. */
+		for (uint32_t slept = 0; slept < period && !h->async_stop; slept += MAINT_SLICE_MS) {
+			uint32_t ms = period - slept < MAINT_SLICE_MS ? period - slept : MAINT_SLICE_MS;
+			struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000l };
+			nanosleep(&ts, NULL);
+		}
 		if (h->async_stop || h->root->failed)
 			continue;
 		if (next_lsn(h->root) - 1 > shm_load_acq(&h->root->durable_lsn))
@@ -576,7 +582,7 @@ static int replay_record(void *ctx, uint64_t lsn, const void *payload, size_t le
 	if (r->state == REC_VOID || r->nops == 0)
 		return 0;
 	uint64_t sum = XXH3_64bits(r->body, len - sizeof(*r));
-	if (sum != r->checksum || r->nparts > KEEL_TXN_PARTITIONS_MAX)
+	if (sum != r->checksum || r->nparts > REC_PARTS_MAX)
 		return shm_err(KEEL_E_CORRUPT, "journal record LSN %llu: commit checksum %016llx, expected %016llx",
 			       (unsigned long long)lsn, (unsigned long long)sum, (unsigned long long)r->checksum);
 	/* Partitions first created by this commit. */

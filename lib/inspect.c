@@ -610,10 +610,10 @@ static int decode_record(uint64_t lsn, const void *payload, size_t len, keel_jou
 	/* Partition ids, then ops; every length checked against the payload. */
 	const uint8_t *cur = base + sizeof(r), *end = base + len;
 	uint32_t np = r.nparts;
-	if (np > KEEL_TXN_PARTITIONS_MAX || (uint64_t)np * 4 > (uint64_t)(end - cur)) {
+	if (np > REC_PARTS_MAX || (uint64_t)np * 4 > (uint64_t)(end - cur)) {
 		if (out.valid)
 			snprintf(out.problem, sizeof(out.problem), "%u partitions (at most %u)", np,
-				 KEEL_TXN_PARTITIONS_MAX);
+				 REC_PARTS_MAX);
 		out.valid = 0;
 		return fn(ctx, &out);
 	}

@@ -279,6 +279,7 @@ static inline void node_fill(struct node *n, uint64_t lsn, uint64_t version, uin
 /* ---- commit records --------------------------------------------------------------------------- */
 #define REC_MAGIC 0x4345524bu   /* "KREC" */
 #define REC_ALIGN 64u
+#define REC_PARTS_MAX (KEEL_TXN_PARTITIONS_MAX + 1)   /* the user's, and the timers' own */
 enum rec_state { REC_RESERVED = 1, REC_COMPLETE = 2, REC_APPLIED = 3, REC_VOID = 4, REC_PAD = 5 };
 enum rec_op_type { OP_PUT = 1, OP_DEL = 2, OP_CLEAR = 3, OP_CREATE = 4 };
 

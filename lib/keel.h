@@ -346,7 +346,9 @@ int keel_arena_path(const char *dir, const keel_options_t *opt, char *buf, size_
  *
  * - Set is an upsert (it reschedules atomically and resets the delivery
  *   count); cancel deletes.  Both exist as single calls and inside any
- *   transaction, together with key-value writes.
+ *   transaction, together with key-value writes.  Timer operations do not
+ *   count against KEEL_TXN_PARTITIONS_MAX (they share one internal
+ *   partition, which takes one more lock).
  * - Claim hands the caller the earliest due timer (of all partitions, or of
  *   a given set) under a lease.  While the claim holds, no other claimer gets
  *   that timer.  Claims live in the arena only and are not journaled.
@@ -426,7 +428,12 @@ int keel_timer_ack(keel_t *h, const keel_claim_t *c);
  * keel_txn_timer_set of the same timer after it in the transaction makes the
  * step "ack and schedule the next one". */
 int keel_txn_timer_ack(keel_txn_t *t, const keel_claim_t *c);
-/* Renew the lease to lease_ms from now.  Errors: STATE (not held). */
+/* Renew the lease to lease_ms from now; the caller becomes the holder (the
+ * process whose death ends the claim).  Errors: STATE (not held).
+ * Note: claim, wait, extend, release, keel_timers, keel_timer_get and
+ * keel_timer_stat on a writable handle first re-arm lost claims (holder dead,
+ * or lease run out), so what they report is current; keel_reclaim does it
+ * at once for every dead holder. */
 int keel_timer_extend(keel_t *h, const keel_claim_t *c, uint32_t lease_ms);
 /* Hand the timer back: due again at once (due_ms 0), or at due_ms (a
  * journaled reschedule that keeps the delivery count).  Errors: STATE. */
@@ -489,7 +496,7 @@ int keel_timer_stat(keel_t *h, keel_timer_stat_t *st);
  *   commit.applied       applied, not yet visible
  *   commit.visible       visible, locks still held
  *   commit.done          locks released, durability not yet waited for
- *   flush.written        journal written, not yet synced
+ *   flush.written        records handed to the journal writer, not yet written
  *   flush.synced         journal synced, durable LSN not yet advanced
  *   checkpoint.written   checkpoint file written, not yet installed
  * The environment variable KEEL_CRASH_AT="point" or "point:nth", read by
@@ -712,7 +719,7 @@ typedef struct keel_journal_record {
 	uint64_t mtime_ns;
 	uint64_t bytes;              /* payload bytes */
 	uint32_t nparts;
-	uint32_t parts[KEEL_TXN_PARTITIONS_MAX];
+	uint32_t parts[KEEL_TXN_PARTITIONS_MAX + 1];   /* + the timers' own partition */
 	uint32_t nops;               /* operations the header announces */
 	uint32_t nops_decoded;       /* entries in ops */
 	const keel_journal_op_t *ops;

@@ -182,7 +182,7 @@ static int rec_check(keel_t *h, struct part *p, struct rec *r, uint64_t lsn)
 {
 	uint64_t rb = h->a.hdr->ring_bytes;
 	if (r->magic != REC_MAGIC || r->lsn != lsn || r->len < sizeof(struct rec) || r->len > rb ||
-	    r->len % REC_ALIGN || r->nparts > KEEL_TXN_PARTITIONS_MAX)
+	    r->len % REC_ALIGN || r->nparts > REC_PARTS_MAX)
 		return shm_err(KEEL_E_CORRUPT, "partition \"%s\": its applying marker names LSN %llu, but the ring record there has magic %08x LSN %llu length %u",
 			       p->name, (unsigned long long)lsn, r->magic, (unsigned long long)r->lsn, r->len);
 	return 0;

@@ -835,6 +835,8 @@ static int claim_ok(keel_t *h, const struct tent *t, uint64_t token)
 
 int timer_check_cond(keel_t *h, const struct node *ex, int tcond, uint64_t token)
 {
+	if ((!ex || (ex->flags & NODE_TOMB)) && tcond == TCOND_DEAD)
+		return shm_err(KEEL_E_NOTFOUND, "no such timer; nothing was applied");
 	if (!ex || (ex->flags & NODE_TOMB))
 		return shm_err(KEEL_E_STATE, "the timer does not exist (cancelled, acked or never set); nothing was applied");
 	uint64_t te = timer_tent_of(h, ex);
@@ -1120,6 +1122,8 @@ static int claim_once(keel_t *h, const char *const *parts, size_t nparts, uint32
 		}
 		lost_claims(h, p, 0);
 		uint64_t te = pick(h, parts, nparts);
+		if ((!te || TENT(te)->due_ms > keel_now_ms()) && tr->claimed && lost_claims(h, p, 1))
+			te = pick(h, parts, nparts);   /* nothing due: are claims held by the dead? */
 		if (!te || TENT(te)->due_ms > keel_now_ms() || tbroken) {
 			*seq = shm_load32(&tr->wake);
 			*ns = sleep_ns(h, te);
@@ -1218,6 +1222,9 @@ int keel_timer_wait(keel_t *h, const char *const *parts, size_t nparts, int time
 			if (!h->readonly)
 				lost_claims(h, p, 0);
 			uint64_t te = pick(h, parts, nparts);
+			if ((!te || TENT(te)->due_ms > keel_now_ms()) && !h->readonly && TR(h)->claimed &&
+			    lost_claims(h, p, 1))
+				te = pick(h, parts, nparts);
 			if (te && TENT(te)->due_ms <= keel_now_ms() && !tbroken) {
 				tunlock(h, p);
 				return 0;
@@ -1282,7 +1289,9 @@ static int claimed_locked(keel_t *h, const keel_claim_t *c, struct part **pp, ui
 		return rc;
 	if (!*pp)
 		return shm_err(KEEL_E_STATE, "the store has no timers; the claim is not held");
-	lost_claims(h, *pp, 0);
+	/* No lost_claims() first: the token is the capability, and a claim
+	 * made by a process that has since exited (a CLI) stays good until
+	 * someone re-arms it, as it does for an ack. */
 	*tep = find(h, *pp, ek, eklen, np);
 	if (!*tep) {
 		tunlock(h, *pp);
@@ -1308,6 +1317,8 @@ int keel_timer_extend(keel_t *h, const keel_claim_t *c, uint32_t lease_ms)
 		return rc;
 	struct tent *t = TENT(te);
 	t->lease_end_ns = shm_mono_ns() + (uint64_t)lease_ms * 1000000ull;
+	t->holder_pid = h->pid;   /* whoever extends holds it now */
+	t->holder_start = my_start(h);
 	sift_down(h, &TR(h)->lease, HK_LEASE, t->pos);
 	sift_up(h, &TR(h)->lease, HK_LEASE, t->pos);
 	tunlock(h, p);

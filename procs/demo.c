@@ -1,5 +1,5 @@
 /*
- * keel-demo - several worker processes share one Keel store; one is killed
+ * keel-bank-demo - several worker processes share one Keel store; one is killed
  * with SIGKILL in the middle of its work, and the others carry on.
  *
  * Workers move money between accounts kept in several partitions, each
@@ -46,7 +46,7 @@ static void acct_name(unsigned a, char *part, char *key)
 
 static void die(const char *what, int rc)
 {
-	fprintf(stderr, "keel-demo: %s: %s (%s)\n", what, keel_strerror(rc), keel_errmsg());
+	fprintf(stderr, "keel-bank-demo: %s: %s (%s)\n", what, keel_strerror(rc), keel_errmsg());
 	exit(3);
 }
 
@@ -148,7 +148,7 @@ int main(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("usage: keel-demo [--workers N] [--seconds S]\n\n"
+			printf("usage: keel-bank-demo [--workers N] [--seconds S]\n\n"
 			       "N worker processes (default 4, at most %d) transfer money between accounts in\n"
 			       "%d partitions of one memory-mode Keel store while a reader checks the total.\n"
 			       "Halfway, one worker is killed with SIGKILL and replaced.  Exit status: 0 if\n"
@@ -160,18 +160,18 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
 			seconds = (unsigned)atoi(argv[++i]);
 		} else {
-			fprintf(stderr, "keel-demo: unknown argument %s (try --help)\n", argv[i]);
+			fprintf(stderr, "keel-bank-demo: unknown argument %s (try --help)\n", argv[i]);
 			return 2;
 		}
 	}
 	if (workers < 2 || workers > WORKERS_MAX - 1 || seconds < 1 || seconds > 3600) {
-		fprintf(stderr, "keel-demo: --workers 2..%d, --seconds 1..3600\n", WORKERS_MAX - 1);
+		fprintf(stderr, "keel-bank-demo: --workers 2..%d, --seconds 1..3600\n", WORKERS_MAX - 1);
 		return 2;
 	}
 	keel_options_init(&opt);
 	opt.durability = KEEL_DURABILITY_MEMORY;
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	snprintf(dir, sizeof(dir), "/tmp/keel-demo.%d", (int)getpid());
+	snprintf(dir, sizeof(dir), "/tmp/keel-bank-demo.%d", (int)getpid());
 	if ((rc = keel_open(dir, &opt, &h)))
 		die("open", rc);
 	for (unsigned a = 0; a < ACCOUNTS; a++) {
@@ -181,27 +181,27 @@ int main(int argc, char **argv)
 		if ((rc = keel_put(h, p, k, strlen(k), &v, sizeof(v), NULL)))
 			die("put", rc);
 	}
-	printf("keel-demo: store %s, %u accounts in %u partitions, total %d\n", dir, ACCOUNTS, PARTS,
+	printf("keel-bank-demo: store %s, %u accounts in %u partitions, total %d\n", dir, ACCOUNTS, PARTS,
 	       ACCOUNTS * START_BALANCE);
 	pid_t pids[WORKERS_MAX + 1];
 	for (unsigned w = 0; w < workers; w++)
 		pids[w] = spawn(worker, w);
 	pid_t rd = spawn(reader_fn, 0);
-	printf("keel-demo: %u workers and 1 reader running for %u s\n", workers, seconds);
+	printf("keel-bank-demo: %u workers and 1 reader running for %u s\n", workers, seconds);
 	usleep(seconds * 500000u);
 	uint64_t before = 0, after = 0;
 	kill(pids[0], SIGKILL);
 	waitpid(pids[0], NULL, 0);
-	printf("keel-demo: killed worker 1 (pid %d) with SIGKILL after %" PRIu64 " transfers\n",
+	printf("keel-bank-demo: killed worker 1 (pid %d) with SIGKILL after %" PRIu64 " transfers\n",
 	       (int)pids[0], sh->transfers[0]);
 	for (unsigned w = 1; w < workers; w++)
 		before += sh->transfers[w];
 	usleep(100000);
 	for (unsigned w = 1; w < workers; w++)
 		after += sh->transfers[w];
-	printf("keel-demo: the other workers committed %" PRIu64 " transfers in the next 100 ms\n", after - before);
+	printf("keel-bank-demo: the other workers committed %" PRIu64 " transfers in the next 100 ms\n", after - before);
 	pids[workers] = spawn(worker, workers);
-	printf("keel-demo: started a replacement worker (pid %d)\n", (int)pids[workers]);
+	printf("keel-bank-demo: started a replacement worker (pid %d)\n", (int)pids[workers]);
 	usleep(seconds * 500000u);
 	sh->stop = 1;
 	for (unsigned w = 1; w <= workers; w++)
@@ -221,7 +221,7 @@ int main(int argc, char **argv)
 	int reaped = keel_reclaim(h);
 	rc = keel_check(h, 0, report, NULL);
 	int ok = total == (int64_t)ACCOUNTS * START_BALANCE && sh->bad_sums == 0 && rc == 0 && after > before;
-	printf("\nkeel-demo report\n");
+	printf("\nkeel-bank-demo report\n");
 	printf("  transfers committed   %" PRIu64 " (%.0f per second)\n", total_tx, total_tx / (double)seconds);
 	printf("  reader totals checked %" PRIu64 ", wrong: %" PRIu64 "\n", sh->sums, sh->bad_sums);
 	printf("  final total           %" PRId64 " (expected %d)\n", total, ACCOUNTS * START_BALANCE);

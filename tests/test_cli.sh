@@ -1,7 +1,10 @@
 #!/bin/bash
 # test_cli.sh - the keel CLI, run for real: every command's exit statuses,
 # bad input, and the export/import round trip, including binary keys and
-# values, damaged dumps and a power loss under a working process.
+# values, damaged dumps and a power loss under a working process; the timer
+# commands: every due-time form against date(1), bad input that must change
+# nothing, claim/ack/extend/release by token, --ack, a waiting claim that
+# must not return early, dead letters, and timers across a power loss.
 #
 #   test_cli.sh KEEL CLI_WORKER [SEED]
 #
@@ -382,6 +385,248 @@ expect 0 "$KEEL" destroy "$X3"
 [ -e "$X3" ] || [ -e "$arena" ] && fail "destroy of a memory store left something" || ok
 expect 5 "$KEEL" destroy "$T/no-such-store"
 expect 2 "$KEEL" destroy
+
+# ---- timers -----------------------------------------------------------------------------
+echo "== timer: help"
+expect 0 "$KEEL" timer --help
+for sub in set cancel ls claim ack extend release stat "dead ls" "dead requeue" "dead drop"; do
+	has "$T/out" "    $sub "
+done
+# shellcheck disable=SC2086  # "dead ls" is two words on purpose
+for sub in set cancel ls claim ack extend release stat "dead ls" "dead requeue" "dead drop"; do
+	expect 0 "$KEEL" timer $sub --help
+	for section in NAME SYNOPSIS DESCRIPTION "EXIT STATUS" EXAMPLES; do
+		has "$T/out" "$section"
+	done
+done
+expect 0 "$KEEL" timer dead --help
+has "$T/out" "requeue"
+expect 0 "$KEEL" help timer claim
+has "$T/out" "CAVEAT"
+expect 0 "$KEEL" --help
+has "$T/out" "timer claim"
+expect 2 "$KEEL" timer
+expect 2 "$KEEL" timer bogus "$T/x"
+has "$T/err" "unknown subcommand 'bogus'"
+expect 2 "$KEEL" timer dead
+expect 2 "$KEEL" timer dead bogus "$T/x"
+
+# tl STORE [PARTITION]: `timer ls --json` into $T/tl.json.
+tl() { "$KEEL" timer ls --json "$@" >"$T/tl.json" 2>"$T/err" || fail "timer ls $*: $(head -3 "$T/err")"; }
+# tfield KEY FIELD: FIELD of timer KEY in $T/tl.json ("absent" when not listed).
+tfield() {
+	python3 -c 'import json,sys
+t=[x for x in json.load(open(sys.argv[1]))["timers"] if x["key_hex"]==sys.argv[2].encode().hex()]
+print(t[0][sys.argv[3]] if t else "absent")' "$T/tl.json" "$1" "$2"
+}
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+gt() { [[ "$1" =~ ^-?[0-9]+$ ]] && [ "$1" -gt "$2" ]; }   # A > B, A a number
+ms_of() { echo $(( $(date -u -d "$1" +%s) * 1000 + ${2:-0} )); }
+
+echo "== timer: bad input changes nothing"
+newstore TM timers
+for due in '' abc now+1 +5 +5x +-5s 2027-02-29T00:00:00Z 2026-11-22T10:00:00 2026-11-22T24:00:00Z \
+	2026-13-01T00:00:00Z 2026-11-22T10:00:00.Z 10000-01-01T00:00:00Z 253402300800000 \
+	9999-12-31T23:59:59.999-00:01 1969-12-31T23:59:59Z +99999999999999999d; do
+	expect 2 "$KEEL" --memory timer set "$TM" p k "$due" payload
+	has "$T/err" "DUE"
+done
+[ -e "$TM" ] && fail "a refused timer set created the store" || ok
+expect 0 "$KEEL" --memory timer set "$TM" p first 1000 one
+if [ "$HAVE_PY" = 1 ]; then
+	tl "$TM"; cp "$T/tl.json" "$T/tl.before"
+	head -c 65537 /dev/zero | tr '\0' x >"$T/big"
+	head -c 65536 /dev/zero | tr '\0' y >"$T/full"
+	expect 2 "$KEEL" timer set "$TM" p k 'not a time' x
+	expect 8 "$KEEL" timer set "$TM" p k now "$(cat "$T/big")"
+	has "$T/err" "KEEL_E_VALSIZE"
+	expect 8 "$KEEL" timer set "$TM" p k now - <"$T/big"
+	expect 8 "$KEEL" timer set "$TM" p k now --payload-file "$T/big"
+	expect 3 "$KEEL" timer set "$TM" p k now --payload-file "$T/no-such-file"
+	expect 2 "$KEEL" timer set "$TM" p k now x --payload-file "$T/full"
+	expect 7 "$KEEL" timer set "$TM" p "$(head -c 513 /dev/zero | tr '\0' k)" now
+	expect 9 "$KEEL" timer set "$TM" 'bad name' k now
+	expect 2 "$KEEL" --hex timer set "$TM" p 0g now
+	expect 2 "$KEEL" timer set "$TM" p k now --state dead         # option of another command
+	expect 2 "$KEEL" timer claim "$TM" --lease 0s
+	expect 2 "$KEEL" timer claim "$TM" --lease 2d                  # over one day
+	expect 2 "$KEEL" timer claim "$TM" --lease 30                  # a unit is needed
+	expect 2 "$KEEL" timer claim "$TM" --timeout soon
+	expect 2 "$KEEL" timer ack "$TM" p first                       # --token missing
+	expect 2 "$KEEL" timer ack "$TM" p first --token 12x
+	expect 2 "$KEEL" timer ack "$TM" p first --token 18446744073709551616
+	expect 27 "$KEEL" timer ack "$TM" p first --token 1            # not claimed: not held
+	expect 27 "$KEEL" timer extend "$TM" p first --token 1
+	expect 2 "$KEEL" timer release "$TM" p first --token 1 --due never
+	expect 2 "$KEEL" timer dead requeue "$TM" p first --due 2026-02-30T00:00:00Z
+	expect 27 "$KEEL" timer dead requeue "$TM" p first              # pending, not dead
+	expect 27 "$KEEL" timer dead drop "$TM" p first
+	expect 2 "$KEEL" timer ls "$TM" --state sleeping
+	tl "$TM"
+	cmp -s "$T/tl.before" "$T/tl.json" && ok || fail "bad input changed the timers: $(diff "$T/tl.before" "$T/tl.json" | head -5)"
+	expect 0 "$KEEL" timer set "$TM" p full now --payload-file "$T/full"   # exactly the limit
+	expect 0 "$KEEL" timer cancel "$TM" p full
+fi
+
+echo "== timer: due times"
+b=$(now_ms)
+expect 0 "$KEEL" timer set "$TM" p rel +5s x
+a=$(now_ms)
+expect 0 "$KEEL" timer set "$TM" p rel2 +2m x
+expect 0 "$KEEL" timer set "$TM" p iso 2030-06-01T12:00:00Z x
+expect 0 "$KEEL" timer set "$TM" p frac 2030-06-01T12:00:00.25Z x
+expect 0 "$KEEL" timer set "$TM" p sub 2030-06-01t12:00:00.0001z x      # rounds up
+expect 0 "$KEEL" timer set "$TM" p off '2030-06-01 14:30:00.5+02:30' x
+expect 0 "$KEEL" timer set "$TM" p west 2030-06-01T12:00:00-05:00 x
+expect 0 "$KEEL" timer set "$TM" p leap 2028-02-29T23:59:59.999Z x
+expect 0 "$KEEL" timer set "$TM" p max 9999-12-31T23:59:59.999Z x
+expect 0 "$KEEL" timer set "$TM" p epoch 1795341600000 x
+if [ "$HAVE_PY" = 1 ]; then
+	tl "$TM" p
+	d=$(tfield rel due_ms)
+	gt "$d" $((b + 4999)) && ! gt "$d" $((a + 5000)) && ok || fail "+5s gave $d, not within [$((b + 5000)), $((a + 5000))]"
+	d=$(tfield rel2 due_ms)
+	gt "$d" $((b + 119999)) && ! gt "$d" $(($(now_ms) + 120000)) && ok || fail "+2m gave $d"
+	same "$(tfield iso due_ms)" "$(ms_of 2030-06-01T12:00:00Z)" "RFC 3339 Z"
+	same "$(tfield iso due)" "2030-06-01T12:00:00.000Z" "due printed back"
+	same "$(tfield frac due_ms)" "$(ms_of 2030-06-01T12:00:00Z 250)" "fractional seconds"
+	same "$(tfield sub due_ms)" "$(ms_of 2030-06-01T12:00:00Z 1)" "sub-millisecond fraction rounds up"
+	same "$(tfield off due_ms)" "$(ms_of 2030-06-01T12:00:00Z 500)" "+02:30 offset"
+	same "$(tfield west due_ms)" "$(ms_of 2030-06-01T17:00:00Z)" "-05:00 offset"
+	same "$(tfield leap due_ms)" "$(ms_of 2028-02-29T23:59:59Z 999)" "leap day"
+	same "$(tfield max due_ms)" "$(ms_of 9999-12-31T23:59:59Z 999)" "latest due time"
+	same "$(tfield epoch due)" "$(date -u -d @1795341600 +%Y-%m-%dT%H:%M:%S.000Z)" "epoch milliseconds"
+	same "$(tfield rel state)" "pending" "state of a new timer"
+	same "$(tfield rel deliveries)" "0" "deliveries of a new timer"
+fi
+expect 0 "$KEEL" timer ls "$TM" p
+grep -P '^p\tfirst\tpending\t1970-01-01T00:00:01.000Z\t0\t-\t-\t3$' "$T/out" >/dev/null && ok ||
+	fail "timer ls line: $(grep first "$T/out")"
+# Timers are ordered by due time within a partition.
+expect 0 "$KEEL" timer ls "$TM" p
+same "$(cut -f2 "$T/out" | tr '\n' ' ')" "first epoch rel rel2 leap iso sub frac off west max " "timer ls order"
+expect 0 "$KEEL" timer ls "$TM" nopart                  # no timers there: an empty list
+same "$(wc -c <"$T/out")" "0" "timer ls of a partition without timers"
+expect 5 "$KEEL" timer ls "$T/no-such-store"
+expect 9 "$KEEL" timer ls "$TM" 'bad name'
+
+echo "== timer: claim, ack, extend, release"
+newstore TQ claims
+expect 0 "$KEEL" --memory timer set "$TQ" q later +1h later
+expect 1 "$KEEL" timer claim "$TQ" q                      # nothing due
+has "$T/err" "no timer due"
+printf 'b\0\001\377\nend' >"$T/payload.bin"
+expect 0 "$KEEL" timer set "$TQ" q a now --payload-file "$T/payload.bin"
+expect 0 "$KEEL" timer claim --json "$TQ" q
+json "$T/out" "j['key'], j['deliveries'], j['lease_ms'], j['acked'], j['payload_bytes']" "a 1 30000 False 8"
+json "$T/out" "j['payload_hex'] == open('$T/payload.bin','rb').read().hex(), 'payload' in j" "True False"
+TOK=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$T/out" 2>/dev/null)
+if [ "$HAVE_PY" = 1 ]; then
+	tl "$TQ" q
+	same "$(tfield a state)" "claimed" "state after claim"
+	gt "$(tfield a lease_left_ms)" 20000 && ok || fail "lease left $(tfield a lease_left_ms)"
+	expect 27 "$KEEL" timer ack "$TQ" q a --token $((TOK + 1000))   # someone else's token
+	tl "$TQ" q
+	same "$(tfield a state)" "claimed" "a wrong token changed nothing"
+	expect 0 "$KEEL" timer ack "$TQ" q a --token "$TOK"
+	tl "$TQ" q
+	same "$(tfield a state)" "absent" "acked timer is gone"
+	expect 27 "$KEEL" timer ack "$TQ" q a --token "$TOK"            # not held any more
+fi
+# --ack: claim and ack in one go.
+expect 0 "$KEEL" timer set "$TQ" q pop now popped
+expect 0 "$KEEL" timer claim --ack --json "$TQ" q
+json "$T/out" "j['key'], j['payload'], j['acked']" "pop popped True"
+expect 1 "$KEEL" timer claim "$TQ" q
+# A claim that waits: it returns once the timer is due, never before.
+expect 0 "$KEEL" timer set "$TQ" q soon +300ms
+due=$("$KEEL" timer ls --json "$TQ" q | python3 -c 'import json,sys; print([t["due_ms"] for t in json.load(sys.stdin)["timers"] if t["key"]=="soon"][0])' 2>/dev/null)
+expect 0 "$KEEL" timer claim --json --ack --timeout 10s "$TQ" q
+got=$(now_ms)
+json "$T/out" "j['key']" "soon"
+[ -z "$due" ] || { [ "$got" -ge "$due" ] && ok || fail "claim returned at $got, before the due time $due"; }
+# Plain output names the token; --hex keys and payloads.
+expect 0 "$KEEL" --hex timer set "$TQ" q 00ff now 'de ad'
+expect 0 "$KEEL" --hex timer claim "$TQ" q
+has "$T/out" "00ff"
+has "$T/out" "dead"
+grep -q '^token  *[0-9][0-9]*$' "$T/out" && ok || fail "claim prints no token: $(head -5 "$T/out")"
+HT=$(awk '$1 == "token" { print $2 }' "$T/out")
+expect 0 "$KEEL" --hex timer ack "$TQ" q 00ff --token "$HT"
+# extend and release with the token, from other processes (keel.h: any
+# process holding the token may ack, extend or release).
+expect 0 "$KEEL" timer set "$TQ" q e now
+expect 0 "$KEEL" timer claim --json "$TQ" q --lease 10s
+TOK=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$T/out" 2>/dev/null)
+expect 0 "$KEEL" timer extend "$TQ" q e --token "$TOK" --lease 5m
+if [ "$HAVE_PY" = 1 ]; then
+	tl "$TQ" q
+	gt "$(tfield e lease_left_ms)" 60000 && ok || fail "extend: lease left $(tfield e lease_left_ms)"
+fi
+b=$(now_ms)
+expect 0 "$KEEL" timer release "$TQ" q e --token "$TOK" --due +1h
+if [ "$HAVE_PY" = 1 ]; then
+	tl "$TQ" q
+	same "$(tfield e state) $(tfield e deliveries)" "pending 1" "released with a new due time"
+	gt "$(tfield e due_ms)" $((b + 3599999)) && ok || fail "release --due +1h: $(tfield e due_ms)"
+fi
+expect 27 "$KEEL" timer release "$TQ" q e --token "$TOK"        # released: not held
+expect 0 "$KEEL" timer cancel "$TQ" q e
+expect 1 "$KEEL" timer cancel "$TQ" q e
+has "$T/err" "no such timer"
+
+echo "== timer: dead letters"
+expect 0 "$KEEL" timer set "$TQ" d z now zz
+# Each claim's holder (a keel process) exits at once, so the next claim takes
+# the timer back: 10 deliveries (the default limit), then the dead letters.
+# A dead holder is noticed within milliseconds, not at once: each claim may
+# wait a little for it.
+for i in $(seq 1 10); do
+	"$KEEL" timer claim --json --timeout 5s "$TQ" d >"$T/out" 2>"$T/err" || { fail "claim $i: $(cat "$T/err")"; break; }
+done
+json "$T/out" "j['key'], j['deliveries']" "z 10"
+expect 1 "$KEEL" timer claim --timeout 300ms "$TQ" d     # the 11th: dead-lettered instead
+expect 0 "$KEEL" timer dead ls --json "$TQ"
+json "$T/out" "[(t['key'], t['state'], t['deliveries']) for t in j['timers']]" "[('z', 'dead', 10)]"
+expect 0 "$KEEL" timer dead ls "$TQ" d
+grep -qP '^d\tz\tdead\t' "$T/out" && ok || fail "dead ls: $(cat "$T/out")"
+expect 0 "$KEEL" timer stat --json "$TQ"
+json "$T/out" "j['dead'], j['dead_lettered'], j['claimed']" "1 1 0"
+expect 1 "$KEEL" timer dead requeue "$TQ" d nosuch
+expect 0 "$KEEL" timer dead requeue "$TQ" d z
+expect 0 "$KEEL" timer claim --json "$TQ" d
+json "$T/out" "j['key'], j['deliveries']" "z 1"
+for i in $(seq 2 10); do
+	"$KEEL" timer claim --timeout 5s "$TQ" d >/dev/null 2>&1 || fail "claim $i after requeue"
+done
+expect 1 "$KEEL" timer claim --timeout 300ms "$TQ" d
+expect 0 "$KEEL" timer dead drop "$TQ" d z
+expect 1 "$KEEL" timer dead drop "$TQ" d z
+expect 0 "$KEEL" timer dead ls --json "$TQ"
+json "$T/out" "j['count']" "0"
+
+echo "== timer: stat"
+expect 0 "$KEEL" timer stat --json "$TM"
+if [ "$HAVE_PY" = 1 ]; then
+	"$KEEL" timer ls --json "$TM" >"$T/tl.json"
+	python3 -c 'import json,sys
+s=json.load(open(sys.argv[1])); t=json.load(open(sys.argv[2]))["timers"]
+n=lambda st: sum(1 for x in t if x["state"]==st)
+p=[x["due_ms"] for x in t if x["state"]=="pending"]
+ok=(s["pending"],s["claimed"],s["dead"],s["next_due_ms"])==(n("pending"),n("claimed"),n("dead"),min(p))
+print("ok" if ok else "stat %s vs ls %s" % (s, [(x["key"],x["state"],x["due_ms"]) for x in t]))' "$T/out" "$T/tl.json" >"$T/cmp" 2>&1
+	same "$(cat "$T/cmp")" "ok" "timer stat agrees with timer ls"
+fi
+expect 0 "$KEEL" timer stat "$TM"
+has "$T/out" "next_due"
+has "$T/out" "1970-01-01T00:00:01.000Z"
+
+echo "== timer: durable across a power loss"
+newstore TD durable-timers
+expect 0 "$KEEL" timer set "$TD" jobs nightly 2030-01-01T02:00:00Z report
+expect 0 "$KEEL" crash "$TD" --power-loss
+expect 0 "$KEEL" timer ls "$TD"
+grep -qP '^jobs\tnightly\tpending\t2030-01-01T02:00:00.000Z\t' "$T/out" && ok || fail "timer lost by a power loss: $(cat "$T/out")"
 
 # ---- crash --power-loss -------------------------------------------------------------------
 echo "== crash --power-loss"

@@ -31,6 +31,13 @@
  *             record is a torn tail: exit 0, end "torn"
  *   noarena   keel-dump refuses a store without an arena (exit 5) and does
  *             not create one; --journal still reads it
+ *   timers    pending timers (one overdue), a claim held by a live child, a
+ *             claim left by a child that exited, a dead letter: the timers
+ *             view (JSON twice, showing keel-dump re-arms nothing, and text)
+ *             gives the counts, next due time, holders alive and dead, lease
+ *             and dead letters; --timers lists all five with payloads
+ *             (binary as hex), --limit cuts it; usage errors; a store
+ *             without timers shows zeros
  *
  * Usage: test_dump [--seed S] [--only SECTION]   (the seed picks the garbage bytes)
  */
@@ -1011,6 +1018,189 @@ static void sec_noarena(void)
 	t_store_destroy(&st);
 }
 
+/* ---- timers --------------------------------------------------------------------------------- */
+
+/* The one TIMER of array `arr` whose key is `key`, or NULL. */
+static json_object *timer_named(json_object *arr, const char *key)
+{
+	return jfind(arr, "key", key);
+}
+
+/*
+ * A child that opens the store, claims the one due timer of partition
+ * `part` under a 60 s lease and tells the parent through `ready`.  With
+ * `stay` it then waits (a live holder, killed by the parent); without, it
+ * exits at once holding the claim (a dead holder).
+ */
+static pid_t claimer(t_store_t *st, const char *part, int stay, int ready)
+{
+	pid_t pid = t_fork();
+
+	if (pid == 0) {
+		const char *parts[] = { part };
+		keel_claim_t c;
+		keel_t *h;
+		CHECK_OK(keel_open(st->dir, &st->opt, &h));
+		CHECK_OK(keel_timer_claim(h, parts, 1, 60000, 0, &c, NULL, 0));
+		CHECK(write(ready, "r", 1) == 1);
+		if (stay)
+			pause();   /* killed here */
+		_exit(0);      /* the claim stays behind, its holder dead */
+	}
+	return pid;
+}
+
+static void sec_timers(void)
+{
+	static const uint8_t bin[] = { 'p', 0, 1, 0xff, '\n' };
+	keel_timer_stat_t ts;
+	keel_claim_t c;
+	t_store_t st;
+	struct run r;
+	int ready[2], stv;
+	char ch, pid_s[64];
+
+	t_store_init(&st);
+	st.opt.timer_max_deliveries = 1;   /* a second claim dead-letters */
+	t_store_open(&st);
+	uint64_t far = keel_now_ms() + 3600000;
+	CHECK_OK(keel_timer_set(st.h, "jobs", "p0", 2, 1000, "old", 3));              /* overdue */
+	CHECK_OK(keel_timer_set(st.h, "jobs", "p1", 2, far, bin, sizeof(bin)));
+	CHECK_OK(keel_timer_set(st.h, "a", "c1", 2, 1000, "held", 4));
+	CHECK_OK(keel_timer_set(st.h, "b", "c2", 2, 1000, "orphan", 6));
+	CHECK_OK(keel_timer_set(st.h, "d", "d1", 2, 1000, "dead", 4));
+	const char *dp[] = { "d" };
+	CHECK_OK(keel_timer_claim(st.h, dp, 1, 60000, 0, &c, NULL, 0));
+	CHECK_OK(keel_timer_release(st.h, &c, 0));
+	CHECK_ERR(keel_timer_claim(st.h, dp, 1, 60000, 0, &c, NULL, 0), KEEL_E_TIMEOUT);   /* dead-lettered */
+	CHECK(pipe(ready) == 0);
+	pid_t live = claimer(&st, "a", 1, ready[1]);
+	CHECK(read(ready[0], &ch, 1) == 1);
+	pid_t gone = claimer(&st, "b", 0, ready[1]);
+	CHECK(read(ready[0], &ch, 1) == 1);
+	t_waitpid(gone, &stv);
+	/* From here on this process makes no timer call that could re-arm the
+	 * dead holder's claim: only keel-dump (read-only) looks. */
+
+	const char *a[] = { "--json", st.dir, NULL };
+	for (int pass = 0; pass < 2; pass++) {   /* the second pass: keel-dump changed nothing */
+		run_expect(&r, 0, a);
+		json_object *o = parse_json(&r), *t = JGET(o, "timers");
+		CHECK_EQ_U64(ju64(JGET(t, "pending")), 2);
+		CHECK_EQ_U64(ju64(JGET(t, "claimed")), 2);
+		CHECK_EQ_U64(ju64(JGET(t, "dead")), 1);
+		CHECK_EQ_U64(ju64(JGET(t, "next_due_ms")), 1000);
+		CHECK_MSG(!strcmp(jstr(JGET(t, "next_due")), "1970-01-01T00:00:01.000Z"), "next_due %s",
+			  jstr(JGET(t, "next_due")));
+		CHECK_MSG(ju64(JGET(t, "claims")) >= 3, "claims %" PRIu64, ju64(JGET(t, "claims")));
+		CHECK_EQ_U64(ju64(JGET(t, "dead_lettered")), 1);
+		CHECK(!json_object_get_boolean(JGET(t, "truncated")));
+		CHECK(json_object_is_type(JGET(t, "error"), json_type_null));
+		json_object *cl = JGET(t, "claimed_timers"), *x;
+		CHECK_EQ_U64(json_object_array_length(cl), 2);
+		x = timer_named(cl, "c1");
+		CHECK_MSG(x, "c1 is not among the claimed timers: %.2000s", r.out);
+		CHECK_EQ_U64(ju64(JGET(x, "holder")), (uint64_t)live);
+		CHECK(json_object_get_boolean(JGET(x, "holder_alive")));
+		int64_t left = json_object_get_int64(JGET(x, "lease_left_ms"));
+		CHECK_MSG(left > 0 && left <= 60000, "lease left %" PRId64, left);
+		CHECK(!strcmp(jstr(JGET(x, "partition")), "a") && !strcmp(jstr(JGET(x, "state")), "claimed"));
+		CHECK_EQ_U64(ju64(JGET(x, "deliveries")), 1);
+		CHECK_EQ_U64(ju64(JGET(x, "payload_bytes")), 4);
+		x = timer_named(cl, "c2");
+		CHECK_MSG(x, "c2 (dead holder) is not among the claimed timers: %.2000s", r.out);
+		CHECK_EQ_U64(ju64(JGET(x, "holder")), (uint64_t)gone);
+		CHECK_MSG(!json_object_get_boolean(JGET(x, "holder_alive")), "a dead holder shown alive");
+		json_object *dl = JGET(t, "dead_timers");
+		CHECK_EQ_U64(json_object_array_length(dl), 1);
+		x = timer_named(dl, "d1");
+		CHECK_MSG(x, "d1 is not a dead letter: %.2000s", r.out);
+		CHECK(!strcmp(jstr(JGET(x, "state")), "dead"));
+		CHECK(json_object_is_type(JGET(x, "holder"), json_type_null));
+		CHECK_EQ_U64(ju64(JGET(x, "deliveries")), 1);
+		json_object_put(o);
+		run_free(&r);
+	}
+
+	/* Text: counts, next due, holders alive and dead. */
+	const char *tx[] = { "--view", "timers", st.dir, NULL };
+	run_expect(&r, 0, tx);
+	CHECK_MSG(strstr(r.out, "== timers") && strstr(r.out, "2 pending, 2 claimed, 1 dead-lettered") &&
+		  strstr(r.out, "next due 1970-01-01T00:00:01.000Z"), "timers view: %s", r.out);
+	snprintf(pid_s, sizeof(pid_s), "holder %d (alive)", (int)live);
+	CHECK_MSG(strstr(r.out, pid_s), "no '%s' in: %s", pid_s, r.out);
+	snprintf(pid_s, sizeof(pid_s), "holder %d (DEAD", (int)gone);
+	CHECK_MSG(strstr(r.out, pid_s), "no '%s' in: %s", pid_s, r.out);
+	CHECK_MSG(strstr(r.out, "dead letters:") && strstr(r.out, "\"d1\""), "dead letters: %s", r.out);
+	CHECK_MSG(!strstr(r.out, "== header"), "--view timers printed other views");
+	run_free(&r);
+
+	/* --timers: every timer with its payload; --limit cuts the list. */
+	const char *all[] = { "--timers", "--json", st.dir, NULL };
+	run_expect(&r, 0, all);
+	json_object *o = parse_json(&r), *arr = JGET(o, "timers"), *x;
+	CHECK_EQ_U64(ju64(JGET(o, "count")), 5);
+	CHECK_EQ_U64(json_object_array_length(arr), 5);
+	CHECK(!json_object_get_boolean(JGET(o, "truncated")));
+	CHECK_EQ_U64(ju64(JGET(o, "stat", "pending")), 2);
+	x = timer_named(arr, "p1");
+	CHECK_MSG(x, "p1 not listed: %.2000s", r.out);
+	CHECK_MSG(!strcmp(jstr(JGET(x, "payload_hex")), "700001ff0a"), "payload_hex %s", jstr(JGET(x, "payload_hex")));
+	CHECK_MSG(!json_object_object_get_ex(x, "payload", NULL), "a binary payload given as text");
+	CHECK_EQ_U64(ju64(JGET(x, "due_ms")), far);
+	CHECK(!strcmp(jstr(JGET(x, "state")), "pending"));
+	x = timer_named(arr, "p0");
+	CHECK_MSG(x && !strcmp(jstr(JGET(x, "payload")), "old"), "p0's payload");
+	json_object_put(o);
+	run_free(&r);
+	const char *lim[] = { "--timers", "--limit", "2", "--json", st.dir, NULL };
+	run_expect(&r, 0, lim);
+	o = parse_json(&r);
+	CHECK_EQ_U64(ju64(JGET(o, "count")), 2);
+	CHECK(json_object_get_boolean(JGET(o, "truncated")));
+	json_object_put(o);
+	run_free(&r);
+	const char *lt[] = { "--timers", st.dir, NULL };
+	run_expect(&r, 0, lt);
+	CHECK_MSG(strstr(r.out, "5 timers") && strstr(r.out, "0x700001ff0a") && strstr(r.out, "\"orphan\""),
+		  "--timers text: %s", r.out);
+	run_free(&r);
+
+	/* Usage errors. */
+	const char *u1[] = { "--timers", "--keys", "jobs", st.dir, NULL };
+	const char *u2[] = { "--view", "timers", "--limit", "3", st.dir, NULL };
+	const char *u3[] = { "--view", "timer", st.dir, NULL };
+	run_expect(&r, 2, u1);
+	run_free(&r);
+	run_expect(&r, 2, u2);
+	run_free(&r);
+	run_expect(&r, 2, u3);
+	run_free(&r);
+
+	/* A store without timers: zero counts and null next due. */
+	CHECK(kill(live, SIGKILL) == 0);
+	t_waitpid(live, &stv);
+	memset(&ts, 0, sizeof(ts));
+	t_store_destroy(&st);
+	t_store_init(&st);
+	t_store_open(&st);
+	put_fixed(st.h);
+	const char *e[] = { "--view", "timers", "--json", st.dir, NULL };
+	run_expect(&r, 0, e);
+	o = parse_json(&r);
+	CHECK_EQ_U64(ju64(JGET(o, "timers", "pending")) + ju64(JGET(o, "timers", "claimed")) +
+			     ju64(JGET(o, "timers", "dead")), 0);
+	CHECK(json_object_is_type(JGET(o, "timers", "next_due_ms"), json_type_null));
+	CHECK_EQ_U64(json_object_array_length(JGET(o, "timers", "claimed_timers")), 0);
+	json_object_put(o);
+	run_free(&r);
+	CHECK_OK(keel_timer_stat(st.h, &ts));
+	CHECK_EQ_U64(ts.pending, 0);
+	t_store_destroy(&st);
+	close(ready[0]);
+	close(ready[1]);
+}
+
 int main(int argc, char **argv)
 {
 	const char *only = NULL;
@@ -1022,6 +1212,7 @@ int main(int argc, char **argv)
 	} secs[] = {
 		{ "live", sec_live },       { "locks", sec_locks },     { "damage", sec_damage },
 		{ "hostile", sec_hostile }, { "journal", sec_journal }, { "noarena", sec_noarena },
+		{ "timers", sec_timers },
 	};
 	int failed = 0;
 
@@ -1034,7 +1225,7 @@ int main(int argc, char **argv)
 			seed_given = 1;
 			i++;
 		} else if (!strcmp(argv[i], "--help")) {
-			printf("usage: test_dump [--seed S] [--only live|locks|damage|hostile|journal|noarena]\n"
+			printf("usage: test_dump [--seed S] [--only live|locks|damage|hostile|journal|noarena|timers]\n"
 			       "keel-dump against live, locked, damaged and hostile stores.  Exit: 0 pass, 1 fail.\n");
 			return 0;
 		} else {

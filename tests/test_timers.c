@@ -184,6 +184,20 @@ static void sec_txn(void)
 	CHECK(vlen == 1 && v[0] == '1');
 	CHECK_OK(keel_timer_get(s.h, "flow1", "next", 4, &info, buf, sizeof(buf)));
 	CHECK(memcmp(buf, "step2", 5) == 0);
+
+	/* Timers do not count against the partitions of a transaction. */
+	CHECK_OK(keel_txn_begin(s.h, KEEL_DURABILITY_DEFAULT, &t));
+	for (unsigned i = 0; i < KEEL_TXN_PARTITIONS_MAX; i++) {
+		char pn[16];
+		snprintf(pn, sizeof(pn), "f%u", i);
+		CHECK_OK(keel_txn_put(t, pn, "state", 5, "0", 1));
+		CHECK_OK(keel_txn_timer_set(t, pn, "next", 4, now + i, NULL, 0));
+	}
+	CHECK_RC(keel_txn_put(t, "one-more", "state", 5, "0", 1), KEEL_E_LIMIT);
+	CHECK_OK(keel_txn_commit(t, NULL));
+	keel_timer_stat_t ts;
+	CHECK_OK(keel_timer_stat(s.h, &ts));
+	CHECK(ts.pending == 1 + KEEL_TXN_PARTITIONS_MAX);
 	CHECK_SOUND(s.h, 0);
 	t_store_destroy(&s);
 }
@@ -243,7 +257,11 @@ static void sec_dead(void)
 	CHECK_OK(keel_timer_stat(s.h, &ts));
 	CHECK(ts.dead == 1 && ts.pending == 0 && ts.dead_lettered == 1);
 	CHECK_RC(keel_timer_claim(s.h, NULL, 0, 1000, 0, &c, NULL, 0), KEEL_E_TIMEOUT);
-	CHECK_RC(keel_timer_drop(s.h, "p", "fine", 4), KEEL_E_STATE);
+	CHECK_RC(keel_timer_drop(s.h, "p", "fine", 4), KEEL_E_NOTFOUND);   /* acked: gone */
+	CHECK_OK(keel_timer_set(s.h, "p", "pend", 4, now + 3600 * 1000, NULL, 0));
+	CHECK_RC(keel_timer_drop(s.h, "p", "pend", 4), KEEL_E_STATE);         /* not dead */
+	CHECK_RC(keel_timer_requeue(s.h, "p", "pend", 4, 0), KEEL_E_STATE);
+	CHECK_OK(keel_timer_cancel(s.h, "p", "pend", 4, NULL));
 	/* Requeue: pending again with a fresh count. */
 	CHECK_OK(keel_timer_requeue(s.h, "p", "poison", 6, 0));
 	char buf[4];
@@ -255,7 +273,7 @@ static void sec_dead(void)
 	CHECK_OK(keel_timer_release(s.h, &c, 0));
 	CHECK_RC(keel_timer_claim(s.h, NULL, 0, 1000, 0, &c, NULL, 0), KEEL_E_TIMEOUT);
 	CHECK_OK(keel_timer_drop(s.h, "p", "poison", 6));
-	CHECK_RC(keel_timer_drop(s.h, "p", "poison", 6), KEEL_E_STATE);
+	CHECK_RC(keel_timer_drop(s.h, "p", "poison", 6), KEEL_E_NOTFOUND);
 	CHECK_OK(keel_timer_stat(s.h, &ts));
 	CHECK(ts.dead == 0 && ts.pending == 0 && ts.claimed == 0);
 	CHECK_SOUND(s.h, 0);
@@ -417,7 +435,7 @@ static void sec_exclusive(void)
  */
 static void sec_kill9(void)
 {
-	int N = 3, TIMERS = soak ? 20000 : 2000, kills = soak ? 1000 : 40;
+	int N = 3, TIMERS = soak ? 100000 : 4000, kills = soak ? 10000 : 200;
 	t_store_t s;
 	uint64_t now = keel_now_ms(), seed = t_seed_value;
 	volatile uint64_t *done = t_shared_alloc(64);
@@ -441,6 +459,7 @@ static void sec_kill9(void)
 				keel_t *h;
 				keel_claim_t c;
 				char pl[32];
+				uint64_t wseed = seed ^ (uint64_t)getpid();
 				CHECK_OK(keel_open(s.dir, &s.opt, &h));
 				for (;;) {
 					int rc = keel_timer_claim(h, NULL, 0, 60000, 200, &c, pl, sizeof(pl));
@@ -450,6 +469,8 @@ static void sec_kill9(void)
 					keel_txn_t *t;
 					char dk[40];
 					int dl = snprintf(dk, sizeof(dk), "done:%.*s", (int)c.plen, pl);
+					/* The work takes a little while: kills land while a claim is held. */
+					t_sleep_ns(t_rand_below(&wseed, 100) * 1000);
 					CHECK_OK(keel_txn_begin(h, KEEL_DURABILITY_DEFAULT, &t));
 					CHECK_OK(keel_txn_put_if(t, "work", dk, (size_t)dl, "1", 1, KEEL_VERSION_ABSENT));
 					CHECK_OK(keel_txn_timer_ack(t, &c));

@@ -4,18 +4,20 @@
  * keel-dump attaches to the arena of a store read-only (KEEL_OPEN_READONLY |
  * KEEL_OPEN_NOCREATE) and prints what lib/keel.h's inspection section
  * reports: the header, the attached processes, the locks, the partitions,
- * the allocator and the journal.  Those views take no lock and write nothing
- * to the arena, so workers go on at full speed while it runs; the figures
- * are a racy picture of a moving store.  It refuses to run on a store whose
- * arena does not exist rather than let the open create or rebuild one: for
- * a durable store that nobody has open, `keel-dump --journal` reads the
- * journal alone.  It never crashes on a damaged arena or journal: every
+ * the allocator, the journal and the timers.  Those views take no lock (the
+ * timers view excepted: keel_timers and keel_timer_stat hold the timers'
+ * lock for the walk) and write nothing to the arena, so workers go on at
+ * full speed while it runs; the figures are a racy picture of a moving
+ * store.  It refuses to run on a store whose arena does not exist rather
+ * than let the open create or rebuild one: for a durable store that nobody
+ * has open, `keel-dump --journal` reads the journal alone.  It never crashes on a damaged arena or journal: every
  * view is bounds-checked in the library.
  *
  * Modes (one at a time):
  *   (none)             the views: header, processes, locks, partitions,
- *                      allocator, journal (--view picks some)
+ *                      allocator, journal, timers (--view picks some)
  *   --keys PARTITION   the entries of one partition
+ *   --timers           every timer: state, due time, holder, lease, payload
  *   --journal          the decoded journal records (--from LSN)
  *   --check            keel_check, the structural audit the tests use
  *
@@ -70,7 +72,20 @@
  *     "journal": { journaled, lsn {next, applied, durable, checkpoint},
  *        segments: [ { segno, name, state ("used"|"spare"|"stale"|
  *        "damaged"|"alien"|"lost"), first_lsn, file_bytes, seg_bytes,
- *        zeroed, note } ], error (null or the message) } }
+ *        zeroed, note } ], error (null or the message) },
+ *     "timers": { pending, claimed, dead, next_due_ms (null: none pending),
+ *        next_due (RFC 3339 UTC, or null), claims, redelivered,
+ *        dead_lettered, claimed_timers: [ TIMER ], dead_timers: [ TIMER ],
+ *        truncated (a list was cut at 50 entries), error (null, or why the
+ *        timers could not be read) } }
+ *   TIMER: { partition, key, key_hex, state ("pending"|"claimed"|"dead"),
+ *     due_ms, due, deliveries, holder (pid; null unless claimed),
+ *     holder_alive (null unless claimed), lease_left_ms (null unless
+ *     claimed; below 0: ran out), payload_bytes }
+ * --timers:
+ *   { schema, store, stat: { pending, claimed, dead, next_due_ms, next_due,
+ *     claims, redelivered, dead_lettered }, timers: [ TIMER and payload,
+ *     payload_hex ], count, truncated }
  * --keys:
  *   { schema, store, partition, entries: [ { key, key_hex, value, value_hex,
  *     value_bytes, version, mtime_ns, lsn } ], count, truncated }
@@ -123,7 +138,8 @@ enum view {
 	V_PARTS = 1u << 3,
 	V_ALLOC = 1u << 4,
 	V_JOURNAL = 1u << 5,
-	V_ALL = (1u << 6) - 1,
+	V_TIMERS = 1u << 6,
+	V_ALL = (1u << 7) - 1,
 };
 
 static const struct {
@@ -132,11 +148,13 @@ static const struct {
 } view_names[] = {
 	{ "header", V_HEADER }, { "processes", V_PROCS },   { "locks", V_LOCKS },
 	{ "partitions", V_PARTS }, { "allocator", V_ALLOC }, { "journal", V_JOURNAL },
+	{ "timers", V_TIMERS },
 };
 
-enum mode { M_VIEWS = 0, M_KEYS, M_JOURNAL, M_CHECK };
+enum mode { M_VIEWS = 0, M_KEYS, M_JOURNAL, M_CHECK, M_TIMERS };
 
 #define VALUE_SHOW_MAX 96u     /* text mode: value bytes shown before "..." */
+#define TIMERS_SHOWN_MAX 50u   /* timers view: claimed and dead timers listed, each */
 
 struct dump {
 	const char *store;
@@ -881,10 +899,296 @@ static int view_journal(struct dump *d)
 	return src;
 }
 
+/* ---- view: timers --------------------------------------------------------------------------- */
+
+/* Which pids hold a live process slot: a claim's holder is judged alive by
+ * the registry (pid and start time), as the library judges it. */
+struct holders {
+	pid_t *alive;
+	size_t n, cap;
+};
+
+static int holder_one(void *ctx, const keel_inspect_proc_t *p)
+{
+	struct holders *hs = ctx;
+
+	if (!p->alive)
+		return 0;
+	if (hs->n == hs->cap) {
+		size_t ncap = hs->cap ? hs->cap * 2 : 64;
+		pid_t *n = realloc(hs->alive, ncap * sizeof(*n));
+		if (!n)
+			return KEEL_E_NOMEM;
+		hs->alive = n;
+		hs->cap = ncap;
+	}
+	hs->alive[hs->n++] = p->pid;
+	return 0;
+}
+
+static int holder_alive(const struct holders *hs, pid_t pid)
+{
+	for (size_t i = 0; i < hs->n; i++)
+		if (hs->alive[i] == pid)
+			return 1;
+	return 0;
+}
+
+static const char *timer_state_name(unsigned st)
+{
+	switch (st) {
+	case KEEL_TIMER_PENDING: return "pending";
+	case KEEL_TIMER_CLAIMED: return "claimed";
+	case KEEL_TIMER_DEAD: return "dead";
+	}
+	return "unknown";
+}
+
+/* Milliseconds since the epoch as "2026-11-22T10:00:00.000Z". */
+static const char *iso_ms(char *buf, size_t cap, uint64_t ms)
+{
+	time_t s = (time_t)(ms / 1000u);
+	struct tm tm;
+	size_t n;
+
+	if (!gmtime_r(&s, &tm) || !(n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm))) {
+		snprintf(buf, cap, "%" PRIu64 " ms", ms);
+		return buf;
+	}
+	snprintf(buf + n, cap - n, ".%03uZ", (unsigned)(ms % 1000u));
+	return buf;
+}
+
+struct tctx {
+	struct dump *d;
+	struct holders hs;
+	json_object *arr;
+	uint64_t n;               /* timers seen */
+	uint64_t shown_max;       /* 0: no limit */
+	int truncated;
+	int with_payload;         /* --timers: the payload too */
+	int rc;
+};
+
+/* One timer as a JSON object (the TIMER of the schema). */
+static json_object *timer_json(const struct tctx *c, const keel_timer_info_t *t)
+{
+	json_object *o = json_object_new_object();
+	char due[40];
+
+	if (!o || json_add_bytes(o, "key", t->key, t->klen) ||
+	    (c->with_payload && json_add_bytes(o, "payload", t->payload, t->plen))) {
+		json_object_put(o);
+		return NULL;
+	}
+	jadd_str(o, "partition", t->part);
+	jadd_str(o, "state", timer_state_name(t->state));
+	jadd_u64(o, "due_ms", t->due_ms);
+	jadd_str(o, "due", iso_ms(due, sizeof(due), t->due_ms));
+	jadd_u64(o, "deliveries", t->deliveries);
+	if (t->state == KEEL_TIMER_CLAIMED) {
+		jadd_i64(o, "holder", t->holder);
+		jadd_bool(o, "holder_alive", holder_alive(&c->hs, t->holder));
+		jadd_i64(o, "lease_left_ms", t->lease_left_ms);
+	} else {
+		json_object_object_add(o, "holder", NULL);
+		json_object_object_add(o, "holder_alive", NULL);
+		json_object_object_add(o, "lease_left_ms", NULL);
+	}
+	jadd_u64(o, "payload_bytes", t->plen);
+	return o;
+}
+
+/* One timer as a text line: partition, key, state, due, deliveries, then
+ * the holder and lease of a claim, and (--timers) the payload. */
+static void timer_text(const struct tctx *c, const keel_timer_info_t *t)
+{
+	char due[40];
+
+	printf("%-16s ", t->part);
+	print_bytes(stdout, t->key, t->klen, 64);
+	printf("  %-7s %s  deliveries %" PRIu32, timer_state_name(t->state),
+	       iso_ms(due, sizeof(due), t->due_ms), t->deliveries);
+	if (t->state == KEEL_TIMER_CLAIMED) {
+		int alive = holder_alive(&c->hs, t->holder);
+		printf("  holder %d (%s),", (int)t->holder,
+		       alive ? "alive" : "DEAD: due again at the next claim or wait");
+		if (t->lease_left_ms >= 0)
+			printf(" lease %.3f s left", (double)t->lease_left_ms / 1e3);
+		else
+			printf(" lease ran out %.3f s ago", (double)-t->lease_left_ms / 1e3);
+	}
+	if (c->with_payload) {
+		fputs("  payload ", stdout);
+		print_bytes(stdout, t->payload, t->plen, VALUE_SHOW_MAX);
+	} else {
+		printf("  payload %zu B", t->plen);
+	}
+	putchar('\n');
+}
+
+static int timer_one(void *ctx, const keel_timer_info_t *t)
+{
+	struct tctx *c = ctx;
+
+	if (c->shown_max && c->n >= c->shown_max) {
+		c->truncated = 1;
+		return 1;
+	}
+	c->n++;
+	if (!c->d->json) {
+		timer_text(c, t);
+		return 0;
+	}
+	json_object *o = timer_json(c, t);
+	if (!o) {
+		c->rc = KEEL_E_NOMEM;
+		return 1;
+	}
+	json_object_array_add(c->arr, o);
+	return 0;
+}
+
+/* The stat fields shared by the view and --timers. */
+static void timer_stat_json(json_object *o, const keel_timer_stat_t *st)
+{
+	char due[40];
+
+	jadd_u64(o, "pending", st->pending);
+	jadd_u64(o, "claimed", st->claimed);
+	jadd_u64(o, "dead", st->dead);
+	if (st->next_due_ms) {
+		jadd_u64(o, "next_due_ms", st->next_due_ms);
+		jadd_str(o, "next_due", iso_ms(due, sizeof(due), st->next_due_ms));
+	} else {
+		json_object_object_add(o, "next_due_ms", NULL);
+		json_object_object_add(o, "next_due", NULL);
+	}
+	jadd_u64(o, "claims", st->claims);
+	jadd_u64(o, "redelivered", st->redelivered);
+	jadd_u64(o, "dead_lettered", st->dead_lettered);
+}
+
+static void timer_stat_text(const keel_timer_stat_t *st)
+{
+	char due[40];
+
+	printf("timers       %" PRIu64 " pending, %" PRIu64 " claimed, %" PRIu64 " dead-lettered", st->pending,
+	       st->claimed, st->dead);
+	if (st->next_due_ms) {
+		int64_t in = (int64_t)(st->next_due_ms - keel_now_ms());
+		printf("; next due %s (%s %.3f s)", iso_ms(due, sizeof(due), st->next_due_ms),
+		       in >= 0 ? "in" : "overdue by", (double)(in >= 0 ? in : -in) / 1e3);
+	}
+	printf("\ncounters     %" PRIu64 " claims, %" PRIu64 " redelivered (holder died or lease ran out), %" PRIu64
+	       " dead-lettered, since the arena was made\n",
+	       st->claims, st->redelivered, st->dead_lettered);
+}
+
+/* Walk the timers of `states` into c (text lines or c->arr). */
+static int timers_walk(struct tctx *c, unsigned states)
+{
+	int rc = keel_timers(c->d->h, NULL, states, timer_one, c);
+
+	if (rc == 0 && c->rc)
+		rc = c->rc;
+	return rc;
+}
+
+static int view_timers(struct dump *d)
+{
+	keel_timer_stat_t st;
+	struct tctx cl = { .d = d, .shown_max = TIMERS_SHOWN_MAX };
+	struct tctx dl = { .d = d, .shown_max = TIMERS_SHOWN_MAX };
+	int rc, lrc = 0;
+
+	memset(&st, 0, sizeof(st));
+	rc = keel_timer_stat(d->h, &st);
+	if (rc == 0)
+		keel_inspect_processes(d->h, holder_one, &cl.hs);   /* liveness is a nicety */
+	dl.hs = cl.hs;
+	if (d->json) {
+		json_object *o = json_object_new_object();
+		cl.arr = json_object_new_array();
+		dl.arr = json_object_new_array();
+		if (rc == 0) {
+			timer_stat_json(o, &st);
+			lrc = timers_walk(&cl, KEEL_TIMER_CLAIMED);
+			if (!lrc)
+				lrc = timers_walk(&dl, KEEL_TIMER_DEAD);
+		}
+		json_object_object_add(o, "claimed_timers", cl.arr);
+		json_object_object_add(o, "dead_timers", dl.arr);
+		jadd_bool(o, "truncated", cl.truncated || dl.truncated);
+		jadd_str(o, "error", rc || lrc ? keel_errmsg() : NULL);
+		json_object_object_add(d->out, "timers", o);
+	} else {
+		printf("== timers\n");
+		if (rc == 0) {
+			timer_stat_text(&st);
+			if (st.claimed) {
+				printf("claimed:\n");
+				lrc = timers_walk(&cl, KEEL_TIMER_CLAIMED);
+				if (cl.truncated)
+					printf("... and more: keel-dump --timers lists them all\n");
+			}
+			if (!lrc && st.dead) {
+				printf("dead letters:\n");
+				lrc = timers_walk(&dl, KEEL_TIMER_DEAD);
+				if (dl.truncated)
+					printf("... and more: keel-dump --timers lists them all\n");
+			}
+		}
+	}
+	free(cl.hs.alive);
+	if (rc)
+		return store_fail("timers", rc);
+	if (lrc)
+		return store_fail("timers", lrc);
+	return 0;
+}
+
+/* ---- --timers ------------------------------------------------------------------------------ */
+
+static int run_timers(struct dump *d)
+{
+	keel_timer_stat_t st;
+	struct tctx c = { .d = d, .shown_max = d->limit, .with_payload = 1 };
+	int rc;
+
+	memset(&st, 0, sizeof(st));
+	if ((rc = keel_timer_stat(d->h, &st)))
+		return store_fail("timers", rc);
+	keel_inspect_processes(d->h, holder_one, &c.hs);
+	if (d->json) {
+		json_object *o = json_object_new_object();
+		timer_stat_json(o, &st);
+		json_object_object_add(d->out, "stat", o);
+		c.arr = json_object_new_array();
+	} else {
+		timer_stat_text(&st);
+	}
+	rc = timers_walk(&c, KEEL_TIMER_ALL);
+	if (d->json) {
+		json_object_object_add(d->out, "timers", c.arr);
+		jadd_u64(d->out, "count", c.n);
+		jadd_bool(d->out, "truncated", c.truncated);
+	} else {
+		printf("%" PRIu64 " timers%s\n", c.n, c.truncated ? " (stopped at --limit)" : "");
+	}
+	free(c.hs.alive);
+	if (rc)
+		return store_fail("timers", rc);
+	return 0;
+}
+
 static int run_views(struct dump *d)
 {
 	static int (*const fns[])(struct dump *) = { view_header, view_procs, view_locks,
-						     view_parts, view_alloc, view_journal };
+						     view_parts, view_alloc, view_journal,
+						     view_timers };
+	_Static_assert(sizeof(fns) / sizeof(fns[0]) == sizeof(view_names) / sizeof(view_names[0]),
+		       "one function per view name");
 	int first = 0;
 
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
@@ -1198,16 +1502,18 @@ static const char help_text[] =
 	"    keel-dump [--json] [--arena PATH] [--view LIST] STORE\n"
 	"    keel-dump [--json] [--arena PATH] [--limit N] --keys PARTITION STORE\n"
 	"    keel-dump [--json] [--from LSN] [--limit N] --journal STORE\n"
+	"    keel-dump [--json] [--arena PATH] [--limit N] --timers STORE\n"
 	"    keel-dump [--json] [--arena PATH] --check STORE\n"
 	"    keel-dump --help\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    keel-dump attaches read-only to the shared arena of the store in\n"
-	"    directory STORE and prints what it holds.  The views take no lock and\n"
-	"    write nothing to the arena, so the workers go on at full speed; their\n"
-	"    figures are a racy picture of a moving store.  keel-dump never creates\n"
-	"    or rebuilds an arena: if none exists (nobody has the store open) it\n"
-	"    says so and exits 5.  A damaged arena or journal gives error messages\n"
+	"    directory STORE and prints what it holds.  The views take no lock (but\n"
+	"    for a moment the timers' lock, to read the timers) and write nothing\n"
+	"    to the arena, so the workers go on at full speed; their figures are a\n"
+	"    racy picture of a moving store.  keel-dump never creates or rebuilds\n"
+	"    an arena: if none exists (nobody has the store open) it says so and\n"
+	"    exits 5.  A damaged arena or journal gives error messages\n"
 	"    naming the place, never a crash.\n"
 	"\n"
 	"    With no mode option it prints these views (--view picks some):\n"
@@ -1222,6 +1528,9 @@ static const char help_text[] =
 	"                  size class, fragmentation\n"
 	"      journal     next, durable, applied and checkpoint LSNs, and the\n"
 	"                  segment files on disk with their state\n"
+	"      timers      pending, claimed and dead-lettered counts, the next due\n"
+	"                  time, claim counters, and the claimed timers (holder pid,\n"
+	"                  alive or dead, lease left) and dead letters, up to 50 each\n"
 	"\n"
 	"OPTIONS\n"
 	"    --keys PARTITION\n"
@@ -1235,6 +1544,10 @@ static const char help_text[] =
 	"        operation with its type, partition, key, version and value size.\n"
 	"        Reads the journal alone: the store need not be open anywhere, and\n"
 	"        nothing on disk is changed (a torn tail is reported, not cut).\n"
+	"    --timers\n"
+	"        List every timer, by partition and due time: state, due time,\n"
+	"        deliveries, holder and lease of a claim, and the payload (cut at\n"
+	"        96 bytes in text mode), after the counts of the timers view.\n"
 	"    --from LSN\n"
 	"        With --journal: start at LSN (an LSN older than the journal starts\n"
 	"        at its oldest record).\n"
@@ -1244,9 +1557,9 @@ static const char help_text[] =
 	"        takes each partition lock in turn, briefly.\n"
 	"    --view LIST\n"
 	"        Comma-separated views to print: header, processes, locks,\n"
-	"        partitions, allocator, journal (default: all).\n"
+	"        partitions, allocator, journal, timers (default: all).\n"
 	"    --limit N\n"
-	"        With --keys or --journal: stop after N entries.\n"
+	"        With --keys, --journal or --timers: stop after N entries.\n"
 	"    --arena PATH\n"
 	"        The arena file, when the store was opened with an explicit arena\n"
 	"        path (keel --arena); also lets you inspect a copy of an arena.\n"
@@ -1254,7 +1567,10 @@ static const char help_text[] =
 	"        One JSON object on stdout, schema \"keel-dump/1\":\n"
 	"          views:     {schema, store, header, processes, locks{total, free,\n"
 	"                     held, dead, list}, partitions, allocator, journal{\n"
-	"                     journaled, lsn, segments, error}}\n"
+	"                     journaled, lsn, segments, error}, timers{pending,\n"
+	"                     claimed, dead, next_due_ms, next_due, claims,\n"
+	"                     redelivered, dead_lettered, claimed_timers[TIMER],\n"
+	"                     dead_timers[TIMER], truncated, error}}\n"
 	"          --keys:    {schema, store, partition, entries[{key, key_hex,\n"
 	"                     value, value_hex, value_bytes, version, mtime_ns,\n"
 	"                     lsn}], count, truncated}\n"
@@ -1264,8 +1580,15 @@ static const char help_text[] =
 	"                     key_hex, key_bytes, value_bytes}]}], truncated,\n"
 	"                     summary{status, end, records, first_lsn, last_lsn,\n"
 	"                     next_lsn, message}, error}\n"
+	"          --timers:  {schema, store, stat{pending, claimed, dead,\n"
+	"                     next_due_ms, next_due, claims, redelivered,\n"
+	"                     dead_lettered}, timers[TIMER with payload,\n"
+	"                     payload_hex], count, truncated}\n"
 	"          --check:   {schema, store, sound, count, problems[{where, what}],\n"
 	"                     error}\n"
+	"          TIMER:     {partition, key, key_hex, state, due_ms, due,\n"
+	"                     deliveries, holder, holder_alive, lease_left_ms,\n"
+	"                     payload_bytes} (holder fields null unless claimed)\n"
 	"        Byte strings are given as NAME when they are UTF-8 text and always\n"
 	"        as NAME_hex.  Every field is listed at the top of tools/keel-dump.c;\n"
 	"        fields are only ever added within a schema version.\n"
@@ -1286,6 +1609,7 @@ static const char help_text[] =
 	"    keel-dump /var/lib/app/state\n"
 	"    keel-dump --view header,locks /var/lib/app/state\n"
 	"    keel-dump --keys orders --limit 20 /var/lib/app/state\n"
+	"    keel-dump --timers --json /var/lib/app/state | jq '.timers[] | select(.state == \"dead\")'\n"
 	"    keel-dump --journal --from 1200 --json /var/lib/app/state | jq '.records[].ops'\n"
 	"    keel-dump --check /var/lib/app/state || echo damaged\n";
 
@@ -1330,7 +1654,8 @@ static int parse_views(const char *s, unsigned *out)
 			if (!strcmp(tok, view_names[i].name))
 				break;
 		if (i == sizeof(view_names) / sizeof(view_names[0]))
-			return usage("--view: unknown view '%s' (header, processes, locks, partitions, allocator, journal)",
+			return usage("--view: unknown view '%s' (header, processes, locks, partitions, allocator, journal, "
+				     "timers)",
 				     tok);
 		v |= view_names[i].bit;
 	}
@@ -1342,12 +1667,13 @@ static int parse_views(const char *s, unsigned *out)
 
 static int parse_args(struct dump *d, int argc, char **argv)
 {
-	enum { O_KEYS = 256, O_JOURNAL, O_FROM, O_CHECK, O_VIEW, O_LIMIT, O_ARENA, O_JSON };
+	enum { O_KEYS = 256, O_JOURNAL, O_FROM, O_CHECK, O_VIEW, O_LIMIT, O_ARENA, O_JSON, O_TIMERS };
 	static const struct option opts[] = {
 		{ "keys", required_argument, NULL, O_KEYS },   { "journal", no_argument, NULL, O_JOURNAL },
 		{ "from", required_argument, NULL, O_FROM },   { "check", no_argument, NULL, O_CHECK },
 		{ "view", required_argument, NULL, O_VIEW },   { "limit", required_argument, NULL, O_LIMIT },
 		{ "arena", required_argument, NULL, O_ARENA }, { "json", no_argument, NULL, O_JSON },
+		{ "timers", no_argument, NULL, O_TIMERS },
 		{ "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
 	};
 	int c, modes = 0, from_given = 0, views_given = 0, limit_given = 0, rc;
@@ -1372,6 +1698,10 @@ static int parse_args(struct dump *d, int argc, char **argv)
 			break;
 		case O_CHECK:
 			d->mode = M_CHECK;
+			modes++;
+			break;
+		case O_TIMERS:
+			d->mode = M_TIMERS;
 			modes++;
 			break;
 		case O_FROM:
@@ -1402,13 +1732,14 @@ static int parse_args(struct dump *d, int argc, char **argv)
 		}
 	}
 	if (modes > 1)
-		return usage("--keys, --journal and --check are separate modes: give one");
+		return usage("--keys, --journal, --timers and --check are separate modes: give one");
 	if (from_given && d->mode != M_JOURNAL)
 		return usage("--from goes with --journal");
-	if (limit_given && d->mode != M_KEYS && d->mode != M_JOURNAL)
-		return usage("--limit goes with --keys or --journal");
+	if (limit_given && d->mode != M_KEYS && d->mode != M_JOURNAL && d->mode != M_TIMERS)
+		return usage("--limit goes with --keys, --journal or --timers");
 	if (views_given && d->mode != M_VIEWS)
-		return usage("--view goes with the default views, not with --keys, --journal or --check");
+		return usage("--view goes with the default views, not with --keys, --journal, --timers "
+			     "or --check");
 	if (optind >= argc)
 		return usage("no STORE directory given");
 	if (optind + 1 < argc)
@@ -1458,6 +1789,7 @@ int keel_dump_main(int argc, char **argv)
 		switch (d.mode) {
 		case M_KEYS: rc = run_keys(&d); break;
 		case M_CHECK: rc = run_check(&d); break;
+		case M_TIMERS: rc = run_timers(&d); break;
 		default: rc = run_views(&d); break;
 		}
 	}

@@ -17,6 +17,13 @@
  * one row.  A row with OPEN_NONE gets no handle and opens (or does not open)
  * the store itself, as destroy or recover will.
  *
+ * Command groups: a row named "timer set" or "timer dead ls" is named on the
+ * command line by that many words; "timer" and "timer dead" are groups
+ * (cmd_groups[]), with a help page of their own listing their rows.  Every
+ * timer command checks all its arguments before it opens the store, so bad
+ * input changes nothing; the timers section below says how due times and
+ * claims work from the shell.
+ *
  * Bytes on the command line
  * -------------------------
  * A KEY or VALUE argument is the bytes of the argument, without a NUL.  With
@@ -31,14 +38,19 @@
  * -----------------------------------------
  *   0      success
  *   1      not found: the key (get, del) or the partition (ls PARTITION,
- *          clear, exists, export); for verify, damage found
+ *          clear, exists, export) or the timer (timer cancel, timer dead
+ *          requeue|drop); no timer due (timer claim); for verify, damage
+ *          found
  *   2      usage error: unknown command or option, wrong argument count,
- *          bad hex, bad durability mode
+ *          bad hex, bad durability mode, a due time or duration that
+ *          cannot be parsed or is out of range, a bad token
  *   3      failure outside the store: reading stdin or writing stdout,
  *          reading or writing a dump file
  *   3 + N  the store returned -N (a KEEL_E_* code): 4 for KEEL_E_INVAL,
- *          5 for KEEL_E_NOTFOUND (e.g. the store does not exist), ...,
- *          19 for KEEL_E_CORRUPT, ..., 28 for KEEL_E_OS.  Codes past 122 map
+ *          5 for KEEL_E_NOTFOUND (e.g. the store does not exist), 8 for
+ *          KEEL_E_VALSIZE (a value or timer payload over its limit), ...,
+ *          19 for KEEL_E_CORRUPT, 27 for KEEL_E_STATE (an ack, extend or
+ *          release of a claim not held), 28 for KEEL_E_OS.  Codes past 122 map
  *          to 125.
  *
  * Command functions follow the library's convention: they return 0 or a
@@ -93,8 +105,15 @@ enum cmd_opt {
 	OPT_FORCE = 1u << 7,   /* --force */
 	OPT_POWER_LOSS = 1u << 8, /* --power-loss */
 	OPT_DRY_RUN = 1u << 9, /* --dry-run */
+	OPT_TOKEN = 1u << 10,  /* --token T (timer ack, extend, release) */
+	OPT_LEASE = 1u << 11,  /* --lease DURATION (timer claim, extend) */
+	OPT_TIMEOUT = 1u << 12, /* --timeout DURATION (timer claim) */
+	OPT_ACK = 1u << 13,    /* --ack (timer claim) */
+	OPT_PAYLOAD_FILE = 1u << 14, /* --payload-file FILE (timer set) */
+	OPT_DUE = 1u << 15,    /* --due DUE (timer release, dead requeue) */
+	OPT_STATE = 1u << 16,  /* --state LIST (timer ls) */
 };
-#define OPT_BITS 10        /* how many cmd_opt bits there are */
+#define OPT_BITS 17        /* how many cmd_opt bits there are */
 #define OPT_ALL ((1u << OPT_BITS) - 1)
 
 enum cmd_open {
@@ -135,6 +154,13 @@ struct cli {
 	const char *output;       /* -o FILE (export) */
 	const char *input;        /* -i FILE (import) */
 	const char *arena_path;
+	const char *token;        /* --token (timer commands) */
+	const char *lease;        /* --lease */
+	const char *timeout;      /* --timeout */
+	const char *payload_file; /* --payload-file */
+	const char *due;          /* --due */
+	const char *state;        /* --state */
+	int ack;                  /* --ack */
 	keel_t *h;                /* open handle for commands with OPEN_* */
 	int exit_class;           /* 0, or EXIT_USAGE / EXIT_LOCAL for non-store failures */
 };
@@ -479,17 +505,24 @@ static int read_stdin(struct cli *c, size_t max, int toolong_code, const char *w
 	return 0;
 }
 
-/* VALUE argument: its bytes, hex, or "-" for standard input (raw or hex). */
-static int arg_value(struct cli *c, const char *arg, struct bytes *out)
+/*
+ * A data argument (a VALUE, a timer PAYLOAD): its bytes, hex, or "-" for
+ * standard input (raw or hex), at most `max` bytes; more is refused with
+ * `toolong` when read from standard input (an argument's length is the
+ * caller's to check, or the store's).  `what` names it in messages.
+ */
+static int arg_data(struct cli *c, const char *arg, size_t max, int toolong, const char *what,
+		    struct bytes *out)
 {
 	uint8_t *buf = NULL, *raw = NULL;
 	size_t len = 0, rawlen = 0;
+	char label[64];
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (strcmp(arg, "-") == 0) {
 		if (!c->hex) {
-			rc = read_stdin(c, KEEL_VALUE_MAX, KEEL_E_VALSIZE, "VALUE", &buf, &len);
+			rc = read_stdin(c, max, toolong, what, &buf, &len);
 			if (rc < 0)
 				return rc;
 			out->p = out->owned = buf;
@@ -498,12 +531,12 @@ static int arg_value(struct cli *c, const char *arg, struct bytes *out)
 		}
 		/* Hex text: two digits a byte, plus whitespace; allow one
 		 * separator per byte and a line break per 16 bytes or so. */
-		rc = read_stdin(c, (size_t)KEEL_VALUE_MAX * 4 + 4096, KEEL_E_VALSIZE,
-				"VALUE (hex)", &raw, &rawlen);
+		snprintf(label, sizeof(label), "%s (hex)", what);
+		rc = read_stdin(c, max * 4 + 4096, toolong, label, &raw, &rawlen);
 		if (rc < 0)
 			return rc;
-		rc = hex_decode(c, "VALUE (standard input)", (const char *)raw, rawlen,
-				&buf, &len);
+		snprintf(label, sizeof(label), "%s (standard input)", what);
+		rc = hex_decode(c, label, (const char *)raw, rawlen, &buf, &len);
 		free(raw);
 		if (rc < 0)
 			return rc;
@@ -516,12 +549,18 @@ static int arg_value(struct cli *c, const char *arg, struct bytes *out)
 		out->n = strlen(arg);
 		return 0;
 	}
-	rc = hex_decode(c, "VALUE", arg, strlen(arg), &buf, &len);
+	rc = hex_decode(c, what, arg, strlen(arg), &buf, &len);
 	if (rc < 0)
 		return rc;
 	out->p = out->owned = buf;
 	out->n = len;
 	return 0;
+}
+
+/* VALUE argument: its bytes, hex, or "-" for standard input (raw or hex). */
+static int arg_value(struct cli *c, const char *arg, struct bytes *out)
+{
+	return arg_data(c, arg, KEEL_VALUE_MAX, KEEL_E_VALSIZE, "VALUE", out);
 }
 
 /* Print a key as the listing shows it (hex with --hex, else escaped). */
@@ -2551,6 +2590,891 @@ out:
 	return rc;
 }
 
+/* ---- timers ------------------------------------------------------------------------------
+ *
+ * `keel timer ...` drives the timers section of lib/keel.h from the shell.
+ * Every timer command parses and checks all of its arguments (due times,
+ * durations, the token, the payload) before it opens the store, so bad input
+ * changes nothing, not even by creating the store; it then opens the store
+ * itself (its row is OPEN_NONE) in the mode it needs.
+ *
+ * Times on the command line
+ * -------------------------
+ * A DUE time is one of
+ *   now                     the current wall-clock time
+ *   +N<unit>                N from now; unit ms, s, m, h or d (+5s, +250ms)
+ *   N                       milliseconds since the epoch (1795341600000)
+ *   RFC 3339                2026-11-22T10:00:00Z, with optional fractional
+ *                           seconds and a Z or +hh:mm / -hh:mm offset; 't',
+ *                           'z' and a space for 'T' are accepted too
+ * and must lie within [1970-01-01T00:00:00Z, KEEL_TIMER_DUE_MAX].  Fractions
+ * finer than a millisecond round up, so a timer never fires before the time
+ * written.  A DURATION (--lease, --timeout) is N<unit> with the same units.
+ * A due time or duration that cannot be parsed or is out of range is a usage
+ * error (exit 2), like bad hex: the store is not opened.
+ *
+ * Claims from a short-lived process
+ * ---------------------------------
+ * A claim belongs to the process that made it, and `keel timer claim` exits
+ * at once, so any other process that claims or waits sees a dead holder and
+ * may take the timer back straight away.  The token printed by claim is a
+ * capability: `ack`, `extend` and `release` rebuild a keel_claim_t from
+ * PARTITION, KEY and --token and succeed as long as nobody has taken the
+ * timer since.  `claim --ack` claims and acks in one process (a pop: at most
+ * once for whoever reads the output).
+ */
+#define TIMER_LEASE_DEFAULT_MS 30000u     /* --lease when not given */
+#define TIMER_STATES_ALL (KEEL_TIMER_PENDING | KEEL_TIMER_CLAIMED | KEEL_TIMER_DEAD)
+#define ISO_MS_BYTES 32                   /* "9999-12-31T23:59:59.999Z" and a NUL */
+
+_Static_assert(TIMER_STATES_ALL == KEEL_TIMER_ALL, "--state names every timer state");
+
+/* Days from 1970-01-01 to year-month-day of the proleptic Gregorian
+ * calendar (negative before it).  The year is shifted to start in March,
+ * so the leap day falls at the end of a shifted year. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;                                   /* [0, 399] */
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1; /* [0, 365] */
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;           /* [0, 146096] */
+	return era * 146097 + doe - 719468;
+}
+
+static unsigned days_in_month(int64_t y, unsigned m)
+{
+	static const unsigned days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* Parse exactly n decimal digits at *s into *v; advance *s. */
+static int take_digits(const char **s, unsigned n, unsigned *v)
+{
+	unsigned x = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		if ((*s)[i] < '0' || (*s)[i] > '9')
+			return -1;
+		x = x * 10 + (unsigned)((*s)[i] - '0');
+	}
+	*s += n;
+	*v = x;
+	return 0;
+}
+
+/*
+ * RFC 3339 date-time to milliseconds since the epoch (may be negative).
+ * On failure *why says what is wrong and -1 is returned.
+ */
+static int parse_rfc3339(const char *s, int64_t *ms, const char **why)
+{
+	unsigned year, mon, day, hh, mm, ss, oh = 0, om = 0;
+	int64_t frac_ms = 0, t;
+	int sign = 0;
+
+	*why = "expected YYYY-MM-DDTHH:MM:SS[.fraction](Z|+hh:mm|-hh:mm)";
+	if (take_digits(&s, 4, &year) || *s++ != '-' || take_digits(&s, 2, &mon) || *s++ != '-' ||
+	    take_digits(&s, 2, &day))
+		return -1;
+	if (*s != 'T' && *s != 't' && *s != ' ')
+		return -1;
+	s++;
+	if (take_digits(&s, 2, &hh) || *s++ != ':' || take_digits(&s, 2, &mm) || *s++ != ':' ||
+	    take_digits(&s, 2, &ss))
+		return -1;
+	if (*s == '.') {
+		unsigned ndig = 0;
+		int64_t scale = 100;     /* ms per unit of the next digit: 100, 10, 1 */
+		int rest = 0;            /* a nonzero digit past the millisecond */
+
+		s++;
+		while (*s >= '0' && *s <= '9') {
+			if (ndig < 3) {
+				frac_ms += (*s - '0') * scale;
+				scale /= 10;
+			} else if (*s != '0') {
+				rest = 1;
+			}
+			ndig++;
+			s++;
+		}
+		if (ndig == 0) {
+			*why = "a '.' must be followed by digits of a second";
+			return -1;
+		}
+		frac_ms += rest;         /* round up: never fire before the time written */
+	}
+	if (*s == 'Z' || *s == 'z') {
+		s++;
+	} else if (*s == '+' || *s == '-') {
+		sign = *s++ == '+' ? 1 : -1;
+		if (take_digits(&s, 2, &oh) || *s++ != ':' || take_digits(&s, 2, &om))
+			return -1;
+	} else {
+		*why = "the time needs a zone: Z or an offset such as +02:00";
+		return -1;
+	}
+	if (*s) {
+		*why = "unexpected text after the time";
+		return -1;
+	}
+	if (mon < 1 || mon > 12) {
+		*why = "month out of range (01-12)";
+		return -1;
+	}
+	if (day < 1 || day > days_in_month(year, mon)) {
+		*why = "no such day in that month";
+		return -1;
+	}
+	if (hh > 23 || mm > 59 || ss > 60) {
+		*why = "hour, minute or second out of range (00-23, 00-59, 00-60)";
+		return -1;
+	}
+	if (oh > 23 || om > 59) {
+		*why = "zone offset out of range (at most 23:59)";
+		return -1;
+	}
+	/* A leap second (:60) reads as the first second of the next minute:
+	 * POSIX time has no room for it. */
+	t = days_from_civil(year, mon, day) * 86400 + hh * 3600 + mm * 60 + ss;
+	t -= sign * (int64_t)(oh * 3600 + om * 60);
+	*ms = t * 1000 + frac_ms;
+	return 0;
+}
+
+/* The multiplier of a unit suffix, or 0 if it is not one. */
+static uint64_t unit_ms(const char *u)
+{
+	if (!strcmp(u, "ms"))
+		return 1;
+	if (!strcmp(u, "s"))
+		return 1000;
+	if (!strcmp(u, "m"))
+		return 60000;
+	if (!strcmp(u, "h"))
+		return 3600000;
+	if (!strcmp(u, "d"))
+		return 86400000;
+	return 0;
+}
+
+/* "N<unit>" to milliseconds; -1 with *why on failure (overflow included). */
+static int parse_amount(const char *s, uint64_t *ms, const char **why)
+{
+	uint64_t n = 0, mul;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9') {
+		*why = "expected a number followed by a unit: ms, s, m, h or d (e.g. 30s)";
+		return -1;
+	}
+	while (*p >= '0' && *p <= '9') {
+		if (n > (UINT64_MAX - 9) / 10) {
+			*why = "number too large";
+			return -1;
+		}
+		n = n * 10 + (uint64_t)(*p++ - '0');
+	}
+	if (!*p) {
+		*why = "the number needs a unit: ms, s, m, h or d (e.g. 30s)";
+		return -1;
+	}
+	mul = unit_ms(p);
+	if (!mul) {
+		*why = "unknown unit (expected ms, s, m, h or d)";
+		return -1;
+	}
+	if (n > UINT64_MAX / mul) {
+		*why = "number too large";
+		return -1;
+	}
+	*ms = n * mul;
+	return 0;
+}
+
+/* Milliseconds since the epoch as "2026-11-22T10:00:00.000Z". */
+static const char *iso_ms(char *buf, size_t cap, uint64_t ms)
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+	size_t n;
+
+	if (!gmtime_r(&secs, &tm) || !(n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm))) {
+		snprintf(buf, cap, "%" PRIu64 "ms", ms);
+		return buf;
+	}
+	snprintf(buf + n, cap - n, ".%03uZ", (unsigned)(ms % 1000));
+	return buf;
+}
+
+/*
+ * A DUE argument (see above) to milliseconds since the epoch.  `what` names
+ * the argument in messages.  Every failure is a usage error.
+ */
+static int parse_due(struct cli *c, const char *what, const char *s, uint64_t *out)
+{
+	char maxbuf[ISO_MS_BYTES];
+	const char *why = NULL;
+	uint64_t now = keel_now_ms(), v;
+
+	iso_ms(maxbuf, sizeof(maxbuf), KEEL_TIMER_DUE_MAX);
+	if (!*s)
+		return usage_error(c, "%s: empty (expected now, +N<unit>, epoch milliseconds or an "
+				   "RFC 3339 time)", what);
+	if (!strcmp(s, "now")) {
+		*out = now;
+		return 0;
+	}
+	if (s[0] == '+') {
+		uint64_t d;
+
+		if (parse_amount(s + 1, &d, &why) < 0)
+			return usage_error(c, "%s: '%s': %s", what, s, why);
+		if (d > KEEL_TIMER_DUE_MAX - now)
+			return usage_error(c, "%s: '%s' is past the latest due time %s", what, s,
+					   maxbuf);
+		*out = now + d;
+		return 0;
+	}
+	if (strspn(s, "0123456789") == strlen(s)) {
+		errno = 0;
+		v = strtoull(s, NULL, 10);
+		if (errno == ERANGE || v > KEEL_TIMER_DUE_MAX)
+			return usage_error(c, "%s: %s ms since the epoch is past the latest due time "
+					   "%s (%" PRIu64 ")", what, s, maxbuf,
+					   (uint64_t)KEEL_TIMER_DUE_MAX);
+		*out = v;
+		return 0;
+	}
+	if (strspn(s, "0123456789") > 4 && s[strspn(s, "0123456789")] == '-')
+		return usage_error(c, "%s: '%s' is past the latest due time %s (RFC 3339 years have "
+				   "four digits)", what, s, maxbuf);
+	if (strlen(s) >= 10 && s[4] == '-') {
+		int64_t ms;
+
+		if (parse_rfc3339(s, &ms, &why) < 0)
+			return usage_error(c, "%s: '%s' is not an RFC 3339 time: %s", what, s, why);
+		if (ms < 0)
+			return usage_error(c, "%s: '%s' is before 1970-01-01T00:00:00Z", what, s);
+		if ((uint64_t)ms > KEEL_TIMER_DUE_MAX)
+			return usage_error(c, "%s: '%s' is past the latest due time %s", what, s, maxbuf);
+		*out = (uint64_t)ms;
+		return 0;
+	}
+	return usage_error(c, "%s: '%s' is not a due time (expected now, +N<unit> such as +5s, "
+			   "epoch milliseconds, or an RFC 3339 time such as 2026-11-22T10:00:00Z)",
+			   what, s);
+}
+
+/* A DURATION option (--lease, --timeout) to milliseconds within [lo, hi]. */
+static int parse_duration(struct cli *c, const char *opt, const char *s, uint64_t lo, uint64_t hi,
+			  uint64_t *out)
+{
+	const char *why = NULL;
+	uint64_t ms;
+
+	if (parse_amount(s, &ms, &why) < 0)
+		return usage_error(c, "%s: '%s': %s", opt, s, why);
+	if (ms < lo || ms > hi)
+		return usage_error(c, "%s: '%s' is out of range (%" PRIu64 " ms to %" PRIu64 " ms)",
+				   opt, s, lo, hi);
+	*out = ms;
+	return 0;
+}
+
+/* --token: the decimal number claim printed. */
+static int parse_token(struct cli *c, uint64_t *out)
+{
+	char *end = NULL;
+
+	if (!c->token)
+		return usage_error(c, "--token T is required: the token that 'keel timer claim' "
+				   "printed");
+	errno = 0;
+	if (c->token[0] < '0' || c->token[0] > '9')
+		end = (char *)c->token;
+	else
+		*out = strtoull(c->token, &end, 10);
+	if (end == c->token || *end || errno == ERANGE)
+		return usage_error(c, "--token: '%s' is not a token (a decimal number, as "
+				   "'keel timer claim' prints it)", c->token);
+	return 0;
+}
+
+/* --state LIST: a mask of enum keel_timer_state. */
+static int parse_states(struct cli *c, unsigned *mask)
+{
+	char buf[64];
+	unsigned m = 0;
+
+	if (!c->state) {
+		*mask = TIMER_STATES_ALL;
+		return 0;
+	}
+	if (strlen(c->state) >= sizeof(buf))
+		return usage_error(c, "--state: list too long");
+	snprintf(buf, sizeof(buf), "%s", c->state);
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(tok, "pending"))
+			m |= KEEL_TIMER_PENDING;
+		else if (!strcmp(tok, "claimed"))
+			m |= KEEL_TIMER_CLAIMED;
+		else if (!strcmp(tok, "dead"))
+			m |= KEEL_TIMER_DEAD;
+		else
+			return usage_error(c, "--state: unknown state '%s' (expected pending, "
+					   "claimed or dead, comma-separated)", tok);
+	}
+	if (!m)
+		return usage_error(c, "--state: no state named");
+	*mask = m;
+	return 0;
+}
+
+static const char *timer_state_name(unsigned st)
+{
+	switch (st) {
+	case KEEL_TIMER_PENDING: return "pending";
+	case KEEL_TIMER_CLAIMED: return "claimed";
+	case KEEL_TIMER_DEAD: return "dead";
+	default: return "unknown";
+	}
+}
+
+/* Read a whole file of at most `max` bytes; more is refused with `toolong`. */
+static int read_file_max(struct cli *c, const char *path, size_t max, int toolong,
+			 const char *what, struct bytes *out)
+{
+	uint8_t *buf = malloc(max + 1);
+	size_t len = 0;
+	int fd, err;
+
+	memset(out, 0, sizeof(*out));
+	if (!buf)
+		return local_error(c, KEEL_E_NOMEM, "out of memory reading %s", path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		free(buf);
+		return local_error(c, KEEL_E_IO, "%s: cannot open %s: %s", what, path, strerror(err));
+	}
+	for (;;) {
+		ssize_t got = read(fd, buf + len, max + 1 - len);
+
+		if (got == 0)
+			break;
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			err = errno;
+			close(fd);
+			free(buf);
+			return local_error(c, KEEL_E_IO, "%s: reading %s: %s", what, path,
+					   strerror(err));
+		}
+		len += (size_t)got;
+		if (len > max) {
+			close(fd);
+			free(buf);
+			fprintf(stderr, "keel %s: %s: %s is over %zu bytes: %s\n", cmd_name(c), what,
+				path, max, keel_strerror(toolong));
+			return toolong;
+		}
+	}
+	close(fd);
+	out->p = out->owned = buf;
+	out->n = len;
+	return 0;
+}
+
+/*
+ * The payload of `timer set`: PAYLOAD (text, hex, or '-' for standard
+ * input), or --payload-file FILE, or nothing (an empty payload).  Its size
+ * is checked here, so an oversize one never reaches the store.
+ */
+static int timer_payload(struct cli *c, const char *arg, struct bytes *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (c->payload_file && arg)
+		return usage_error(c, "give PAYLOAD or --payload-file, not both");
+	if (c->payload_file)
+		rc = read_file_max(c, c->payload_file, KEEL_TIMER_PAYLOAD_MAX, KEEL_E_VALSIZE,
+				   "--payload-file", out);
+	else if (arg)
+		rc = arg_data(c, arg, KEEL_TIMER_PAYLOAD_MAX, KEEL_E_VALSIZE, "PAYLOAD", out);
+	else
+		rc = 0;
+	if (rc < 0)
+		return rc;
+	if (out->n > KEEL_TIMER_PAYLOAD_MAX) {
+		fprintf(stderr, "keel %s: PAYLOAD is %zu bytes, over the limit of %u: %s\n",
+			cmd_name(c), out->n, KEEL_TIMER_PAYLOAD_MAX, keel_strerror(KEEL_E_VALSIZE));
+		bytes_free(out);
+		return KEEL_E_VALSIZE;
+	}
+	return 0;
+}
+
+/*
+ * PARTITION KEY --token T of ack, extend and release, rebuilt into a claim.
+ * The library identifies a claim by partition, key and token; the other
+ * fields are what claim reported and are not needed to end it.
+ */
+static int timer_claim_arg(struct cli *c, keel_claim_t *cl, struct bytes *key)
+{
+	const char *part = c->args[1];
+	int rc;
+
+	memset(cl, 0, sizeof(*cl));
+	rc = parse_token(c, &cl->token);
+	if (rc < 0)
+		return rc;
+	rc = arg_key(c, c->args[2], key);
+	if (rc < 0)
+		return rc;
+	if (strlen(part) > KEEL_PARTITION_NAME_MAX) {
+		bytes_free(key);
+		fprintf(stderr, "keel %s: partition name is %zu bytes, over the limit of %u: %s\n",
+			cmd_name(c), strlen(part), KEEL_PARTITION_NAME_MAX,
+			keel_strerror(KEEL_E_NAME));
+		return KEEL_E_NAME;
+	}
+	if (key->n == 0 || key->n > KEEL_TIMER_KEY_MAX) {
+		size_t n = key->n;
+
+		bytes_free(key);
+		fprintf(stderr, "keel %s: timer key is %zu bytes (1 to %u allowed): %s\n",
+			cmd_name(c), n, KEEL_TIMER_KEY_MAX, keel_strerror(KEEL_E_KEYSIZE));
+		return KEEL_E_KEYSIZE;
+	}
+	snprintf(cl->part, sizeof(cl->part), "%s", part);
+	memcpy(cl->key, key->p, key->n);
+	cl->klen = key->n;
+	return 0;
+}
+
+/* An ack, extend or release refused; the library's detail says why. */
+static int claim_lost(struct cli *c, int rc, const char *verb)
+{
+	return store_error(c, rc, "%s timer in partition '%s' of %s (token %s)", verb, c->args[1],
+			   store_arg(c), c->token);
+}
+
+/* timer set STORE PARTITION KEY DUE [PAYLOAD] */
+static int cmd_timer_set(struct cli *c)
+{
+	const char *part = c->args[1];
+	struct bytes key = { 0 }, pl = { 0 };
+	uint64_t due;
+	int rc;
+
+	rc = parse_due(c, "DUE", c->args[3], &due);
+	if (rc < 0)
+		return rc;
+	rc = arg_key(c, c->args[2], &key);
+	if (rc < 0)
+		return rc;
+	rc = timer_payload(c, c->nargs > 4 ? c->args[4] : NULL, &pl);
+	if (rc < 0)
+		goto out;
+	rc = open_store(c, OPEN_CREATE);
+	if (rc < 0)
+		goto out;
+	rc = keel_timer_set(c->h, part, key.p, key.n, due, pl.p, pl.n);
+	if (rc < 0)
+		store_error(c, rc, "set timer in partition '%s' of %s", part, store_arg(c));
+out:
+	bytes_free(&pl);
+	bytes_free(&key);
+	return rc;
+}
+
+/* timer cancel STORE PARTITION KEY */
+static int cmd_timer_cancel(struct cli *c)
+{
+	const char *part = c->args[1];
+	struct bytes key = { 0 };
+	int existed = 0, rc;
+
+	rc = arg_key(c, c->args[2], &key);
+	if (rc < 0)
+		return rc;
+	rc = open_store(c, OPEN_WRITE);
+	if (rc < 0)
+		goto out;
+	rc = keel_timer_cancel(c->h, part, key.p, key.n, &existed);
+	if (rc == KEEL_E_NOTFOUND || (rc == 0 && !existed))
+		rc = not_found(c, "no such timer in partition '%s'", part);
+	else if (rc < 0)
+		store_error(c, rc, "cancel timer in partition '%s' of %s", part, store_arg(c));
+out:
+	bytes_free(&key);
+	return rc;
+}
+
+/* Listing: ls, dead ls. */
+struct timer_list {
+	struct cli *c;
+	json_object *arr;
+	uint64_t n;
+	int rc;
+};
+
+static int timer_list_cb(void *ctx, const keel_timer_info_t *t)
+{
+	struct timer_list *tl = ctx;
+	char due[ISO_MS_BYTES];
+
+	tl->n++;
+	iso_ms(due, sizeof(due), t->due_ms);
+	if (!tl->arr) {
+		printf("%s\t", t->part);
+		print_key(tl->c, stdout, t->key, t->klen);
+		printf("\t%s\t%s\t%" PRIu32, timer_state_name(t->state), due, t->deliveries);
+		if (t->state == KEEL_TIMER_CLAIMED)
+			printf("\t%ld\t%" PRId64, (long)t->holder, t->lease_left_ms);
+		else
+			fputs("\t-\t-", stdout);
+		printf("\t%zu\n", t->plen);
+		return 0;
+	}
+	json_object *o = json_object_new_object();
+
+	if (!o || json_add_bytes(o, "key", t->key, t->klen) < 0 ||
+	    json_add_bytes(o, "payload", t->payload, t->plen) < 0) {
+		json_object_put(o);
+		tl->rc = KEEL_E_NOMEM;
+		return 1;
+	}
+	json_object_object_add(o, "partition", json_object_new_string(t->part));
+	json_object_object_add(o, "state", json_object_new_string(timer_state_name(t->state)));
+	json_object_object_add(o, "due_ms", json_object_new_uint64(t->due_ms));
+	json_object_object_add(o, "due", json_object_new_string(due));
+	json_object_object_add(o, "deliveries", json_object_new_uint64(t->deliveries));
+	if (t->state == KEEL_TIMER_CLAIMED) {
+		json_object_object_add(o, "holder", json_object_new_int64(t->holder));
+		json_object_object_add(o, "lease_left_ms", json_object_new_int64(t->lease_left_ms));
+	} else {
+		json_object_object_add(o, "holder", NULL);
+		json_object_object_add(o, "lease_left_ms", NULL);
+	}
+	json_object_object_add(o, "payload_bytes", json_object_new_uint64(t->plen));
+	json_object_array_add(tl->arr, o);
+	return 0;
+}
+
+static int timer_list(struct cli *c, unsigned states)
+{
+	const char *part = c->nargs > 1 ? c->args[1] : NULL;
+	struct timer_list tl = { .c = c };
+	json_object *root = NULL;
+	int rc;
+
+	rc = open_store(c, OPEN_READ);
+	if (rc < 0)
+		return rc;
+	if (c->json) {
+		root = json_root(c);
+		tl.arr = json_object_new_array();
+		if (!root || !tl.arr) {
+			json_object_put(root);
+			json_object_put(tl.arr);
+			return local_error(c, KEEL_E_NOMEM, "out of memory");
+		}
+		json_object_object_add(root, "partition", part ? json_object_new_string(part) : NULL);
+		json_object_object_add(root, "timers", tl.arr);
+	}
+	rc = keel_timers(c->h, part, states, timer_list_cb, &tl);
+	if (rc < 0) {
+		store_error(c, rc, "list timers of %s", store_arg(c));
+	} else if (tl.rc < 0) {
+		rc = local_error(c, tl.rc, "out of memory listing timers");
+	} else if (root) {
+		json_object_object_add(root, "count", json_object_new_uint64(tl.n));
+		json_print(root);
+	}
+	json_object_put(root);
+	return rc;
+}
+
+/* timer ls STORE [PARTITION] [--state LIST] */
+static int cmd_timer_ls(struct cli *c)
+{
+	unsigned states = TIMER_STATES_ALL;
+	int rc = parse_states(c, &states);
+
+	return rc < 0 ? rc : timer_list(c, states);
+}
+
+/* timer dead ls STORE [PARTITION] */
+static int cmd_timer_dead_ls(struct cli *c)
+{
+	return timer_list(c, KEEL_TIMER_DEAD);
+}
+
+/* What claim prints: a table, or one JSON object. */
+static int claim_print(struct cli *c, const keel_claim_t *cl, const void *payload, int acked)
+{
+	char due[ISO_MS_BYTES];
+
+	iso_ms(due, sizeof(due), cl->due_ms);
+	if (c->json) {
+		json_object *root = json_root(c);
+		char tok[24];
+
+		if (!root || json_add_bytes(root, "key", cl->key, cl->klen) < 0 ||
+		    json_add_bytes(root, "payload", payload, cl->plen) < 0) {
+			json_object_put(root);
+			return local_error(c, KEEL_E_NOMEM, "out of memory");
+		}
+		snprintf(tok, sizeof(tok), "%" PRIu64, cl->token);
+		json_object_object_add(root, "partition", json_object_new_string(cl->part));
+		json_object_object_add(root, "token", json_object_new_string(tok));
+		json_object_object_add(root, "due_ms", json_object_new_uint64(cl->due_ms));
+		json_object_object_add(root, "due", json_object_new_string(due));
+		json_object_object_add(root, "deliveries", json_object_new_uint64(cl->deliveries));
+		json_object_object_add(root, "lease_ms", json_object_new_uint64(cl->lease_ms));
+		json_object_object_add(root, "payload_bytes", json_object_new_uint64(cl->plen));
+		json_object_object_add(root, "acked", json_object_new_boolean(acked));
+		json_print(root);
+		json_object_put(root);
+		return 0;
+	}
+	printf("%-12s %s\n", "partition", cl->part);
+	printf("%-12s ", "key");
+	print_key(c, stdout, cl->key, cl->klen);
+	printf("\n%-12s %" PRIu64 "\n", "token", cl->token);
+	printf("%-12s %s (%" PRIu64 ")\n", "due", due, cl->due_ms);
+	printf("%-12s %" PRIu32 "\n", "deliveries", cl->deliveries);
+	printf("%-12s %" PRIu64 "\n", "lease_ms", cl->lease_ms);
+	printf("%-12s %s\n", "acked", acked ? "yes" : "no");
+	printf("%-12s %zu\n", "payload_bytes", cl->plen);
+	printf("%-12s ", "payload");
+	print_key(c, stdout, payload, cl->plen);
+	fputc('\n', stdout);
+	return 0;
+}
+
+/* timer claim STORE [PARTITION...] [--lease D] [--timeout D] [--ack] */
+static int cmd_timer_claim(struct cli *c)
+{
+	const char *const *parts = (const char *const *)(c->args + 1);
+	size_t nparts = (size_t)(c->nargs - 1);
+	uint64_t lease = TIMER_LEASE_DEFAULT_MS, timeout = 0;
+	keel_claim_t cl;
+	void *buf;
+	int rc, acked = 0;
+
+	if (c->lease && (rc = parse_duration(c, "--lease", c->lease, 1, KEEL_TIMER_LEASE_MAX,
+					     &lease)) < 0)
+		return rc;
+	if (c->timeout && strcmp(c->timeout, "forever") != 0 &&
+	    (rc = parse_duration(c, "--timeout", c->timeout, 0, INT32_MAX, &timeout)) < 0)
+		return rc;
+	buf = malloc(KEEL_TIMER_PAYLOAD_MAX);
+	if (!buf)
+		return local_error(c, KEEL_E_NOMEM, "out of memory");
+	rc = open_store(c, OPEN_WRITE);
+	if (rc < 0)
+		goto out;
+	memset(&cl, 0, sizeof(cl));
+	rc = keel_timer_claim(c->h, parts, nparts, (uint32_t)lease,
+			      c->timeout && !strcmp(c->timeout, "forever") ? -1 : (int)timeout, &cl,
+			      buf, KEEL_TIMER_PAYLOAD_MAX);
+	if (rc == KEEL_E_TIMEOUT) {
+		rc = not_found(c, "no timer due%s", c->timeout ? " before the timeout" : "");
+		goto out;
+	}
+	if (rc < 0) {
+		store_error(c, rc, "claim a timer of %s", store_arg(c));
+		goto out;
+	}
+	if (c->ack) {
+		rc = keel_timer_ack(c->h, &cl);
+		if (rc < 0) {
+			store_error(c, rc, "ack the timer just claimed in partition '%s' of %s",
+				    cl.part, store_arg(c));
+			goto out;
+		}
+		acked = 1;
+	}
+	rc = claim_print(c, &cl, buf, acked);
+out:
+	free(buf);
+	return rc;
+}
+
+/* timer ack STORE PARTITION KEY --token T */
+static int cmd_timer_ack(struct cli *c)
+{
+	struct bytes key = { 0 };
+	keel_claim_t cl;
+	int rc;
+
+	rc = timer_claim_arg(c, &cl, &key);
+	if (rc < 0)
+		return rc;
+	rc = open_store(c, OPEN_WRITE);
+	if (rc == 0 && (rc = keel_timer_ack(c->h, &cl)) < 0)
+		claim_lost(c, rc, "ack");
+	bytes_free(&key);
+	return rc;
+}
+
+/* timer extend STORE PARTITION KEY --token T [--lease D] */
+static int cmd_timer_extend(struct cli *c)
+{
+	struct bytes key = { 0 };
+	uint64_t lease = TIMER_LEASE_DEFAULT_MS;
+	keel_claim_t cl;
+	int rc;
+
+	if (c->lease && (rc = parse_duration(c, "--lease", c->lease, 1, KEEL_TIMER_LEASE_MAX,
+					     &lease)) < 0)
+		return rc;
+	rc = timer_claim_arg(c, &cl, &key);
+	if (rc < 0)
+		return rc;
+	rc = open_store(c, OPEN_WRITE);
+	if (rc == 0 && (rc = keel_timer_extend(c->h, &cl, (uint32_t)lease)) < 0)
+		claim_lost(c, rc, "extend the lease of");
+	bytes_free(&key);
+	return rc;
+}
+
+/* timer release STORE PARTITION KEY --token T [--due DUE] */
+static int cmd_timer_release(struct cli *c)
+{
+	struct bytes key = { 0 };
+	uint64_t due = 0;
+	keel_claim_t cl;
+	int rc;
+
+	if (c->due && (rc = parse_due(c, "--due", c->due, &due)) < 0)
+		return rc;
+	rc = timer_claim_arg(c, &cl, &key);
+	if (rc < 0)
+		return rc;
+	rc = open_store(c, OPEN_WRITE);
+	if (rc == 0 && (rc = keel_timer_release(c->h, &cl, due)) < 0)
+		claim_lost(c, rc, "release");
+	bytes_free(&key);
+	return rc;
+}
+
+/* timer dead requeue STORE PARTITION KEY [--due DUE] */
+static int cmd_timer_dead_requeue(struct cli *c)
+{
+	const char *part = c->args[1];
+	struct bytes key = { 0 };
+	uint64_t due = 0;
+	int rc;
+
+	if (c->due && (rc = parse_due(c, "--due", c->due, &due)) < 0)
+		return rc;
+	rc = arg_key(c, c->args[2], &key);
+	if (rc < 0)
+		return rc;
+	rc = open_store(c, OPEN_WRITE);
+	if (rc < 0)
+		goto out;
+	rc = keel_timer_requeue(c->h, part, key.p, key.n, due);
+	if (rc == KEEL_E_NOTFOUND)
+		not_found(c, "no such timer in partition '%s'", part);
+	else if (rc == KEEL_E_STATE)
+		store_error(c, rc, "requeue: the timer in partition '%s' is not dead-lettered", part);
+	else if (rc < 0)
+		store_error(c, rc, "requeue timer in partition '%s' of %s", part, store_arg(c));
+out:
+	bytes_free(&key);
+	return rc;
+}
+
+/* timer dead drop STORE PARTITION KEY */
+static int cmd_timer_dead_drop(struct cli *c)
+{
+	const char *part = c->args[1];
+	struct bytes key = { 0 };
+	keel_timer_info_t info;
+	int rc;
+
+	rc = arg_key(c, c->args[2], &key);
+	if (rc < 0)
+		return rc;
+	rc = open_store(c, OPEN_WRITE);
+	if (rc < 0)
+		goto out;
+	/* A missing timer is "not found" (exit 1), whatever drop would call it. */
+	rc = keel_timer_get(c->h, part, key.p, key.n, &info, NULL, 0);
+	if (rc == 0)
+		rc = keel_timer_drop(c->h, part, key.p, key.n);
+	if (rc == KEEL_E_NOTFOUND)
+		not_found(c, "no such timer in partition '%s'", part);
+	else if (rc == KEEL_E_STATE)
+		store_error(c, rc, "drop: the timer in partition '%s' is not dead-lettered", part);
+	else if (rc < 0)
+		store_error(c, rc, "drop timer in partition '%s' of %s", part, store_arg(c));
+out:
+	bytes_free(&key);
+	return rc;
+}
+
+/* timer stat STORE */
+static int cmd_timer_stat(struct cli *c)
+{
+	keel_timer_stat_t st;
+	char due[ISO_MS_BYTES];
+	int rc;
+
+	rc = open_store(c, OPEN_READ);
+	if (rc < 0)
+		return rc;
+	memset(&st, 0, sizeof(st));
+	rc = keel_timer_stat(c->h, &st);
+	if (rc < 0)
+		return store_error(c, rc, "timer statistics of %s", store_arg(c));
+	if (st.next_due_ms)
+		iso_ms(due, sizeof(due), st.next_due_ms);
+	else
+		snprintf(due, sizeof(due), "-");
+	if (c->json) {
+		json_object *root = json_root(c);
+
+		if (!root)
+			return local_error(c, KEEL_E_NOMEM, "out of memory");
+		json_object_object_add(root, "pending", json_object_new_uint64(st.pending));
+		json_object_object_add(root, "claimed", json_object_new_uint64(st.claimed));
+		json_object_object_add(root, "dead", json_object_new_uint64(st.dead));
+		json_object_object_add(root, "next_due_ms",
+				       st.next_due_ms ? json_object_new_uint64(st.next_due_ms) : NULL);
+		json_object_object_add(root, "next_due",
+				       st.next_due_ms ? json_object_new_string(due) : NULL);
+		json_object_object_add(root, "claims", json_object_new_uint64(st.claims));
+		json_object_object_add(root, "redelivered", json_object_new_uint64(st.redelivered));
+		json_object_object_add(root, "dead_lettered",
+				       json_object_new_uint64(st.dead_lettered));
+		json_print(root);
+		json_object_put(root);
+		return 0;
+	}
+	printf("%-14s %" PRIu64 "\n", "pending", st.pending);
+	printf("%-14s %" PRIu64 "\n", "claimed", st.claimed);
+	printf("%-14s %" PRIu64 "\n", "dead", st.dead);
+	printf("%-14s %s\n", "next_due", due);
+	printf("%-14s %" PRIu64 "\n", "claims", st.claims);
+	printf("%-14s %" PRIu64 "\n", "redelivered", st.redelivered);
+	printf("%-14s %" PRIu64 "\n", "dead_lettered", st.dead_lettered);
+	return 0;
+}
+
 static int cmd_help(struct cli *c);
 
 /* ---- the command table ------------------------------------------------------------- */
@@ -2944,9 +3868,267 @@ static const struct cmd commands[] = {
 		"    keel crash /var/lib/app --power-loss --force && keel verify /var/lib/app\n",
 	},
 	{
-		.name = "help", .run = cmd_help, .nargs_min = 0, .nargs_max = 1,
+		.name = "timer set", .run = cmd_timer_set, .nargs_min = 4, .nargs_max = 5,
+		.opts = OPT_HEX | OPT_OPEN | OPT_PAYLOAD_FILE, .open = OPEN_NONE,
+		.args = "STORE PARTITION KEY DUE [PAYLOAD | --payload-file FILE]",
+		.summary = "schedule (or reschedule) a timer at DUE with a payload",
+		.description =
+		"    Sets the timer KEY of PARTITION to fire at DUE, with PAYLOAD (empty\n"
+		"    when left out), as one commit.  Set is an upsert: a timer already\n"
+		"    there (pending, claimed or dead-lettered) is rescheduled atomically\n"
+		"    and its delivery count starts again.  The store and the partition\n"
+		"    are created if missing.  Timer keys live beside the partition's keys\n"
+		"    and do not clash with them.\n"
+		"\n"
+		"    DUE is one of:\n"
+		"      now                    the current time\n"
+		"      +N<unit>               N from now; unit ms, s, m, h or d\n"
+		"                             (+5s, +250ms, +10m, +1h)\n"
+		"      N                      milliseconds since 1970-01-01T00:00:00Z\n"
+		"      RFC 3339 time          2026-11-22T10:00:00Z, 2026-11-22T10:00:00.250Z,\n"
+		"                             2026-11-22T12:00:00+02:00\n"
+		"    up to 9999-12-31T23:59:59.999Z.  A fraction finer than a millisecond\n"
+		"    rounds up, so the timer never fires before the time written.  A due\n"
+		"    time in the past is due at once.\n"
+		"\n"
+		"    PAYLOAD is the bytes of the argument; '-' reads standard input,\n"
+		"    binary-safe; --payload-file FILE reads FILE.  With --hex, KEY and\n"
+		"    PAYLOAD (or standard input) are hex digits.  A payload holds at most\n"
+		"    64 KiB and a timer key 1 to 512 bytes.\n"
+		"\n"
+		"    Every argument is checked before the store is opened: a DUE that\n"
+		"    cannot be parsed or is out of range, or a payload that is too large,\n"
+		"    changes nothing (not even by creating the store).\n",
+		.exit_status =
+		"    0   set\n"
+		"    2   usage error: DUE unparseable or out of range, bad hex, PAYLOAD\n"
+		"        and --payload-file both given\n"
+		"    3   --payload-file could not be read\n"
+		"    7   (KEEL_E_KEYSIZE) KEY empty or over 512 bytes\n"
+		"    8   (KEEL_E_VALSIZE) PAYLOAD over 64 KiB\n"
+		"    9   (KEEL_E_NAME) bad partition name\n",
+		.examples =
+		"    keel timer set /var/lib/app reminders invoice-42 +15m 'send reminder'\n"
+		"    keel timer set /var/lib/app jobs nightly 2026-11-23T02:00:00+01:00\n"
+		"    keel timer set /var/lib/app jobs report +250ms --payload-file job.json\n"
+		"    printf '\\0\\1\\2' | keel timer set /var/lib/app raw k1 now -\n",
+	},
+	{
+		.name = "timer cancel", .run = cmd_timer_cancel, .nargs_min = 3, .nargs_max = 3,
+		.opts = OPT_HEX | OPT_OPEN, .open = OPEN_NONE,
+		.args = "STORE PARTITION KEY",
+		.summary = "delete a timer, whatever its state",
+		.description =
+		"    Deletes the timer KEY of PARTITION, as one commit, whether it is\n"
+		"    pending, claimed or dead-lettered.  A process holding a claim on it\n"
+		"    finds its ack refused (KEEL_E_STATE).  With --hex, KEY is in hex.\n",
+		.exit_status =
+		"    0   cancelled\n"
+		"    1   there was no such timer (nothing changed)\n"
+		"    2   usage error\n",
+		.examples =
+		"    keel timer cancel /var/lib/app reminders invoice-42\n",
+	},
+	{
+		.name = "timer ls", .run = cmd_timer_ls, .nargs_min = 1, .nargs_max = 2,
+		.opts = OPT_JSON | OPT_HEX | OPT_OPEN | OPT_STATE, .open = OPEN_NONE,
+		.args = "STORE [PARTITION] [--state LIST]",
+		.summary = "list timers: state, due time, deliveries, holder and lease",
+		.description =
+		"    Lists the timers of the store (or of PARTITION), by partition and\n"
+		"    then by due time, one per line, with tab-separated columns:\n"
+		"      partition, key, state (pending, claimed or dead), due time (RFC\n"
+		"      3339, UTC), deliveries so far, holder pid and lease left in ms\n"
+		"      (claimed timers; '-' otherwise), payload bytes.\n"
+		"    Keys are escaped as 'keel ls' does (\\\\ and \\xNN); --hex prints them\n"
+		"    in hex.  --state picks states: a comma-separated list of pending,\n"
+		"    claimed and dead (default: all).  A lease left below 0 has run out:\n"
+		"    the next claimer takes the timer back.\n"
+		"\n"
+		"    --json prints {\"store\", \"partition\", \"count\", \"timers\":\n"
+		"    [{\"partition\", \"key\", \"key_hex\", \"state\", \"due_ms\", \"due\",\n"
+		"    \"deliveries\", \"holder\", \"lease_left_ms\", \"payload\",\n"
+		"    \"payload_hex\", \"payload_bytes\"}]}; \"holder\" and \"lease_left_ms\"\n"
+		"    are null unless the timer is claimed, and \"key\" and \"payload\" are\n"
+		"    present when the bytes are UTF-8 text without NUL.\n",
+		.exit_status =
+		"    0   listed (possibly nothing)\n"
+		"    2   usage error (an unknown --state)\n"
+		"    9   (KEEL_E_NAME) bad partition name\n",
+		.examples =
+		"    keel timer ls /var/lib/app\n"
+		"    keel timer ls /var/lib/app jobs --state claimed,dead\n"
+		"    keel timer ls --json /var/lib/app | jq -r '.timers[] | select(.state == \"claimed\") | .key'\n",
+	},
+	{
+		.name = "timer claim", .run = cmd_timer_claim, .nargs_min = 1,
+		.nargs_max = 1 + KEEL_PARTITIONS_MAX,
+		.opts = OPT_JSON | OPT_HEX | OPT_OPEN | OPT_LEASE | OPT_TIMEOUT | OPT_ACK,
+		.open = OPEN_NONE,
+		.args = "STORE [PARTITION...] [--lease D] [--timeout D] [--ack]",
+		.summary = "take the earliest due timer under a lease (--ack: and delete it)",
+		.description =
+		"    Claims the earliest due timer of the PARTITIONs named (of every\n"
+		"    partition when none is) under a lease of --lease D (default 30s, at\n"
+		"    most 1 day) and prints it: partition, key, token, due time,\n"
+		"    delivery number, lease, payload.  If none is due it waits up to\n"
+		"    --timeout D (default 0: no wait; 'forever': no limit).  Durations are\n"
+		"    N<unit> with unit ms, s, m, h or d.  Every claim counts a delivery;\n"
+		"    a timer claimed more often than the store allows (10 by default) is\n"
+		"    moved to the dead letters instead of being handed out.\n"
+		"\n"
+		"    CAVEAT: a claim belongs to the process that made it, and this one\n"
+		"    exits at once.  Any other process that claims or waits then sees the\n"
+		"    holder dead and may take the timer back straight away, counting\n"
+		"    another delivery.  The token is a capability: 'keel timer ack',\n"
+		"    'extend' and 'release' with --token T end or renew the claim from\n"
+		"    another process, as long as nobody has taken the timer since (exit\n"
+		"    27 when someone has).  Use claim from the shell where no other\n"
+		"    claimer runs, or for inspection and tests; long-running workers call\n"
+		"    keel_timer_claim themselves.\n"
+		"\n"
+		"    --ack claims and acks in one go (a pop): the timer is deleted before\n"
+		"    it is printed, so if what reads the output fails, it is gone: at\n"
+		"    most once instead of at least once.\n"
+		"\n"
+		"    --json prints {\"store\", \"partition\", \"key\", \"key_hex\", \"token\",\n"
+		"    \"due_ms\", \"due\", \"deliveries\", \"lease_ms\", \"payload\",\n"
+		"    \"payload_hex\", \"payload_bytes\", \"acked\"}; \"token\" is a string of\n"
+		"    decimal digits (64 bits do not fit every JSON reader's numbers).\n",
+		.exit_status =
+		"    0   claimed (and with --ack, acked); printed\n"
+		"    1   no timer was due (within --timeout)\n"
+		"    2   usage error (bad --lease or --timeout)\n"
+		"    9   (KEEL_E_NAME) bad partition name\n",
+		.examples =
+		"    keel timer claim /var/lib/app jobs --lease 2m\n"
+		"    T=$(keel timer claim --json /var/lib/app jobs | jq -r .token)\n"
+		"    keel timer claim /var/lib/app --timeout 10s --ack --json\n",
+	},
+	{
+		.name = "timer ack", .run = cmd_timer_ack, .nargs_min = 3, .nargs_max = 3,
+		.opts = OPT_HEX | OPT_OPEN | OPT_TOKEN, .open = OPEN_NONE,
+		.args = "STORE PARTITION KEY --token T",
+		.summary = "delete a claimed timer: its work is done",
+		.description =
+		"    Acks the claim with token T on timer KEY of PARTITION: the timer is\n"
+		"    deleted, durably, in a commit of its own.  T is the token 'keel timer\n"
+		"    claim' printed.  If the claim is not held any more (the lease ran\n"
+		"    out, another process took the timer back, or it was set, cancelled\n"
+		"    or claimed again since) nothing changes and the exit status is 27.\n",
+		.exit_status =
+		"    0   acked\n"
+		"    2   usage error (--token missing or not a number)\n"
+		"    27  (KEEL_E_STATE) the claim is not held (nothing changed)\n",
+		.examples =
+		"    keel timer ack /var/lib/app jobs nightly --token 8842\n",
+	},
+	{
+		.name = "timer extend", .run = cmd_timer_extend, .nargs_min = 3, .nargs_max = 3,
+		.opts = OPT_HEX | OPT_OPEN | OPT_TOKEN | OPT_LEASE, .open = OPEN_NONE,
+		.args = "STORE PARTITION KEY --token T [--lease D]",
+		.summary = "renew the lease of a claim",
+		.description =
+		"    Renews the lease of the claim with token T on timer KEY of\n"
+		"    PARTITION to --lease D from now (default 30s, at most 1 day).\n",
+		.exit_status =
+		"    0   extended\n"
+		"    2   usage error\n"
+		"    27  (KEEL_E_STATE) the claim is not held\n",
+		.examples =
+		"    keel timer extend /var/lib/app jobs nightly --token 8842 --lease 5m\n",
+	},
+	{
+		.name = "timer release", .run = cmd_timer_release, .nargs_min = 3, .nargs_max = 3,
+		.opts = OPT_HEX | OPT_OPEN | OPT_TOKEN | OPT_DUE, .open = OPEN_NONE,
+		.args = "STORE PARTITION KEY --token T [--due DUE]",
+		.summary = "hand a claimed timer back: due now, or at DUE",
+		.description =
+		"    Ends the claim with token T on timer KEY of PARTITION without\n"
+		"    deleting the timer: it is due again at once, or at --due DUE (a\n"
+		"    journaled reschedule that keeps the delivery count).  DUE takes the\n"
+		"    forms described under 'keel timer set --help'.\n",
+		.exit_status =
+		"    0   released\n"
+		"    2   usage error (bad --due)\n"
+		"    27  (KEEL_E_STATE) the claim is not held\n",
+		.examples =
+		"    keel timer release /var/lib/app jobs nightly --token 8842\n"
+		"    keel timer release /var/lib/app jobs nightly --token 8842 --due +1m\n",
+	},
+	{
+		.name = "timer dead ls", .run = cmd_timer_dead_ls, .nargs_min = 1, .nargs_max = 2,
+		.opts = OPT_JSON | OPT_HEX | OPT_OPEN, .open = OPEN_NONE,
+		.args = "STORE [PARTITION]",
+		.summary = "list dead-lettered timers",
+		.description =
+		"    Lists the timers moved to the dead letters (claimed more often than\n"
+		"    the store allows without an ack), as 'keel timer ls --state dead'\n"
+		"    does, with the same columns and --json form.\n",
+		.exit_status =
+		"    0   listed (possibly nothing)\n"
+		"    2   usage error\n",
+		.examples =
+		"    keel timer dead ls /var/lib/app\n"
+		"    keel timer dead ls --json /var/lib/app jobs | jq .count\n",
+	},
+	{
+		.name = "timer dead requeue", .run = cmd_timer_dead_requeue, .nargs_min = 3,
+		.nargs_max = 3, .opts = OPT_HEX | OPT_OPEN | OPT_DUE, .open = OPEN_NONE,
+		.args = "STORE PARTITION KEY [--due DUE]",
+		.summary = "put a dead-lettered timer back, due now or at DUE",
+		.description =
+		"    Makes the dead-lettered timer KEY of PARTITION pending again, due at\n"
+		"    once or at --due DUE, with its delivery count reset.\n",
+		.exit_status =
+		"    0   requeued\n"
+		"    1   there is no such timer\n"
+		"    2   usage error (bad --due)\n"
+		"    27  (KEEL_E_STATE) the timer is not dead-lettered (nothing changed)\n",
+		.examples =
+		"    keel timer dead requeue /var/lib/app jobs nightly\n"
+		"    keel timer dead requeue /var/lib/app jobs nightly --due +10m\n",
+	},
+	{
+		.name = "timer dead drop", .run = cmd_timer_dead_drop, .nargs_min = 3, .nargs_max = 3,
+		.opts = OPT_HEX | OPT_OPEN, .open = OPEN_NONE,
+		.args = "STORE PARTITION KEY",
+		.summary = "delete a dead-lettered timer",
+		.description =
+		"    Deletes the dead-lettered timer KEY of PARTITION.  Unlike 'keel timer\n"
+		"    cancel' it refuses a timer that is not dead-lettered.\n",
+		.exit_status =
+		"    0   dropped\n"
+		"    1   there is no such timer\n"
+		"    2   usage error\n"
+		"    27  (KEEL_E_STATE) the timer is not dead-lettered (nothing changed)\n",
+		.examples =
+		"    keel timer dead drop /var/lib/app jobs nightly\n",
+	},
+	{
+		.name = "timer stat", .run = cmd_timer_stat, .nargs_min = 1, .nargs_max = 1,
+		.opts = OPT_JSON | OPT_OPEN, .open = OPEN_NONE,
+		.args = "STORE",
+		.summary = "print timer counts, the next due time and claim counters",
+		.description =
+		"    Prints how many timers are pending, claimed and dead-lettered, the\n"
+		"    earliest pending due time, and, since the arena was made, the claims\n"
+		"    handed out, the claims lost to a dead holder or a lease that ran out\n"
+		"    (redelivered), and the timers moved to the dead letters.  --json\n"
+		"    prints {\"store\", \"pending\", \"claimed\", \"dead\", \"next_due_ms\",\n"
+		"    \"next_due\", \"claims\", \"redelivered\", \"dead_lettered\"} (the\n"
+		"    next due fields are null when nothing is pending).\n",
+		.exit_status =
+		"    0   printed\n"
+		"    2   usage error\n",
+		.examples =
+		"    keel timer stat /var/lib/app\n"
+		"    keel timer stat --json /var/lib/app | jq .next_due\n",
+	},
+	{
+		.name = "help", .run = cmd_help, .nargs_min = 0, .nargs_max = 3,
 		.opts = 0, .open = OPEN_NONE,
-		.args = "[COMMAND]",
+		.args = "[COMMAND [SUBCOMMAND]]",
 		.summary = "show the help of keel or of COMMAND",
 		.description =
 		"    Prints the same text as 'keel --help' or 'keel COMMAND --help'.\n",
@@ -2954,7 +4136,8 @@ static const struct cmd commands[] = {
 		"    0   printed\n"
 		"    2   no such command\n",
 		.examples =
-		"    keel help ls\n",
+		"    keel help ls\n"
+		"    keel help timer claim\n",
 	},
 };
 
@@ -2966,6 +4149,89 @@ static const struct cmd *find_cmd(const char *name)
 		if (strcmp(commands[i].name, name) == 0)
 			return &commands[i];
 	return NULL;
+}
+
+/*
+ * Command groups.  A command whose name is a group's name and one more word
+ * ("timer set", "timer dead ls") is named by that many arguments, so the
+ * command table stays flat and every row gets its own help page.
+ */
+#define CMD_NAME_BYTES 64
+static const struct {
+	const char *name;
+	const char *summary;
+	const char *description;
+	const char *examples;
+} cmd_groups[] = {
+	{
+		"timer", "durable timers: schedule, list, claim, ack",
+		"    A timer is a (PARTITION, KEY) with a due time and a payload, kept\n"
+		"    beside the partition's keys and journaled like them.  Set and cancel\n"
+		"    are single commits.  A process claims a due timer under a lease; the\n"
+		"    claim ends with ack (the timer is deleted), release (it is due\n"
+		"    again), or by being lost when its holder dies or its lease runs out.\n"
+		"    A timer claimed too often without an ack moves to the dead letters\n"
+		"    ('keel timer dead ...').  Delivery is at least once.\n"
+		"\n"
+		"    Due times are now, +N<unit> (+5s, +250ms, +10m, +1h), milliseconds\n"
+		"    since the epoch, or RFC 3339 times (2026-11-22T10:00:00Z); see 'keel\n"
+		"    timer set --help'.  Each subcommand's --help has the details, and\n"
+		"    'keel timer claim --help' the caveat of claiming from a process that\n"
+		"    exits at once.\n",
+		"    keel timer set /var/lib/app jobs nightly +1h 'run report'\n"
+		"    keel timer ls /var/lib/app\n"
+		"    keel timer claim --json /var/lib/app jobs\n"
+		"    keel timer ack /var/lib/app jobs nightly --token 8842\n"
+		"    keel timer dead ls /var/lib/app\n",
+	},
+	{
+		"timer dead", "dead-lettered timers: list, requeue, drop",
+		"    Timers claimed more often than the store allows (10 deliveries by\n"
+		"    default) without an ack are moved to the dead letters instead of\n"
+		"    being handed out again.  'ls' lists them, 'requeue' makes one\n"
+		"    pending again and 'drop' deletes it.\n",
+		"    keel timer dead ls /var/lib/app\n"
+		"    keel timer dead requeue /var/lib/app jobs nightly --due +5m\n"
+		"    keel timer dead drop /var/lib/app jobs nightly\n",
+	},
+};
+#define N_CMD_GROUPS (sizeof(cmd_groups) / sizeof(cmd_groups[0]))
+
+/* The index of group `name` in cmd_groups, or -1. */
+static int group_index(const char *name)
+{
+	for (size_t i = 0; i < N_CMD_GROUPS; i++)
+		if (strcmp(cmd_groups[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int is_group(const char *name)
+{
+	return group_index(name) >= 0;
+}
+
+/*
+ * The command named by words[0..n): words are joined while they name a
+ * group, then one more is taken.  name[] gets what was named and *used how
+ * many words that took.  NULL when it names no command (a group named
+ * without a subcommand included).
+ */
+static const struct cmd *resolve_cmd(char *const *words, int n, char *name, size_t cap, int *used)
+{
+	name[0] = '\0';
+	*used = 0;
+	while (*used < n) {
+		size_t len = strlen(name);
+
+		if (len + 1 + strlen(words[*used]) >= cap)
+			break;          /* no command name is that long */
+		snprintf(name + len, cap - len, "%s%s", len ? " " : "", words[*used]);
+		(*used)++;
+		if (!is_group(name))
+			break;
+	}
+	return find_cmd(name);
 }
 
 /* ---- help text ------------------------------------------------------------------------ */
@@ -3013,15 +4279,43 @@ static const struct {
 	{ OPT_FORCE,
 	  "    --force\n"
 	  "        Go on where the command would refuse (see DESCRIPTION).\n" },
+	{ OPT_PAYLOAD_FILE,
+	  "    --payload-file FILE\n"
+	  "        Read the timer's payload from FILE (binary-safe, at most 64 KiB).\n" },
+	{ OPT_STATE,
+	  "    --state LIST\n"
+	  "        List only timers in these states: pending, claimed, dead\n"
+	  "        (comma-separated).\n" },
+	{ OPT_LEASE,
+	  "    --lease D\n"
+	  "        Lease of the claim: N<unit>, unit ms, s, m, h or d (default 30s,\n"
+	  "        at most 1d).\n" },
+	{ OPT_TIMEOUT,
+	  "    --timeout D\n"
+	  "        Wait up to D for a timer to fall due (default 0: do not wait;\n"
+	  "        'forever': no limit).\n" },
+	{ OPT_ACK,
+	  "    --ack\n"
+	  "        Ack the timer right after claiming it (a pop; at most once).\n" },
+	{ OPT_TOKEN,
+	  "    --token T\n"
+	  "        The token of the claim, as 'keel timer claim' printed it.\n" },
+	{ OPT_DUE,
+	  "    --due DUE\n"
+	  "        When the timer is due again: now, +N<unit>, epoch milliseconds or\n"
+	  "        an RFC 3339 time (default: at once).\n" },
 };
 
 static void print_exit_table(FILE *f)
 {
 	fputs("    0   success\n"
-	      "    1   not found: the key (get, del) or the partition (ls, clear,\n"
-	      "        exists, export); for verify, damage found\n"
+	      "    1   not found: the key (get, del), the partition (ls, clear,\n"
+	      "        exists, export) or the timer (timer cancel, timer dead\n"
+	      "        requeue|drop); no timer due (timer claim); for verify, damage\n"
+	      "        found\n"
 	      "    2   usage error: unknown command or option, wrong number of\n"
-	      "        arguments, bad hex, bad durability mode\n"
+	      "        arguments, bad hex, bad durability mode, a due time or\n"
+	      "        duration that cannot be parsed or is out of range, a bad token\n"
 	      "    3   failure outside the store: reading standard input, writing\n"
 	      "        standard output, reading or writing a dump file, out of memory\n"
 	      "        in this process\n"
@@ -3051,6 +4345,9 @@ static void print_main_help(FILE *f)
 	      "    before or after the command; put -- before an argument that begins\n"
 	      "    with '-' (other than the single '-' for standard input).\n"
 	      "\n"
+	      "    The timer commands ('keel timer --help') schedule durable timers,\n"
+	      "    claim due ones under a lease, and ack, extend or release claims.\n"
+	      "\n"
 	      "COMMANDS\n", f);
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(f, "    %-6s %s\n           %s\n", commands[i].name, commands[i].args,
@@ -3074,7 +4371,9 @@ static void print_main_help(FILE *f)
 	      "    keel --memory put /tmp/scratch cache k1 v1\n"
 	      "    keel export /var/lib/app -o app.dump\n"
 	      "    keel import /var/lib/copy -i app.dump\n"
-	      "    keel crash /var/lib/app --power-loss && keel verify /var/lib/app\n", f);
+	      "    keel crash /var/lib/app --power-loss && keel verify /var/lib/app\n"
+	      "    keel timer set /var/lib/app jobs nightly 2026-11-23T02:00:00Z 'run report'\n"
+	      "    keel timer ls /var/lib/app\n", f);
 }
 
 static void print_cmd_help(FILE *f, const struct cmd *cmd)
@@ -3095,17 +4394,46 @@ static void print_cmd_help(FILE *f, const struct cmd *cmd)
 	fprintf(f, "EXAMPLES\n%s", cmd->examples);
 }
 
+/* The help page of a command group: its subcommands, each with synopsis. */
+static void print_group_help(FILE *f, const char *group)
+{
+	int g = group_index(group);
+	size_t glen = strlen(group);
+
+	if (g < 0)
+		return;
+	fprintf(f, "NAME\n    keel %s - %s\n\nSYNOPSIS\n", group, cmd_groups[g].summary);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (!strncmp(commands[i].name, group, glen) && commands[i].name[glen] == ' ')
+			fprintf(f, "    keel %s [OPTIONS] %s\n", commands[i].name, commands[i].args);
+	fprintf(f, "    keel %s SUBCOMMAND --help\n\nDESCRIPTION\n%s\nSUBCOMMANDS\n", group,
+		cmd_groups[g].description);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (!strncmp(commands[i].name, group, glen) && commands[i].name[glen] == ' ')
+			fprintf(f, "    %-14s %s\n", commands[i].name + glen + 1,
+				commands[i].summary);
+	fputs("\nEXIT STATUS\n", f);
+	print_exit_table(f);
+	fprintf(f, "\nEXAMPLES\n%s", cmd_groups[g].examples);
+}
+
 static int cmd_help(struct cli *c)
 {
 	const struct cmd *cmd;
+	char name[CMD_NAME_BYTES];
+	int used;
 
 	if (c->nargs == 0) {
 		print_main_help(stdout);
 		return 0;
 	}
-	cmd = find_cmd(c->args[0]);
-	if (!cmd)
-		return usage_error(c, "no such command: '%s'", c->args[0]);
+	cmd = resolve_cmd(c->args, c->nargs, name, sizeof(name), &used);
+	if (!cmd && is_group(name) && used == c->nargs) {
+		print_group_help(stdout, name);
+		return 0;
+	}
+	if (!cmd || used != c->nargs)
+		return usage_error(c, "no such command: '%s'", name);
 	print_cmd_help(stdout, cmd);
 	return 0;
 }
@@ -3163,7 +4491,8 @@ static int open_store(struct cli *c, int mode)
 
 enum { LOPT_HELP = 'h', LOPT_OUTPUT = 'o', LOPT_INPUT = 'i', LOPT_QUIET = 'q',
        LOPT_JSON = 256, LOPT_HEX, LOPT_MEMORY, LOPT_DURABILITY, LOPT_ARENA, LOPT_VERSION,
-       LOPT_SALVAGE, LOPT_FORCE, LOPT_POWER_LOSS, LOPT_DRY_RUN };
+       LOPT_SALVAGE, LOPT_FORCE, LOPT_POWER_LOSS, LOPT_DRY_RUN, LOPT_TOKEN, LOPT_LEASE,
+       LOPT_TIMEOUT, LOPT_ACK, LOPT_PAYLOAD_FILE, LOPT_DUE, LOPT_STATE };
 
 static const struct option long_options[] = {
 	{ "help", no_argument, NULL, LOPT_HELP },
@@ -3180,6 +4509,13 @@ static const struct option long_options[] = {
 	{ "force", no_argument, NULL, LOPT_FORCE },
 	{ "power-loss", no_argument, NULL, LOPT_POWER_LOSS },
 	{ "dry-run", no_argument, NULL, LOPT_DRY_RUN },
+	{ "token", required_argument, NULL, LOPT_TOKEN },
+	{ "lease", required_argument, NULL, LOPT_LEASE },
+	{ "timeout", required_argument, NULL, LOPT_TIMEOUT },
+	{ "ack", no_argument, NULL, LOPT_ACK },
+	{ "payload-file", required_argument, NULL, LOPT_PAYLOAD_FILE },
+	{ "due", required_argument, NULL, LOPT_DUE },
+	{ "state", required_argument, NULL, LOPT_STATE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -3223,6 +4559,16 @@ static int parse_options(struct cli *c, struct parsed *p, int argc, char **argv)
 		case LOPT_DRY_RUN: c->dry_run = 1; saw(p, OPT_DRY_RUN, "--dry-run"); break;
 		case LOPT_JSON: c->json = 1; saw(p, OPT_JSON, "--json"); break;
 		case LOPT_HEX: c->hex = 1; saw(p, OPT_HEX, "--hex"); break;
+		case LOPT_TOKEN: c->token = optarg; saw(p, OPT_TOKEN, "--token"); break;
+		case LOPT_LEASE: c->lease = optarg; saw(p, OPT_LEASE, "--lease"); break;
+		case LOPT_TIMEOUT: c->timeout = optarg; saw(p, OPT_TIMEOUT, "--timeout"); break;
+		case LOPT_ACK: c->ack = 1; saw(p, OPT_ACK, "--ack"); break;
+		case LOPT_PAYLOAD_FILE:
+			c->payload_file = optarg;
+			saw(p, OPT_PAYLOAD_FILE, "--payload-file");
+			break;
+		case LOPT_DUE: c->due = optarg; saw(p, OPT_DUE, "--due"); break;
+		case LOPT_STATE: c->state = optarg; saw(p, OPT_STATE, "--state"); break;
 		case LOPT_MEMORY: p->memory = 1; saw(p, OPT_OPEN, "--memory"); break;
 		case LOPT_DURABILITY:
 			p->durability = optarg;
@@ -3293,7 +4639,7 @@ static int run_command(struct cli *c)
 }
 
 /*
- * The command table's own rules, checked on every run (seven rows cost
+ * The command table's own rules, checked on every run (a few dozen rows cost
  * nothing, and NDEBUG would hide an assert): a new row that breaks one fails
  * at once, whatever the build.
  */
@@ -3317,6 +4663,14 @@ static void check_command_table(void)
 		TABLE_CHECK(cmd->open == OPEN_NONE || cmd->nargs_min >= 1); /* STORE first */
 		TABLE_CHECK((cmd->opts & ~(unsigned)OPT_ALL) == 0);
 		TABLE_CHECK(find_cmd(cmd->name) == cmd);                     /* unique */
+		TABLE_CHECK(strlen(cmd->name) < CMD_NAME_BYTES && !is_group(cmd->name));
+		if (strrchr(cmd->name, ' ')) {                               /* "group word" */
+			char g[CMD_NAME_BYTES];
+
+			snprintf(g, sizeof(g), "%.*s", (int)(strrchr(cmd->name, ' ') - cmd->name),
+				 cmd->name);
+			TABLE_CHECK(is_group(g));
+		}
 	}
 }
 
@@ -3338,7 +4692,8 @@ int main(int argc, char **argv)
 	struct parsed p = { 0 };
 	struct cli cli = { 0 };
 	struct cli *c = &cli;
-	int rc;
+	char name[CMD_NAME_BYTES];
+	int used, rc;
 
 	check_command_table();
 	rc = parse_options(c, &p, argc, argv);
@@ -3354,15 +4709,30 @@ int main(int argc, char **argv)
 		print_main_help(stdout);
 		return exit_status(c, finish_output(c, 0));
 	}
-	c->cmd = find_cmd(argv[optind]);
+	c->cmd = resolve_cmd(argv + optind, argc - optind, name, sizeof(name), &used);
+	if (!c->cmd && is_group(name)) {
+		if (p.help) {
+			print_group_help(stdout, name);
+			return exit_status(c, finish_output(c, 0));
+		}
+		fprintf(stderr, "keel %s: a subcommand is needed\nTry 'keel %s --help'.\n", name,
+			name);
+		return EXIT_USAGE;
+	}
+	if (!c->cmd && used > 1) {
+		name[strlen(name) - strlen(argv[optind + used - 1]) - 1] = '\0';
+		fprintf(stderr, "keel %s: unknown subcommand '%s'\nTry 'keel %s --help'.\n", name,
+			argv[optind + used - 1], name);
+		return EXIT_USAGE;
+	}
 	if (!c->cmd)
 		return exit_status(c, usage_error(c, "unknown command '%s'", argv[optind]));
 	if (p.help) {
 		print_cmd_help(stdout, c->cmd);
 		return exit_status(c, finish_output(c, 0));
 	}
-	c->args = argv + optind + 1;
-	c->nargs = argc - optind - 1;
+	c->args = argv + optind + used;
+	c->nargs = argc - optind - used;
 	rc = check_command_line(c, &p);
 	if (rc == 0)
 		rc = run_command(c);
