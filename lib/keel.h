@@ -393,6 +393,11 @@ int keel_timer_cancel(keel_t *h, const char *part, const void *key, size_t klen,
 int keel_txn_timer_set(keel_txn_t *t, const char *part, const void *key, size_t klen, uint64_t due_ms,
 		       const void *payload, size_t plen);
 int keel_txn_timer_cancel(keel_txn_t *t, const char *part, const void *key, size_t klen);
+/* For import and restore: write a timer as it was, in state KEEL_TIMER_PENDING
+ * or KEEL_TIMER_DEAD (a dead letter), with its delivery count.  Errors: as
+ * keel_txn_timer_set, and INVAL for another state. */
+int keel_txn_timer_restore(keel_txn_t *t, const char *part, const void *key, size_t klen, uint64_t due_ms,
+			   const void *payload, size_t plen, unsigned state, uint32_t deliveries);
 
 /* A claim: what keel_timer_claim hands out.  Pass it back to ack, extend or
  * release.  The token identifies this one claim: any process holding it may

@@ -889,6 +889,23 @@ int keel_txn_timer_set(keel_txn_t *t, const char *part, const void *key, size_t 
 	return txn_add_op(t, TIMER_PART, OP_PUT, ek, eklen, &tv, sizeof(tv), payload, plen, 0, 0, TCOND_NONE, 0);
 }
 
+int keel_txn_timer_restore(keel_txn_t *t, const char *part, const void *key, size_t klen, uint64_t due_ms,
+			   const void *payload, size_t plen, unsigned state, uint32_t deliveries)
+{
+	uint8_t ek[EKEY_MAX];
+	size_t eklen;
+	struct tval tv = { .due_ms = due_ms, .deliveries = deliveries };
+	int rc;
+
+	if (state != KEEL_TIMER_PENDING && state != KEEL_TIMER_DEAD)
+		return shm_err(KEEL_E_INVAL, "a restored timer is PENDING or DEAD, not state %#x", state);
+	if (state == KEEL_TIMER_DEAD)
+		tv.flags = TV_DEAD;
+	if ((rc = enc_key(part, key, klen, ek, &eklen)) || (rc = check_set(due_ms, payload, plen)))
+		return rc;
+	return txn_add_op(t, TIMER_PART, OP_PUT, ek, eklen, &tv, sizeof(tv), payload, plen, 0, 0, TCOND_NONE, 0);
+}
+
 int keel_txn_timer_cancel(keel_txn_t *t, const char *part, const void *key, size_t klen)
 {
 	uint8_t ek[EKEY_MAX];

@@ -273,6 +273,16 @@ static void sec_dead(void)
 	CHECK_OK(keel_timer_release(s.h, &c, 0));
 	CHECK_RC(keel_timer_claim(s.h, NULL, 0, 1000, 0, &c, NULL, 0), KEEL_E_TIMEOUT);
 	CHECK_OK(keel_timer_drop(s.h, "p", "poison", 6));
+	/* Restore writes a dead letter as it was. */
+	keel_txn_t *t;
+	CHECK_OK(keel_txn_begin(s.h, KEEL_DURABILITY_DEFAULT, &t));
+	CHECK_RC(keel_txn_timer_restore(t, "p", "r", 1, now, "x", 1, KEEL_TIMER_CLAIMED, 0), KEEL_E_INVAL);
+	CHECK_OK(keel_txn_timer_restore(t, "p", "r", 1, now, "x", 1, KEEL_TIMER_DEAD, 7));
+	CHECK_OK(keel_txn_commit(t, NULL));
+	keel_timer_info_t info;
+	CHECK_OK(keel_timer_get(s.h, "p", "r", 1, &info, NULL, 0));
+	CHECK(info.state == KEEL_TIMER_DEAD && info.deliveries == 7 && info.due_ms == now);
+	CHECK_OK(keel_timer_drop(s.h, "p", "r", 1));
 	CHECK_RC(keel_timer_drop(s.h, "p", "poison", 6), KEEL_E_NOTFOUND);
 	CHECK_OK(keel_timer_stat(s.h, &ts));
 	CHECK(ts.dead == 0 && ts.pending == 0 && ts.claimed == 0);
