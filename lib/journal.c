@@ -1814,7 +1814,21 @@ static int jnl_load(jnl_t *j)
 	sc.flags = (j->opts.flags & JNL_OPEN_REPAIR) ? JNL_SCAN_REPAIR : 0;
 	sc.res = res;
 	sc.jd = jd;
-	rc = scan_run(&sc);
+	if (j->opts.at && jd.lo < jd.hi && jd.v[jd.hi - 1].segno == j->opts.at->segno &&
+	    jd.v[jd.hi - 1].h.first_lsn == j->opts.at->seg_first_lsn &&
+	    jd.v[jd.hi - 1].h.seg_bytes == j->opts.at->seg_bytes && j->opts.at->off >= JNL_HEADER_BYTES &&
+	    j->opts.at->off <= j->opts.at->seg_bytes && j->opts.at->off % JIO_SECTOR_BYTES == 0 &&
+	    j->opts.at->next_lsn >= j->opts.at->seg_first_lsn) {
+		/* The shared durable end: no need to read a whole segment. */
+		res->end = JNL_END_CLEAN;
+		res->end_segno = j->opts.at->segno;
+		res->end_off = j->opts.at->off;
+		res->next_lsn = j->opts.at->next_lsn;
+		rc = 0;
+	} else {
+		rc = scan_run(&sc);
+	}
+	j->opts.at = NULL;   /* a reload scans */
 	free(sc.buf);
 	free(sc.buf2);
 	if (rc < 0)

@@ -62,6 +62,11 @@ typedef struct jnl_opts {
 	uint64_t first_lsn;  /* LSN of the first record of an empty journal (>= 1) */
 	uint32_t spare_max;  /* recycled segments kept ready; more are unlinked */
 	uint32_t flags;      /* enum jnl_open_flags */
+	/* A position known to be the journal's durable end (another writer
+	 * published it): open there after reading only the segment headers,
+	 * not the records.  If the headers disagree (the last segment is not
+	 * at->segno, or starts elsewhere), the records are scanned as usual. */
+	const struct jnl_pos *at;
 } jnl_opts_t;
 
 void jnl_opts_init(jnl_opts_t *o);
