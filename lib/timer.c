@@ -751,15 +751,26 @@ uint64_t keel_now_ms(void)
 	return shm_now_ns() / 1000000ull;
 }
 
+/* Set by tlock on a read-only handle that found the index invalid (after a
+ * recovery, before any writer touched a timer): it does not rebuild it, and
+ * the listing calls read the rows alone (every timer PENDING or DEAD). */
+static __thread int tnoindex;
+
 /* Lock the timer partition, with a whole index.  *pp is NULL (and nothing
  * is locked) when the store has never had a timer. */
 static int tlock(keel_t *h, struct part **pp)
 {
 	int rc = part_timers(h, 0, pp);
+	tnoindex = 0;
 	if (rc || !*pp)
 		return rc;
 	if ((rc = part_lock(h, *pp)))
 		return rc;
+	if (!TR(h)->valid && h->readonly) {
+		tnoindex = 1;
+		tbroken = 0;
+		return 0;
+	}
 	if (!TR(h)->valid && (rc = timer_reindex(h, *pp))) {
 		part_unlock(h, *pp);
 		return rc;
@@ -1235,6 +1246,11 @@ int keel_timer_wait(keel_t *h, const char *const *parts, size_t nparts, int time
 
 		if ((rc = tlock(h, &p)))
 			return rc;
+		if (p && tnoindex) {
+			part_unlock(h, p);
+			return shm_err(KEEL_E_STATE, "the timer index is not built yet (a fresh arena); a read-only handle "
+				       "cannot build it: open read-write, or let a writer touch a timer first");
+		}
 		if (p) {
 			if (!h->readonly)
 				lost_claims(h, p, 0);
@@ -1376,6 +1392,20 @@ int keel_timer_release(keel_t *h, const keel_claim_t *c, uint64_t due_ms)
 
 /* ---- listing ----------------------------------------------------------------------------------------- */
 
+/* The tent of a row, or (read-only, no index) what the row alone says. */
+static const struct tent *tent_or_row(keel_t *h, const struct node *n, const struct row *r, struct tent *fake)
+{
+	if (!tnoindex) {
+		uint64_t te = timer_tent_of(h, n);
+		return te ? shm_at(&h->a, te) : NULL;
+	}
+	memset(fake, 0, sizeof(*fake));
+	fake->due_ms = r->tv.due_ms;
+	fake->deliveries = r->tv.deliveries;
+	fake->state = (r->tv.flags & TV_DEAD) ? KEEL_TIMER_DEAD : KEEL_TIMER_PENDING;
+	return fake;
+}
+
 struct item {
 	char part[KEEL_PARTITION_NAME_MAX + 1];
 	uint8_t *key;            /* key, then payload */
@@ -1455,12 +1485,12 @@ int keel_timers(keel_t *h, const char *part, unsigned states, keel_timer_fn fn, 
 			break;
 		const struct node *nd = (d->sokey & 1) ? shm_ptr(&h->a, cur, sizeof(struct node)) : NULL;
 		struct row r;
-		uint64_t te;
+		struct tent fake;
+		const struct tent *t;
 		cur = d->next;
 		if (!nd || (nd->flags & NODE_TOMB) || !shm_ptr(&h->a, shm_off(&h->a, nd), node_bytes(nd->klen, nd->vlen)) ||
-		    row_decode(nd, &r) || !(te = timer_tent_of(h, nd)))
+		    row_decode(nd, &r) || !(t = tent_or_row(h, nd, &r, &fake)))
 			continue;
-		const struct tent *t = shm_at(&h->a, te);
 		if (!(t->state & states) || (part && (r.plen != plen || memcmp(r.part, part, plen))))
 			continue;
 		if (n == cap) {
@@ -1522,13 +1552,18 @@ static int get_item(keel_t *h, const char *part, const void *key, size_t klen, s
 			       (const char *)key, part);
 	if (!h->readonly)
 		lost_claims(h, p, 0);
-	uint64_t te = find(h, p, ek, eklen, &n);
-	if (!te || row_decode(n, &r)) {
+	volatile uint64_t *link;
+	struct tent fake;
+	const struct tent *t = NULL;
+	n = table_find_locked(h, p, ek, eklen, key_hash(ek, eklen), &link);
+	if (n && !(n->flags & NODE_TOMB) && row_decode(n, &r) == 0)
+		t = tent_or_row(h, n, &r, &fake);
+	if (!t) {
 		tunlock(h, p);
 		return shm_err(KEEL_E_NOTFOUND, "no timer \"%.*s\" in partition \"%s\"", (int)(klen > 64 ? 64 : klen),
 			       (const char *)key, part);
 	}
-	item_of(h, TENT(te), &r, it, shm_mono_ns());
+	item_of(h, t, &r, it, shm_mono_ns());
 	*rowcopy = malloc(node_bytes(n->klen, n->vlen));
 	if (!*rowcopy) {
 		tunlock(h, p);
@@ -1621,6 +1656,29 @@ int keel_timer_stat(keel_t *h, keel_timer_stat_t *st)
 	memset(st, 0, sizeof(*st));
 	if ((rc = tlock(h, &p)) || !p)
 		return rc;
+	if (tnoindex) {   /* from the rows */
+		uint64_t cur = p->head, steps = 0;
+		while (cur && steps++ < walk_max(h)) {
+			const struct dummy *d = shm_ptr(&h->a, cur, sizeof(*d));
+			if (!d)
+				break;
+			const struct node *nd = (d->sokey & 1) ? shm_ptr(&h->a, cur, sizeof(struct node)) : NULL;
+			struct row r;
+			cur = d->next;
+			if (!nd || (nd->flags & NODE_TOMB) || !shm_ptr(&h->a, shm_off(&h->a, nd), node_bytes(nd->klen, nd->vlen)) ||
+			    row_decode(nd, &r))
+				continue;
+			if (r.tv.flags & TV_DEAD) {
+				st->dead++;
+			} else {
+				st->pending++;
+				if (!st->next_due_ms || r.tv.due_ms < st->next_due_ms)
+					st->next_due_ms = r.tv.due_ms;
+			}
+		}
+		part_unlock(h, p);
+		return 0;
+	}
 	if (!h->readonly)
 		lost_claims(h, p, 0);
 	tr = TR(h);
