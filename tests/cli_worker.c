@@ -14,6 +14,12 @@
  *       partition "ta" to i and of partition "tb" to -i (decimal text), for
  *       i = 1, 2, ...: any one snapshot has ta/x + tb/x == 0.  Prints
  *       "ready" after the first; runs until killed (or 10^6 commits).
+ *   cli_worker steps STORE
+ *       Commit, again and again, one transaction that sets key "state" of
+ *       partition "st" to i (decimal text) and reschedules timer "next" of
+ *       "st" with payload i, for i = 1, 2, ...: any one snapshot of keys and
+ *       timers has the two equal.  Prints "ready" after the first; runs
+ *       until killed (or 10^6 commits).
  *   cli_worker fill STORE PARTITION N VALUE_MAX SEED
  *       Put N keys with binary keys (8 bytes of the index, NUL bytes
  *       included, then "\n") and pseudo-random values of 0..VALUE_MAX bytes,
@@ -115,6 +121,36 @@ static int do_transfer(const char *dir)
 			return fail("txn_begin", rc);
 		if ((rc = keel_txn_put(t, "ta", "x", 1, a, (size_t)an)) ||
 		    (rc = keel_txn_put(t, "tb", "x", 1, b, (size_t)bn))) {
+			keel_txn_abort(t);
+			return fail("txn_put", rc);
+		}
+		if ((rc = keel_txn_commit(t, NULL)))
+			return fail("commit", rc);
+		if (i == 1) {
+			printf("ready\n");
+			fflush(stdout);
+		}
+	}
+	keel_close(h);
+	return 0;
+}
+
+static int do_steps(const char *dir)
+{
+	keel_t *h;
+	int rc = keel_open(dir, NULL, &h);
+
+	if (rc)
+		return fail("open", rc);
+	for (long i = 1; i <= 1000000; i++) {
+		char a[32];
+		int an = snprintf(a, sizeof(a), "%ld", i);
+		keel_txn_t *t;
+
+		if ((rc = keel_txn_begin(h, KEEL_DURABILITY_DEFAULT, &t)))
+			return fail("txn_begin", rc);
+		if ((rc = keel_txn_put(t, "st", "state", 5, a, (size_t)an)) ||
+		    (rc = keel_txn_timer_set(t, "st", "next", 4, KEEL_TIMER_DUE_MAX, a, (size_t)an))) {
 			keel_txn_abort(t);
 			return fail("txn_put", rc);
 		}
@@ -373,6 +409,8 @@ int main(int argc, char **argv)
 		return do_work(argv[2], argv[3], argv[4]);
 	if (argc == 3 && !strcmp(argv[1], "transfer"))
 		return do_transfer(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "steps"))
+		return do_steps(argv[2]);
 	if (argc == 7 && !strcmp(argv[1], "fill"))
 		return do_fill(argv[2], argv[3], strtoul(argv[4], NULL, 10),
 			       strtoul(argv[5], NULL, 10), strtoul(argv[6], NULL, 10));
@@ -383,7 +421,7 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "dumpcheck"))
 		return do_dumpcheck(argv[2]);
 	fprintf(stderr, "usage: cli_worker hold STORE | work STORE PARTITION ACKFILE |\n"
-		"       transfer STORE |\n"
+		"       transfer STORE | steps STORE |\n"
 		"       fill STORE PARTITION N VALUE_MAX SEED | digest STORE |\n"
 		"       damage STORE PARTITION | dumpcheck FILE\n");
 	return 2;

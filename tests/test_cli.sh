@@ -1,7 +1,8 @@
 #!/bin/bash
 # test_cli.sh - the keel CLI, run for real: every command's exit statuses,
 # bad input, and the export/import round trip, including binary keys and
-# values, damaged dumps and a power loss under a working process; the timer
+# values, timers in every state, version 1 dumps, damaged dumps (timer
+# records too) and a power loss under a working process; the timer
 # commands: every due-time form against date(1), bad input that must change
 # nothing, claim/ack/extend/release by token, --ack, a waiting claim that
 # must not return early, dead letters, and timers across a power loss.
@@ -142,6 +143,93 @@ expect 5 "$KEEL" clear "$T/no-such-store" users
 expect 9 "$KEEL" clear "$A" ''
 
 # ---- export and import -----------------------------------------------------------------
+# dparse DUMP: the dump parsed by an independent reader of the layout in
+# `keel export --help` (python; XXH3 from libxxhash through ctypes), as JSON
+# in $T/parsed.json: the header, and every record with its byte offsets.
+cat >"$T/dumpparse.py" <<'PY'
+import ctypes, ctypes.util, json, sys
+def xxh3(b):
+    for name in ("libxxhash.so.0", ctypes.util.find_library("xxhash")):
+        try:
+            lib = ctypes.CDLL(name)
+        except (OSError, TypeError):
+            continue
+        lib.XXH3_64bits.restype = ctypes.c_uint64
+        lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        return lib.XXH3_64bits(b, len(b))
+    return None
+d = open(sys.argv[1], "rb").read()
+at = 0
+def take(n):
+    global at
+    if len(d) - at < n:
+        sys.exit("truncated at %d" % at)
+    at += n
+    return d[at - n:at]
+def u(n):
+    return int.from_bytes(take(n), "little")
+if take(8) != b"KEELDUMP":
+    sys.exit("bad magic")
+out = {"version": u(4), "flags": u(4), "created_ns": u(8), "lsn": u(8), "records": []}
+if out["version"] not in (1, 2):
+    sys.exit("version %d" % out["version"])
+while True:
+    off = at
+    t = take(1)
+    if t == b"E":
+        break
+    if t not in (b"P", b"K", b"T") or (t == b"T" and out["version"] < 2):
+        sys.exit("record type %r at %d" % (t, off))
+    r = {"type": t.decode(), "off": off, "part": take(u(2)).decode()}
+    if t == b"K":
+        r["key"] = take(u(4)).hex()
+        r["value"] = take(u(4)).hex()
+        r["version"], r["mtime_ns"] = u(8), u(8)
+    elif t == b"T":
+        r["key"] = take(u(4)).hex()
+        r["payload"] = take(u(4)).hex()
+        r["due_ms"], r["state"], r["deliveries"] = u(8), u(1), u(4)
+    r["end"] = at
+    out["records"].append(r)
+if u(8) != len(out["records"]):
+    sys.exit("trailer count does not match")
+want, got = xxh3(d[:at]), u(8)
+if want is not None and want != got:
+    sys.exit("checksum mismatch")
+out["checksum_checked"] = want is not None
+if at != len(d):
+    sys.exit("%d bytes after the trailer" % (len(d) - at))
+json.dump(out, sys.stdout)
+PY
+dparse() {
+	[ "$HAVE_PY" = 1 ] || return 0
+	python3 "$T/dumpparse.py" "$1" >"$T/parsed.json" 2>"$T/parse.err" && ok ||
+		fail "dump $1 does not parse by the documented layout: $(cat "$T/parse.err")"
+}
+# tnorm STORE [full]: the store's timers, one sorted line each: partition, key
+# (hex), due_ms, payload (hex) (and state, deliveries with "full").
+tnorm() {
+	[ "$HAVE_PY" = 1 ] || return 0
+	"$KEEL" timer ls --json "$1" | python3 -c 'import json,sys
+for t in sorted(json.load(sys.stdin)["timers"], key=lambda t: (t["partition"], t["key_hex"])):
+    print(t["partition"], t["key_hex"], t["due_ms"], t["payload_hex"],
+          *((t["state"], t["deliveries"]) if sys.argv[1:] == ["full"] else ()))' ${2:+"$2"}
+}
+# same_timers A B WHAT [PARTITION-REGEX]: store B holds the timers of A (of
+# the partitions that match, when a regex is given), and no others.
+same_timers() {
+	[ "$HAVE_PY" = 1 ] || return 0
+	tnorm "$1" | grep -E "^(${4:-.*}) " >"$T/tn.a"
+	tnorm "$2" >"$T/tn.b"
+	if [ -s "$T/tn.a" ] && cmp -s "$T/tn.a" "$T/tn.b"; then ok; else
+		fail "$3: the timers differ ($(wc -l <"$T/tn.a") against $(wc -l <"$T/tn.b"))"
+		diff "$T/tn.a" "$T/tn.b" | cut -c1-120 | head -6
+	fi
+}
+hexrand() { # N SEED: N pseudo-random bytes, in hex
+	awk -v n="$1" -v s="$2" 'BEGIN { srand(s); for (i = 0; i < n; i++) printf "%02x", int(rand() * 256) }'
+}
+
 echo "== export, import: round trip"
 newstore S src
 expect 0 "$WORKER" fill "$S" bulk 3000 300 "$SEED"
@@ -154,20 +242,43 @@ printf 'line 1\nline 2\n\0tail' | "$KEEL" put "$S" text 'key with spaces' - >/de
 expect 0 "$KEEL" put "$S" text plain 'héllo'
 expect 0 "$KEEL" put "$S" empty gone x
 expect 0 "$KEEL" clear "$S" empty
+# Timers: binary keys and payloads, the largest key and payload, the first
+# and the last due time, a timer named like a key, a partition with timers only.
+expect 0 "$KEEL" --hex timer set "$S" bin 000a00 0 00ff0a00
+expect 0 "$KEEL" timer set "$S" text 'key with spaces' 2030-01-01T00:00:00Z      # empty payload
+expect 0 "$KEEL" timer set "$S" text plain +1d 'a timer named like a key'
+hexrand 65536 "$((SEED + 2))" |
+	"$KEEL" --hex timer set "$S" tonly "$(hexrand 512 "$((SEED + 3))")" 253402300799999 - >/dev/null ||
+	fail "timer set of the largest key and payload"
+expect 0 "$KEEL" timer set "$S" tonly soon +1h 'next step'
+ntimers=5
 "$WORKER" digest "$S" >"$T/digest.src" || fail "digest of the source"
 "$KEEL" ls "$S" >"$T/ls.src"
 
 expect 0 "$KEEL" export "$S" -o "$T/all.dump"
 has "$T/err" "5 partitions"
-expect 0 "$WORKER" dumpcheck "$T/all.dump"          # the documented layout, parsed independently
+has "$T/err" "$ntimers timers"
 nkeys=$(awk '/^bulk|^large|^bin|^text|^empty/ {n += $2} END {print n}' "$T/digest.src")
-same "$(cat "$T/out")" "records $((nkeys + 5)) partitions 5 keys $nkeys" "dumpcheck"
+dparse "$T/all.dump"
+json "$T/parsed.json" "j['version'], j['flags'], j['checksum_checked'], [sum(r['type'] == x for r in j['records']) for x in 'PKT']" \
+	"2 1 True [5, $nkeys, $ntimers]"
+# Every 'T' record after the last 'K', and holding exactly what the source lists.
+json "$T/parsed.json" "max(i for i, r in enumerate(j['records']) if r['type'] == 'K') < min(i for i, r in enumerate(j['records']) if r['type'] == 'T')" "True"
+if [ "$HAVE_PY" = 1 ]; then
+	python3 -c 'import json,sys
+st = {1: "pending", 2: "dead"}
+for r in sorted((r for r in json.load(open(sys.argv[1]))["records"] if r["type"] == "T"), key=lambda r: (r["part"], r["key"])):
+    print(r["part"], r["key"], r["due_ms"], r["payload"], st.get(r["state"], r["state"]), r["deliveries"])' "$T/parsed.json" >"$T/tn.dump"
+	tnorm "$S" full >"$T/tn.src"
+	cmp -s "$T/tn.dump" "$T/tn.src" && ok || { fail "the dump's timers differ from the source's"; diff "$T/tn.src" "$T/tn.dump" | cut -c1-120 | head -4; }
+	same "$(grep -c . "$T/tn.src")" "$ntimers" "timers listed in the source"
+fi
 same "$(head -c 8 "$T/all.dump")" "KEELDUMP" "magic"
 ls "$T"/all.dump.tmp-* >/dev/null 2>&1 && fail "export left a temporary file" || ok
 
 newstore D1 dst1
 expect 0 "$KEEL" import "$D1" -i "$T/all.dump"
-has "$T/out" "imported $nkeys keys into 5 partitions"
+has "$T/out" "imported $nkeys keys into 5 partitions, and $ntimers timers"
 "$WORKER" digest "$D1" >"$T/digest.d1"
 if cmp -s "$T/digest.src" "$T/digest.d1"; then ok; else
 	fail "imported store differs from the source"
@@ -176,6 +287,8 @@ fi
 "$KEEL" ls "$D1" >"$T/ls.d1"
 if cmp -s "$T/ls.src" "$T/ls.d1"; then ok; else fail "partition lists differ"; diff "$T/ls.src" "$T/ls.d1"; fi
 expect 0 "$KEEL" exists "$D1" empty
+expect 1 "$KEEL" exists "$D1" tonly                 # timers only: no partition is made
+same_timers "$S" "$D1" "timers after import"
 expect 0 "$KEEL" --hex get "$D1" bin 0a000a
 same "$(cat "$T/out")" "000a0d0a00" "binary value after import"
 expect 0 "$KEEL" --hex get "$D1" bin 00
@@ -191,28 +304,38 @@ newstore D2 dst2
 same "$?" 0 "export | import"
 [ -s "$T/err" ] && fail "--quiet import printed: $(head -2 "$T/err")" || ok
 "$WORKER" digest "$D2" | cmp -s - "$T/digest.src" && ok || fail "piped import differs"
+same_timers "$S" "$D2" "timers after a piped import"
 
 newstore D3 dst3
 expect 0 "$KEEL" export --json "$S" bin text -o "$T/sub.dump"
-json "$T/out" "j['partitions'], j['keys'], j['consistent'], j['records']" "2 5 True 7"
+json "$T/out" "j['partitions'], j['keys'], j['timers'], j['consistent'], j['records']" "2 5 3 True 10"
 expect 0 "$KEEL" import --json "$D3" -i "$T/sub.dump"
-json "$T/out" "j['keys'], j['partitions'], j['checked_before_applying']" "5 2 True"
+json "$T/out" "j['keys'], j['partitions'], j['timers'], j['checked_before_applying']" "5 2 3 True"
 expect 0 "$KEEL" ls "$D3"
 same "$(cut -f1 "$T/out" | tr '\n' ' ')" "bin text " "partitions of a subset import"
+same_timers "$S" "$D3" "timers of a subset import" "bin|text"
+newstore D5 dst5                                    # a partition with timers only, by name
+expect 0 "$KEEL" export --json "$S" tonly -o "$T/tonly.dump"
+json "$T/out" "j['partitions'], j['keys'], j['timers']" "0 0 2"
+expect 0 "$KEEL" import --quiet "$D5" -i "$T/tonly.dump"
+expect 1 "$KEEL" exists "$D5" tonly
+same_timers "$S" "$D5" "timers of a timer-only partition" "tonly"
 
 expect 1 "$KEEL" export "$S" bin nosuch -o "$T/none.dump"
+has "$T/err" "partition 'nosuch' not found"
 [ -e "$T/none.dump" ] && fail "export of a missing partition left a file" || ok
 expect 2 "$KEEL" export "$S" bin bin -o "$T/none.dump"
+expect 2 "$KEEL" export "$S" tonly tonly -o "$T/none.dump"
 expect 2 "$KEEL" export --json "$S"
 expect 2 "$KEEL" export "$S" -o
 expect 3 "$KEEL" export "$S" -o "$T/no/such/dir/x.dump"
 expect 5 "$KEEL" export "$T/no-such-store" -o "$T/none.dump"
 
 expect 0 "$KEEL" import --dry-run "$T/never" -i "$T/all.dump"
-has "$T/out" "a valid dump: $nkeys keys in 5 partitions"
+has "$T/out" "a valid dump: $nkeys keys in 5 partitions, $ntimers timers (0 dead-lettered)"
 [ -e "$T/never" ] && fail "--dry-run created the store" || ok
 expect 0 "$KEEL" import --dry-run --json "$T/never" -i "$T/all.dump"
-json "$T/out" "j['valid'], j['keys']" "True $nkeys"
+json "$T/out" "j['valid'], j['keys'], j['timers'], j['format']" "True $nkeys $ntimers 2"
 
 echo "== export: one snapshot while a process commits"
 # Each commit sets ta/x = i and tb/x = -i together: an export from one
@@ -245,6 +368,7 @@ has "$T/err" "% ("
 expect 0 "$KEEL" import --quiet "$D4" -i "$T/all.dump"
 [ -s "$T/err" ] && fail "--quiet printed progress" || ok
 "$WORKER" digest "$D4" | cmp -s - "$T/digest.src" && ok || fail "import over the same keys differs"
+same_timers "$S" "$D4" "timers imported twice"
 
 echo "== import: damaged and foreign input"
 size=$(stat -c %s "$T/all.dump")
@@ -257,9 +381,12 @@ has "$T/err" "Nothing was imported."
 expect 19 "$KEEL" import "$N1" -i "$T/bad.empty"
 has "$T/err" "the input is empty"
 cp "$T/all.dump" "$T/bad.version"
-printf '\x02' | dd of="$T/bad.version" bs=1 seek=8 conv=notrunc 2>/dev/null
+printf '\x03' | dd of="$T/bad.version" bs=1 seek=8 conv=notrunc 2>/dev/null
 expect 19 "$KEEL" import "$N1" -i "$T/bad.version"
-has "$T/err" "format version 2"
+has "$T/err" "format version 3; this keel reads versions 1 to 2"
+printf '\x00' | dd of="$T/bad.version" bs=1 seek=8 conv=notrunc 2>/dev/null
+expect 19 "$KEEL" import "$N1" -i "$T/bad.version"
+has "$T/err" "format version 0"
 head -c $((size / 2)) "$T/all.dump" >"$T/bad.trunc"
 expect 19 "$KEEL" import "$N1" -i "$T/bad.trunc"
 has "$T/err" "truncated"
@@ -289,9 +416,11 @@ cat "$T/bad.sum" | "$KEEL" import "$P1" >"$T/out" 2>"$T/err"
 same "$?" 19 "damaged pipe import status"
 has "$T/err" "checksum mismatch"
 has "$T/err" "not a regular file"
-reported=$(sed -n 's/^  \([0-9]*\) keys in \([0-9]*\) commits were imported.*/\1/p' "$T/err")
+reported=$(sed -n 's/^  \([0-9]*\) keys and \([0-9]*\) timers in \([0-9]*\) commits were imported.*/\1 \2/p' "$T/err")
 held=$("$WORKER" digest "$P1" | awk '{n += $2} END {print n + 0}')
-same "$held" "${reported:-none}" "keys held after a damaged pipe import"
+held_timers=$("$KEEL" timer ls "$P1" | grep -c .)
+same "$held $held_timers" "${reported:-none}" "keys and timers held after a damaged pipe import"
+reported=${reported%% *}
 [ "${reported:-0}" -gt 0 ] && [ "${reported:-0}" -lt "$nkeys" ] && ok ||
 	fail "expected some but not all keys applied from the damaged pipe, got ${reported:-none}"
 printf 'JUNKJUNKJUNK' | "$KEEL" import "$P1" >/dev/null 2>"$T/err"
@@ -327,6 +456,203 @@ for i in $(seq 60); do
 done
 expect 2 "$KEEL" import "$P1" extra -i "$T/all.dump"
 expect 3 "$KEEL" import "$P1" -i "$T/no-such-file"
+
+echo "== export, import: timer states"
+# A dead-lettered timer and a claimed one.  Each claimer (a keel process)
+# exits at once; the export's read-only handle re-arms no lost claim, so the
+# last claim is still listed as claimed there.
+newstore TS tstates
+expect 0 "$KEEL" put "$TS" d state 1
+expect 0 "$KEEL" timer set "$TS" d z now zz
+for i in $(seq 1 10); do
+	"$KEEL" timer claim --timeout 5s "$TS" d >/dev/null 2>"$T/err" || { fail "claim $i: $(cat "$T/err")"; break; }
+done
+expect 1 "$KEEL" timer claim --timeout 300ms "$TS" d     # the 11th: dead-lettered instead
+expect 0 "$KEEL" timer set "$TS" c held now 'payload of c'
+expect 0 "$KEEL" timer claim --lease 1h "$TS" c
+expect 0 "$KEEL" export --json "$TS" -o "$T/ts.dump"
+json "$T/out" "j['keys'], j['timers'], j['timers_dead'], j['timers_claimed']" "1 2 1 1"
+dparse "$T/ts.dump"
+json "$T/parsed.json" "[(r['part'], bytes.fromhex(r['key']).decode(), r['state'], r['deliveries']) for r in j['records'] if r['type'] == 'T']" \
+	"[('c', 'held', 1, 1), ('d', 'z', 2, 10)]"
+newstore TS2 tstates2
+expect 0 "$KEEL" import "$TS2" -i "$T/ts.dump"
+has "$T/out" "imported 1 keys into 1 partitions, and 2 timers"
+same_timers "$TS" "$TS2" "timers of every state after import"
+expect 0 "$KEEL" timer ls --json "$TS2"
+# As they were: the dead letter stays dead with its count; the claimed one is
+# pending (claims are not durable) and keeps its count.
+json "$T/out" "[(t['partition'], t['state'], t['deliveries']) for t in j['timers']]" "[('c', 'pending', 1), ('d', 'dead', 10)]"
+newstore TS3 tstates3
+expect 0 "$KEEL" import --quiet --json "$TS3" -i "$T/ts.dump"
+json "$T/out" "j['timers'], j['timers_dead'], j['timers_with_deliveries']" "2 1 2"
+
+echo "== import: timers in batches, from an independent writer"
+# A dump written here from the documented layout, not by keel: 2500 timers
+# of 40 partitions with binary keys and payloads (three batches of 1000
+# records), then two more records of timer p0/k0: the last one wins.
+if [ "$HAVE_PY" = 1 ] && python3 -c 'import ctypes; ctypes.CDLL("libxxhash.so.0")' 2>/dev/null; then
+	python3 - "$SEED" "$T/gen.dump" "$T/gen.want" <<'PY'
+import ctypes, random, sys
+lib = ctypes.CDLL("libxxhash.so.0")
+lib.XXH3_64bits.restype = ctypes.c_uint64
+lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+rnd = random.Random(int(sys.argv[1]))
+le = lambda v, n: v.to_bytes(n, "little")
+want, recs = {}, []
+def timer(part, key, payload, due):
+    recs.append(b"T" + le(len(part), 2) + part.encode() + le(len(key), 4) + key +
+                le(len(payload), 4) + payload + le(due, 8) + le(1, 1) + le(0, 4))
+    want[(part, key.hex())] = "%s %s %d %s" % (part, key.hex(), due, payload.hex())
+for i in range(2500):
+    timer("p%d" % (i % 40), b"k%d\0\n" % i, bytes(rnd.randrange(256) for _ in range(rnd.randrange(40))),
+          rnd.randrange(1, 253402300799999))
+timer("p0", b"k0\0\n", b"first", 5)
+timer("p0", b"k0\0\n", b"last", 6)
+body = b"KEELDUMP" + le(2, 4) + le(0, 4) + le(0, 8) + le(0, 8) + b"".join(recs) + b"E" + le(len(recs), 8)
+open(sys.argv[2], "wb").write(body + le(lib.XXH3_64bits(body, len(body)), 8))
+open(sys.argv[3], "w").write("".join(want[k] + "\n" for k in sorted(want)))
+PY
+	newstore GW genwriter
+	expect 0 "$KEEL" import --json "$GW" -i "$T/gen.dump"
+	json "$T/out" "j['timers'], j['commits'], j['keys'], j['consistent']" "2502 3 0 False"
+	tnorm "$GW" >"$T/tn.gw"
+	if cmp -s "$T/tn.gw" "$T/gen.want"; then ok; else
+		fail "timers from an independent writer differ ($(wc -l <"$T/gen.want") written, $(wc -l <"$T/tn.gw") held)"
+		diff "$T/gen.want" "$T/tn.gw" | head -4
+	fi
+	grep -q "^p0 6b30000a 6 6c617374\$" "$T/tn.gw" && ok || fail "the last record of a timer did not win"
+else
+	echo "test_cli: no python3 with libxxhash: the independent-writer import is skipped"
+fi
+
+echo "== import: a version 1 dump"
+# Written by the version 1 exporter (before timers): partition users with
+# alice = {"age": 31}, the binary key 00 0a 41 = 00 ff 0a and empty = "";
+# orders with o-1 = "two words"; and empty, with no keys.
+V1HEX=4b45454c44554d500100000001000000bfb91bf9f662ea1806000000000000005005007573657273
+V1HEX+=4b0500757365727305000000616c6963650b0000007b22616765223a2033317d0100000000000000
+V1HEX+=c537a1f7f662ea184b0500757365727305000000656d707479000000000100000000000000a4dd2a
+V1HEX+=f8f662ea184b0500757365727303000000000a410300000000ff0a010000000000000051a3ebf7f6
+V1HEX+=62ea185006006f72646572734b06006f7264657273030000006f2d310900000074776f20776f7264
+V1HEX+=73010000000000000052a765f8f662ea18500500656d7074794507000000000000002055cf1c2c74
+V1HEX+=34bc
+# shellcheck disable=SC2059  # the format is nothing but \xNN escapes
+printf "$(printf '%s' "$V1HEX" | sed 's/../\\x&/g')" >"$T/v1.dump"
+same "$(stat -c %s "$T/v1.dump")" 242 "size of the version 1 fixture"
+expect 0 "$WORKER" dumpcheck "$T/v1.dump"           # cli_worker's version 1 reader takes it
+same "$(cat "$T/out")" "records 7 partitions 3 keys 4" "dumpcheck of the version 1 fixture"
+expect 0 "$KEEL" import --dry-run --json "$T/never" -i "$T/v1.dump"
+json "$T/out" "j['format'], j['keys'], j['partitions'], j['timers']" "1 4 3 0"
+newstore O1 old1
+expect 0 "$KEEL" put "$O1" users bob 2
+expect 0 "$KEEL" timer set "$O1" users keep +1h kept
+expect 0 "$KEEL" import "$O1" -i "$T/v1.dump"
+has "$T/out" "imported 4 keys into 3 partitions, and 0 timers"
+expect 0 "$KEEL" ls "$O1"
+same "$(tr '\t\n' ': ' <"$T/out")" "users:4 orders:1 empty:0 " "partitions after a version 1 import"
+expect 0 "$KEEL" get "$O1" users alice
+same "$(cat "$T/out")" '{"age": 31}' "text value of a version 1 dump"
+expect 0 "$KEEL" --hex get "$O1" users 000a41
+same "$(cat "$T/out")" "00ff0a" "binary key and value of a version 1 dump"
+expect 0 "$KEEL" get "$O1" orders o-1
+same "$(cat "$T/out")" "two words" "value of a version 1 dump"
+expect 0 "$KEEL" timer ls "$O1"
+grep -qP '^users\tkeep\tpending\t' "$T/out" && ok || fail "a version 1 import touched the timers: $(cat "$T/out")"
+cat "$T/v1.dump" | "$KEEL" import --quiet "$O1" >/dev/null 2>"$T/err"
+same "$?" 0 "version 1 dump from a pipe"
+# A 'T' record is not version 1: a version 2 dump relabelled 1 is refused at
+# its first timer record (ts.dump: 'P' at 32, 'K' at 36, the first 'T' at 70).
+cp "$T/ts.dump" "$T/v1.timers"
+printf '\x01' | dd of="$T/v1.timers" bs=1 seek=8 conv=notrunc 2>/dev/null
+expect 19 "$KEEL" import "$O1" -i "$T/v1.timers"
+has "$T/err" "a timer record in a version 1 dump"
+cp "$T/err" "$T/err.v1"
+dparse "$T/ts.dump"
+json "$T/parsed.json" "[r['off'] for r in j['records']]" "[32, 36, 70, 111]"
+mv "$T/err.v1" "$T/err"
+has "$T/err" "(byte offset 70, after 2 records)"
+has "$T/err" "Nothing was imported."
+expect 1 "$KEEL" exists "$O1" d
+
+echo "== import: damaged timer records"
+# Each damage to ts.dump's first timer record (c/held, 'T' at byte 70) is
+# refused, naming the byte offset, and changes nothing in the store it was
+# meant for, a regular file or a pipe; a new store is not even created.
+newstore N2 never2
+newstore TG target
+expect 0 "$KEEL" put "$TG" d state 0
+expect 0 "$KEEL" timer set "$TG" c held +2h 'already here'
+"$WORKER" digest "$TG" >"$T/digest.tg"
+tnorm "$TG" full >"$T/tn.tg"
+timer_off=70
+klen_off=$((timer_off + 1 + 2 + 1))                  # after 'T', the name length and "c"
+pay_off=$((klen_off + 4 + 4 + 4))                   # after the key length, "held", the payload length
+due_off=$((pay_off + 12))                           # after "payload of c"
+state_off=$((due_off + 8))
+damaged() { # NAME OFFSET HEX: ts.dump with the bytes at OFFSET replaced, as $T/NAME
+	cp "$T/ts.dump" "$T/$1"
+	# shellcheck disable=SC2059
+	printf "$(printf '%s' "$3" | sed 's/../\\x&/g')" | dd of="$T/$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+unchanged() { # WHAT: the target store is as it was
+	"$WORKER" digest "$TG" | cmp -s - "$T/digest.tg" && ok || fail "$1 changed the keys of the store"
+	if [ "$HAVE_PY" = 1 ]; then
+		tnorm "$TG" full | cmp -s - "$T/tn.tg" && ok || fail "$1 changed the timers of the store"
+	fi
+}
+json "$T/parsed.json" "(j['records'][2]['type'], j['records'][2]['end'] - j['records'][2]['off'])" "('T', $((state_off + 5 - timer_off)))"
+damaged bad.tstate "$state_off" 07
+damaged bad.tklen "$klen_off" 00030000              # 768 bytes: over the 512 of a timer key
+damaged bad.tklen0 "$klen_off" 00000000
+damaged bad.tdue "$due_off" ffffffffffffffff
+damaged bad.tpay "$((pay_off + 2))" 58              # a payload byte: only the checksum sees it
+head -c $((due_off + 3)) "$T/ts.dump" >"$T/bad.tcut"
+for f in bad.tstate bad.tklen bad.tklen0 bad.tdue bad.tpay bad.tcut; do
+	expect 19 "$KEEL" import "$TG" -i "$T/$f"
+	has "$T/err" "Nothing was imported."
+	cp "$T/err" "$T/err.$f"
+	unchanged "$f"
+	cat "$T/$f" | "$KEEL" import "$TG" >/dev/null 2>"$T/err"
+	same "$?" 19 "$f from a pipe"
+	has "$T/err" "Nothing was imported."             # the batch it was found in is never committed
+	unchanged "$f from a pipe"
+	expect 19 "$KEEL" import "$N2" -i "$T/$f"
+	[ -e "$N2" ] && fail "$f created the store" || ok
+done
+has "$T/err.bad.tstate" "the timer record at byte $timer_off has state 7"
+has "$T/err.bad.tstate" "(byte offset $state_off, after 2 records)"
+has "$T/err.bad.tklen" "the timer record at byte $timer_off has a key of 768 bytes"
+has "$T/err.bad.tklen" "(byte offset $klen_off,"
+has "$T/err.bad.tklen0" "has a key of 0 bytes"
+has "$T/err.bad.tdue" "past the last due time"
+has "$T/err.bad.tdue" "(byte offset $due_off,"
+has "$T/err.bad.tpay" "checksum mismatch"
+has "$T/err.bad.tcut" "the input ends inside a timer record: it is truncated"
+has "$T/err.bad.tcut" "(byte offset $((due_off + 3)),"
+
+echo "== export: keys and timers from one snapshot while a process commits"
+# cli_worker steps commits, again and again, st/state = i together with timer
+# st/next of payload i: a dump from one snapshot holds the two equal.
+if "$WORKER" 2>&1 | grep -q 'steps STORE'; then
+	newstore SP steps
+	"$WORKER" steps "$SP" >"$T/steps.out" 2>&1 &
+	SPID=$!
+	PIDS+=("$SPID")
+	wait_lines "$T/steps.out" 1 || fail "steps worker did not start"
+	for round in 1 2 3 4 5; do
+		expect 0 "$KEEL" export --json "$SP" -o "$T/steps.dump" || continue
+		json "$T/out" "j['consistent'], j['keys'], j['timers']" "True 1 1"
+		dparse "$T/steps.dump"
+		json "$T/parsed.json" "[(r['type'], r['part']) for r in j['records']]" "[('P', 'st'), ('K', 'st'), ('T', 'st')]"
+		json "$T/parsed.json" "len({r.get('value', r.get('payload')) for r in j['records'] if r['type'] != 'P'})" "1"
+		sleep 0.05
+	done
+	kill -9 "$SPID" 2>/dev/null
+	wait "$SPID" 2>/dev/null
+else
+	echo "test_cli: cli_worker has no 'steps' mode: keys and timers in one snapshot not checked"
+fi
 
 # ---- verify -------------------------------------------------------------------------------
 echo "== verify"

@@ -1335,7 +1335,7 @@ static int record_one(void *ctx, const keel_journal_record_t *r)
 		jadd_str(o, "durability", durability_name(r->durability));
 		jadd_u64(o, "mtime_ns", r->mtime_ns);
 		jadd_u64(o, "bytes", r->bytes);
-		for (uint32_t i = 0; i < r->nparts && i < KEEL_TXN_PARTITIONS_MAX; i++)
+		for (uint32_t i = 0; i < r->nparts && i < KEEL_TXN_PARTITIONS_MAX + 1; i++)
 			json_object_array_add(parts, json_object_new_uint64(r->parts[i]));
 		json_object_object_add(o, "partitions", parts);
 		jadd_u64(o, "nops", r->nops);
@@ -1368,7 +1368,7 @@ static int record_one(void *ctx, const keel_journal_record_t *r)
 	}
 	printf("LSN %-10" PRIu64 " %-7s pid %-7u %-6s %s  %u op%s, partitions", r->lsn, state, r->pid,
 	       durability_name(r->durability), iso_time(t, sizeof(t), r->mtime_ns), r->nops, r->nops == 1 ? "" : "s");
-	for (uint32_t i = 0; i < r->nparts && i < KEEL_TXN_PARTITIONS_MAX; i++)
+	for (uint32_t i = 0; i < r->nparts && i < KEEL_TXN_PARTITIONS_MAX + 1; i++)
 		printf("%s%u", i ? "," : " ", r->parts[i]);
 	putchar('\n');
 	if (!r->valid)

@@ -58,6 +58,7 @@
  * `cli.exit_class`, which the helpers set when a failure is a usage error
  * or a local one rather than the store's.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -1565,19 +1566,19 @@ static int cmd_crash(struct cli *c)
 
 /* ---- export and import: the dump format ------------------------------------------- */
 /*
- * A dump is a portable copy of a store's partitions, keys and values, written
- * by `keel export` and read by `keel import`.  It does not depend on the
- * arena's layout, the journal's format or the durability mode, so it moves
- * data between builds, hosts and stores, and it is binary-safe: keys and
- * values are length-prefixed bytes.  Every integer is unsigned and
- * little-endian.
+ * A dump is a portable copy of a store's partitions, keys, values and
+ * timers, written by `keel export` and read by `keel import`.  It does not
+ * depend on the arena's layout, the journal's format or the durability
+ * mode, so it moves data between builds, hosts and stores, and it is
+ * binary-safe: keys, values and payloads are length-prefixed bytes.  Every
+ * integer is unsigned and little-endian.
  *
  *   header, 32 bytes
  *     offset size  field
  *     0      8     magic "KEELDUMP"
- *     8      4     format version: 1
- *     12     4     flags: bit 0 set = every partition comes from one
- *                  snapshot; the other bits are 0
+ *     8      4     format version: 2 (export writes 2; import reads 1 and 2)
+ *     12     4     flags: bit 0 set = every partition, and the timers, come
+ *                  from one snapshot; the other bits are 0
  *     16     8     created_ns: wall clock of the export, ns since the epoch
  *     24     8     lsn: every commit up to this LSN is in the dump
  *
@@ -1596,33 +1597,63 @@ static int cmd_crash(struct cli *c)
  *       ...  v     value bytes
  *       ...  8     version the key had in the exported store
  *       ...  8     mtime_ns it had
+ *     'T' (0x54) a timer (version 2 only)
+ *       +0   1     'T'
+ *       +1   2     partition name length n, 1..64
+ *       +3   n     partition name (a timer's partition need not have keys,
+ *                  nor a 'P' record)
+ *       +3+n 4     timer key length k, 1..512
+ *       ...  k     timer key bytes
+ *       ...  4     payload length p, 0..65536
+ *       ...  p     payload bytes
+ *       ...  8     due_ms: wall clock, ms since the epoch, 0..253402300799999
+ *       ...  1     state: 1 pending, 2 dead-lettered (a claimed timer is
+ *                  written as pending: claims are not durable)
+ *       ...  4     deliveries: claims of it so far, in the exported store
  *
  *   trailer, 17 bytes
  *     +0   1     'E' (0x45)
- *     +1   8     record count: the 'P' and 'K' records before it
+ *     +1   8     record count: the 'P', 'K' and 'T' records before it
  *     +9   8     XXH3-64 (seed 0) of every byte of the file before this field
  *
  * A dump is valid if and only if its magic and version match, its flags have
- * no unknown bit, every record is well formed within the limits above, the
- * trailer's count and checksum match, and the file ends right after the
- * trailer.  Export writes each partition's 'P' record before its keys;
- * import takes records in any order.  Versions and mtimes are carried for
- * the record: an import writes each key anew, so in the target store it has
- * version 1 (or its old version + 1) and the import's time.
+ * no unknown bit, every record is well formed within the limits above (a
+ * version 1 dump has no 'T' record), the trailer's count and checksum match,
+ * and the file ends right after the trailer.  Export writes each partition's
+ * 'P' record before its keys, and every 'T' record after the last key;
+ * import takes records in any order, and a later record of the same key or
+ * timer wins.  Versions, mtimes and delivery counts are carried for the
+ * record: an import writes each key anew, so in the target store it has
+ * version 1 (or its old version + 1) and the import's time.  Timers are
+ * written as they were (keel_txn_timer_restore): pending or dead-lettered,
+ * with their delivery counts.
+ *
+ * One snapshot.  Export opens an iterator on every partition and lists the
+ * timers (keel_timers, which copies them out under the timer partition's
+ * lock) between two reads of the store's count of visible commits.  A commit
+ * holds its partition locks until it is visible, so when the count did not
+ * move, the iterators and the timer list all show the same commits: a
+ * step's state change and the ack or set of its timer are both in the dump
+ * or both out of it.
  */
 #define DUMP_MAGIC "KEELDUMP"
 #define DUMP_MAGIC_BYTES 8u
-#define DUMP_VERSION 1u
+#define DUMP_VERSION 2u               /* written */
+#define DUMP_VERSION_MIN 1u           /* oldest read */
+#define DUMP_VERSION_TIMERS 2u        /* first with 'T' records */
 #define DUMP_HDR_BYTES 32u
 #define DUMP_TRAILER_BYTES 17u
 #define DUMP_FLAG_CONSISTENT 1u
 #define DUMP_FLAGS_KNOWN DUMP_FLAG_CONSISTENT
-enum { DUMP_REC_PART = 'P', DUMP_REC_KEY = 'K', DUMP_REC_END = 'E' };
+enum { DUMP_REC_PART = 'P', DUMP_REC_KEY = 'K', DUMP_REC_TIMER = 'T', DUMP_REC_END = 'E' };
+enum { DUMP_TIMER_PENDING = 1, DUMP_TIMER_DEAD = 2 };
 
 #define EXPORT_SNAPSHOT_TRIES 20      /* attempts at one snapshot of every partition */
 #define IMPORT_BATCH_KEYS 1000u       /* keys per import transaction */
 #define IMPORT_BATCH_BYTES_MAX (4u << 20) /* key + value bytes per import transaction */
 #define IMPORT_OP_OVERHEAD 64u        /* record bytes per op besides key and value (generous) */
+#define IMPORT_TIMER_OVERHEAD (NAME_BYTES + 16u) /* and per timer: its row's key holds the
+						 * partition name, its value a header */
 #define IMPORT_PROGRESS_RECORDS 100000u /* a progress line per this many, size unknown */
 #define IMPORT_PROGRESS_BYTES_MIN (1u << 20) /* smaller files: no progress by tenths */
 #define DUMP_IO_BUFFER_BYTES (1u << 20)
@@ -1631,6 +1662,8 @@ enum { DUMP_REC_PART = 'P', DUMP_REC_KEY = 'K', DUMP_REC_END = 'E' };
 _Static_assert(KEEL_PARTITION_NAME_MAX <= UINT16_MAX, "a name length fits its 2 bytes");
 _Static_assert(KEEL_VALUE_MAX <= UINT32_MAX, "a value length fits its 4 bytes");
 _Static_assert(sizeof(DUMP_MAGIC) - 1 == DUMP_MAGIC_BYTES, "magic length");
+_Static_assert(KEEL_TIMER_KEY_MAX <= KEEL_KEY_MAX, "a timer key fits the reader's key buffer");
+_Static_assert(KEEL_TIMER_PAYLOAD_MAX <= KEEL_VALUE_MAX, "a payload fits the reader's value buffer");
 
 static void le_put(uint8_t *p, uint64_t v, unsigned n)
 {
@@ -1801,16 +1834,130 @@ static void close_iters(keel_iter_t **its, uint32_t n)
 }
 
 /*
- * Open an iterator on every partition of `names` (all of the store's when
- * `all`) at one snapshot.  Each iterator pins its own snapshot when it is
- * opened; none of them differ if no commit became visible from before the
- * first to after the last, which the store's count of visible commits tells
- * (keel_inspect_header: visible_seq).  A store that keeps committing through
- * EXPORT_SNAPSHOT_TRIES attempts gets per-partition snapshots (*consistent
- * = 0).  *lsn: every commit up to it is visible to the iterators.
+ * The timers of a dump, encoded as 'T' records while keel_timers lists them
+ * (its pointers are valid only during the callback).  `only` (NULL: every
+ * partition) and `also` name the partitions to keep.
  */
-static int export_snapshot(struct cli *c, struct name_set *names, int all, keel_iter_t ***out,
-			   int *consistent, uint64_t *lsn)
+struct timer_recs {
+	uint8_t *p;
+	size_t n, cap;
+	uint64_t count;               /* records in p */
+	uint64_t dead;                /* of which dead-lettered */
+	uint64_t claimed;             /* of which claimed, written as pending */
+	const struct name_set *only, *also;
+	int bad;                      /* a timer outside a dump's limits */
+};
+
+static void tr_reset(struct timer_recs *tr)
+{
+	tr->n = 0;
+	tr->count = tr->dead = tr->claimed = 0;
+	tr->bad = 0;
+}
+
+static void tr_uint(struct timer_recs *tr, uint64_t v, unsigned n)
+{
+	assert(n <= 8 && tr->cap - tr->n >= n);   /* export_timer_cb made room */
+	assert(n == 8 || v >> (8 * n) == 0);       /* the field holds the value */
+	le_put(tr->p + tr->n, v, n);
+	tr->n += n;
+}
+
+static void tr_bytes(struct timer_recs *tr, const void *p, size_t n)
+{
+	assert(tr->cap - tr->n >= n);
+	if (n)
+		memcpy(tr->p + tr->n, p, n);
+	tr->n += n;
+}
+
+static int export_timer_cb(void *ctx, const keel_timer_info_t *t)
+{
+	struct timer_recs *tr = ctx;
+	size_t plen = strlen(t->part);
+	size_t need = 1 + 2 + plen + 4 + t->klen + 4 + t->plen + 8 + 1 + 4;
+
+	if (tr->only && ns_find(tr->only, t->part) < 0 && ns_find(tr->also, t->part) < 0)
+		return 0;
+	/* What the library hands out is within its own limits; a dump must be. */
+	if (plen == 0 || plen > KEEL_PARTITION_NAME_MAX || t->klen == 0 ||
+	    t->klen > KEEL_TIMER_KEY_MAX || t->plen > KEEL_TIMER_PAYLOAD_MAX ||
+	    t->due_ms > KEEL_TIMER_DUE_MAX) {
+		tr->bad = 1;
+		return KEEL_E_CORRUPT;
+	}
+	size_t start = tr->n;
+
+	if (tr->cap - tr->n < need) {
+		size_t cap = tr->cap ? tr->cap : 1u << 16;
+
+		while (cap - tr->n < need)
+			cap *= 2;
+		uint8_t *p = realloc(tr->p, cap);
+
+		if (!p)
+			return KEEL_E_NOMEM;
+		tr->p = p;
+		tr->cap = cap;
+	}
+	tr_uint(tr, DUMP_REC_TIMER, 1);
+	tr_uint(tr, plen, 2);
+	tr_bytes(tr, t->part, plen);
+	tr_uint(tr, t->klen, 4);
+	tr_bytes(tr, t->key, t->klen);
+	tr_uint(tr, t->plen, 4);
+	tr_bytes(tr, t->payload, t->plen);
+	tr_uint(tr, t->due_ms, 8);
+	tr_uint(tr, t->state == KEEL_TIMER_DEAD ? DUMP_TIMER_DEAD : DUMP_TIMER_PENDING, 1);
+	tr_uint(tr, t->deliveries, 4);
+	assert(tr->n == start + need);
+	tr->count++;
+	tr->dead += t->state == KEEL_TIMER_DEAD;
+	tr->claimed += t->state == KEEL_TIMER_CLAIMED;
+	return 0;
+}
+
+/* List the timers into tr (reset first). */
+static int export_timers(struct cli *c, struct timer_recs *tr)
+{
+	int rc;
+
+	tr_reset(tr);
+	rc = keel_timers(c->h, NULL, KEEL_TIMER_ALL, export_timer_cb, tr);
+	if (rc == KEEL_E_NOMEM)
+		return local_error(c, rc, "out of memory listing the timers of %s (%" PRIu64
+				   " so far)", store_arg(c), tr->count);
+	if (tr->bad)
+		return store_error(c, rc, "list the timers of %s: timer %" PRIu64 " is outside "
+				   "the limits of a dump (run 'keel verify')", store_arg(c),
+				   tr->count + 1);
+	if (rc < 0)
+		return store_error(c, rc, "list the timers of %s", store_arg(c));
+	return 0;
+}
+
+/* Callback of the look-up of a named partition: does it have a timer? */
+static int has_timer_cb(void *ctx, const keel_timer_info_t *t)
+{
+	*(int *)ctx = 1;
+	return 1;
+}
+
+/*
+ * Open an iterator on every partition of `names` (all of the store's when
+ * `all`) and list the timers into `tr`, at one snapshot.  Each iterator
+ * pins its own snapshot when it is opened, and keel_timers reads the timers
+ * as they are when it takes their lock; none of them differ if no commit
+ * became visible from before the first to after the last, which the store's
+ * count of visible commits tells (keel_inspect_header: visible_seq).  The
+ * timers need that argument too: a commit keeps its locks until it is
+ * visible, so under the timer lock only visible commits can be seen.  A
+ * store that keeps committing through EXPORT_SNAPSHOT_TRIES attempts gets
+ * per-partition snapshots and a timer list of its own (*consistent = 0).
+ * *lsn: every commit up to it is visible to the iterators.
+ */
+static int export_snapshot(struct cli *c, struct name_set *names, int all, struct timer_recs *tr,
+			   keel_iter_t ***out, int *consistent, uint64_t *lsn)
 {
 	keel_inspect_header_t before, after;
 	int rc;
@@ -1842,6 +1989,10 @@ static int export_snapshot(struct cli *c, struct name_set *names, int all, keel_
 				close_iters(its, i);
 				return rc;
 			}
+		}
+		if ((rc = export_timers(c, tr)) < 0) {
+			close_iters(its, names->n);
+			return rc;
 		}
 		if ((rc = keel_inspect_header(c->h, &after)) < 0) {
 			close_iters(its, names->n);
@@ -1916,7 +2067,8 @@ static int export_finish(struct cli *c, FILE *f, const char *tmp)
 }
 
 static void export_summary(struct cli *c, const struct dump_writer *w, uint32_t parts,
-			   uint64_t keys, uint64_t lsn, int consistent, uint64_t sum)
+			   uint64_t keys, const struct timer_recs *tr, uint64_t lsn, int consistent,
+			   uint64_t sum)
 {
 	const char *to = c->output ? c->output : "standard output";
 
@@ -1930,6 +2082,10 @@ static void export_summary(struct cli *c, const struct dump_writer *w, uint32_t 
 		json_object_object_add(root, "output", json_object_new_string(to));
 		json_object_object_add(root, "partitions", json_object_new_uint64(parts));
 		json_object_object_add(root, "keys", json_object_new_uint64(keys));
+		json_object_object_add(root, "timers", json_object_new_uint64(tr->count));
+		json_object_object_add(root, "timers_dead", json_object_new_uint64(tr->dead));
+		json_object_object_add(root, "timers_claimed", json_object_new_uint64(tr->claimed));
+		json_object_object_add(root, "format", json_object_new_uint64(DUMP_VERSION));
 		json_object_object_add(root, "records", json_object_new_uint64(w->records));
 		json_object_object_add(root, "bytes", json_object_new_uint64(w->bytes));
 		json_object_object_add(root, "lsn", json_object_new_uint64(lsn));
@@ -1939,16 +2095,23 @@ static void export_summary(struct cli *c, const struct dump_writer *w, uint32_t 
 		json_object_put(root);
 		return;
 	}
-	if (!c->quiet)
-		fprintf(stderr, "keel export: %" PRIu32 " partition%s, %" PRIu64 " key%s, %" PRIu64
-			" bytes to %s (every commit up to LSN %" PRIu64 ")\n", parts,
-			parts == 1 ? "" : "s", keys, keys == 1 ? "" : "s", w->bytes, to, lsn);
+	if (c->quiet)
+		return;
+	fprintf(stderr, "keel export: %" PRIu32 " partition%s, %" PRIu64 " key%s, %" PRIu64
+		" timer%s", parts, parts == 1 ? "" : "s", keys, keys == 1 ? "" : "s", tr->count,
+		tr->count == 1 ? "" : "s");
+	if (tr->dead || tr->claimed)
+		fprintf(stderr, " (%" PRIu64 " dead-lettered, %" PRIu64 " claimed, written as "
+			"pending)", tr->dead, tr->claimed);
+	fprintf(stderr, ", %" PRIu64 " bytes to %s (every commit up to LSN %" PRIu64 ")\n",
+		w->bytes, to, lsn);
 }
 
 /* export STORE [PARTITION...] [-o FILE] */
 static int cmd_export(struct cli *c)
 {
-	struct name_set names = { 0 };
+	struct name_set names = { 0 }, tonly = { 0 };   /* named: with keys; with timers only */
+	struct timer_recs tr = { 0 };
 	struct dump_writer w = { 0 };
 	keel_iter_t **its = NULL;
 	char tmp[4200] = "";
@@ -1965,9 +2128,9 @@ static int cmd_export(struct cli *c)
 				   "dump)");
 	for (int i = 1; i < c->nargs; i++) {
 		const char *part = c->args[i];
-		int found = 0;
+		int found = 0, timers = 0;
 
-		if (ns_find(&names, part) >= 0) {
+		if (ns_find(&names, part) >= 0 || ns_find(&tonly, part) >= 0) {
 			rc = usage_error(c, "partition '%s' is named twice", part);
 			goto out;
 		}
@@ -1975,24 +2138,33 @@ static int cmd_export(struct cli *c)
 			store_error(c, rc, "look up partition '%s' of %s", part, store_arg(c));
 			goto out;
 		}
-		if (!found) {
-			rc = not_found(c, "partition '%s' not found in %s; nothing exported",
-				       part, store_arg(c));
+		/* A partition that has only timers has no table to iterate. */
+		if (!found && (rc = keel_timers(c->h, part, KEEL_TIMER_ALL, has_timer_cb,
+						&timers)) < 0) {
+			store_error(c, rc, "look up the timers of partition '%s' of %s", part,
+				    store_arg(c));
 			goto out;
 		}
-		if (ns_add(&names, part, &idx) < 0) {
+		if (!found && !timers) {
+			rc = not_found(c, "partition '%s' not found in %s (it has no keys and no "
+				       "timers); nothing exported", part, store_arg(c));
+			goto out;
+		}
+		if (ns_add(found ? &names : &tonly, part, &idx) < 0) {
 			rc = local_error(c, KEEL_E_NOMEM, "out of memory");
 			goto out;
 		}
 	}
-	rc = export_snapshot(c, &names, c->nargs == 1, &its, &consistent, &lsn);
+	tr.only = c->nargs == 1 ? NULL : &names;
+	tr.also = &tonly;
+	rc = export_snapshot(c, &names, c->nargs == 1, &tr, &its, &consistent, &lsn);
 	if (rc < 0)
 		goto out;
 	nits = names.n;
 	if (!consistent)
 		fprintf(stderr, "keel export: %s kept committing through %d attempts at one "
-			"snapshot; each partition is exported from its own snapshot\n",
-			store_arg(c), EXPORT_SNAPSHOT_TRIES);
+			"snapshot; each partition is exported from its own snapshot, and the "
+			"timers from theirs\n", store_arg(c), EXPORT_SNAPSHOT_TRIES);
 	if ((rc = export_open(c, &w.f, tmp, sizeof(tmp))) < 0)
 		goto out;
 	setvbuf(w.f, NULL, _IOFBF, DUMP_IO_BUFFER_BYTES);
@@ -2041,6 +2213,9 @@ static int cmd_export(struct cli *c)
 		keel_iter_close(its[i]);
 		its[i] = NULL;
 	}
+	/* The timers, listed at the snapshot, after every key. */
+	dw_write(&w, tr.p, tr.n);
+	w.records += tr.count;
 	{
 		uint8_t t = DUMP_REC_END;
 
@@ -2064,10 +2239,12 @@ static int cmd_export(struct cli *c)
 	if (rc < 0)
 		goto out;
 	tmp[0] = 0;
-	export_summary(c, &w, names.n, keys, lsn, consistent, sum);
+	export_summary(c, &w, names.n, keys, &tr, lsn, consistent, sum);
 	rc = 0;
 out:
 	close_iters(its, nits);
+	free(tr.p);
+	ns_free(&tonly);
 	if (w.f && w.f != stdout)
 		fclose(w.f);
 	if (tmp[0])
@@ -2088,17 +2265,24 @@ struct dump_reader {
 	uint64_t off;                 /* bytes consumed */
 	uint64_t records;             /* records read */
 	uint64_t keys;                /* of which keys */
+	uint64_t timers;              /* of which timers */
+	uint64_t timers_dead;         /* of those, dead-lettered */
+	uint64_t timers_delivered;    /* of those, with a delivery count */
 	uint64_t bytes;               /* key and value bytes read */
 	/* the header */
+	uint32_t format;              /* DUMP_VERSION_MIN..DUMP_VERSION */
 	uint32_t flags;
 	uint64_t created_ns, lsn;
-	/* the record just read */
+	/* the record just read (a timer's key and payload in key and val) */
 	int type;
+	uint64_t rec_off;             /* its first byte */
 	char part[NAME_BYTES];
 	uint8_t key[KEEL_KEY_MAX];
 	uint32_t klen, vlen;
 	uint8_t *val;                 /* KEEL_VALUE_MAX bytes */
-	uint64_t version, mtime_ns;
+	uint64_t version, mtime_ns;   /* 'K' */
+	uint64_t due_ms;              /* 'T' */
+	uint32_t tstate, deliveries;  /* 'T': DUMP_TIMER_*, claims so far */
 };
 
 /* A damaged or foreign input: where, what; the caller says what became of it. */
@@ -2153,6 +2337,7 @@ static int dr_begin(struct dump_reader *r)
 	size_t got;
 
 	r->off = r->records = r->keys = r->bytes = 0;
+	r->timers = r->timers_dead = r->timers_delivered = 0;
 	if (XXH3_64bits_reset(r->xs) != XXH_OK)
 		return local_error(r->c, KEEL_E_NOMEM, "checksum state");
 	got = fread(h, 1, sizeof(h), r->f);
@@ -2175,9 +2360,10 @@ static int dr_begin(struct dump_reader *r)
 				  DUMP_HDR_BYTES);
 	XXH3_64bits_update(r->xs, h, sizeof(h));
 	version = (uint32_t)le_get(h + 8, 4);
-	if (version != DUMP_VERSION)
-		return dump_error(r, "dump format version %" PRIu32 "; this keel reads version %u",
-				  version, DUMP_VERSION);
+	if (version < DUMP_VERSION_MIN || version > DUMP_VERSION)
+		return dump_error(r, "dump format version %" PRIu32 "; this keel reads versions "
+				  "%u to %u", version, DUMP_VERSION_MIN, DUMP_VERSION);
+	r->format = version;
 	r->flags = (uint32_t)le_get(h + 12, 4);
 	if (r->flags & ~(uint32_t)DUMP_FLAGS_KNOWN)
 		return dump_error(r, "unknown header flags %#" PRIx32 " (this keel knows %#x)",
@@ -2232,6 +2418,76 @@ static int dr_trailer(struct dump_reader *r)
 	return 0;
 }
 
+/*
+ * The body of a 'T' record, after its type byte.  A field out of range is
+ * reported at the field's first byte, and the message names the record's.
+ */
+static int dr_timer(struct dump_reader *r)
+{
+	uint64_t n = 0, at;
+	int rc;
+
+	if (r->format < DUMP_VERSION_TIMERS) {
+		r->off = r->rec_off;
+		return dump_error(r, "a timer record in a version %" PRIu32 " dump (timer "
+				  "records came with version %u)", r->format, DUMP_VERSION_TIMERS);
+	}
+	if ((rc = dr_name(r, "a timer record's partition name")) < 0)
+		return rc;
+	at = r->off;
+	if ((rc = dr_uint(r, &n, 4, "a timer record")) < 0)
+		return rc;
+	if (n == 0 || n > KEEL_TIMER_KEY_MAX) {
+		r->off = at;
+		return dump_error(r, "the timer record at byte %" PRIu64 " has a key of %" PRIu64
+				  " bytes (timer keys are 1 to %u bytes)", r->rec_off, n,
+				  KEEL_TIMER_KEY_MAX);
+	}
+	r->klen = (uint32_t)n;
+	if ((rc = dr_read(r, r->key, r->klen, 1, "a timer key")) < 0)
+		return rc;
+	at = r->off;
+	if ((rc = dr_uint(r, &n, 4, "a timer record")) < 0)
+		return rc;
+	if (n > KEEL_TIMER_PAYLOAD_MAX) {
+		r->off = at;
+		return dump_error(r, "the timer record at byte %" PRIu64 " has a payload of %"
+				  PRIu64 " bytes (the limit is %u)", r->rec_off, n,
+				  KEEL_TIMER_PAYLOAD_MAX);
+	}
+	r->vlen = (uint32_t)n;
+	if ((rc = dr_read(r, r->val, r->vlen, 1, "a timer payload")) < 0)
+		return rc;
+	at = r->off;
+	if ((rc = dr_uint(r, &r->due_ms, 8, "a timer record")) < 0)
+		return rc;
+	if (r->due_ms > KEEL_TIMER_DUE_MAX) {
+		r->off = at;
+		return dump_error(r, "the timer record at byte %" PRIu64 " is due at %" PRIu64
+				  " ms, past the last due time a timer can have (%llu, "
+				  "9999-12-31T23:59:59.999Z)", r->rec_off, r->due_ms,
+				  (unsigned long long)KEEL_TIMER_DUE_MAX);
+	}
+	at = r->off;
+	if ((rc = dr_uint(r, &n, 1, "a timer record")) < 0)
+		return rc;
+	if (n != DUMP_TIMER_PENDING && n != DUMP_TIMER_DEAD) {
+		r->off = at;
+		return dump_error(r, "the timer record at byte %" PRIu64 " has state %" PRIu64
+				  " (expected %d, pending, or %d, dead-lettered)", r->rec_off, n,
+				  DUMP_TIMER_PENDING, DUMP_TIMER_DEAD);
+	}
+	r->tstate = (uint32_t)n;
+	if ((rc = dr_uint(r, &n, 4, "a timer record")) < 0)
+		return rc;
+	r->deliveries = (uint32_t)n;
+	r->timers++;
+	r->timers_dead += r->tstate == DUMP_TIMER_DEAD;
+	r->timers_delivered += r->deliveries != 0;
+	r->bytes += r->klen + r->vlen;
+	return 0;
+}
+
 /* The next record: 1 (r->type and its fields set), 0 at a valid end, or < 0. */
 static int dr_next(struct dump_reader *r)
 {
@@ -2246,11 +2502,15 @@ static int dr_next(struct dump_reader *r)
 		return dump_error(r, "the input ends without a trailer: it is truncated");
 	}
 	XXH3_64bits_update(r->xs, &t, 1);
-	r->off++;
+	r->rec_off = r->off++;
 	r->type = t;
 	switch (t) {
 	case DUMP_REC_END:
 		return dr_trailer(r);
+	case DUMP_REC_TIMER:
+		if ((rc = dr_timer(r)) < 0)
+			return rc;
+		break;
 	case DUMP_REC_PART:
 		if ((rc = dr_name(r, "a partition record's name")) < 0)
 			return rc;
@@ -2285,16 +2545,18 @@ static int dr_next(struct dump_reader *r)
 	return 1;
 }
 
-/* Applies key records in batches: one transaction per batch. */
+/* Applies key and timer records in batches: one transaction per batch. */
 struct importer {
 	struct cli *c;
 	keel_txn_t *t;
-	uint32_t ops;                 /* puts in the open batch */
+	uint32_t ops;                 /* puts and timer sets in the open batch */
+	uint32_t ops_timers;          /* of which timer sets */
 	uint64_t bytes;               /* its record bytes, estimated */
 	uint64_t budget;              /* record bytes per batch */
 	char parts[KEEL_TXN_PARTITIONS_MAX][NAME_BYTES];
 	uint32_t nparts;
 	uint64_t keys;                /* keys in committed batches */
+	uint64_t timers;              /* timers in committed batches */
 	uint64_t commits;
 };
 
@@ -2307,11 +2569,14 @@ static int imp_commit(struct importer *im)
 	rc = keel_txn_commit(im->t, NULL);
 	im->t = NULL;
 	if (rc < 0)
-		return store_error(im->c, rc, "commit a batch of %" PRIu32 " keys into %s", im->ops,
+		return store_error(im->c, rc, "commit a batch of %" PRIu32 " keys and %" PRIu32
+				   " timers into %s", im->ops - im->ops_timers, im->ops_timers,
 				   store_arg(im->c));
-	im->keys += im->ops;
+	im->keys += im->ops - im->ops_timers;
+	im->timers += im->ops_timers;
 	im->commits++;
 	im->ops = 0;
+	im->ops_timers = 0;
 	im->bytes = 0;
 	im->nparts = 0;
 	return 0;
@@ -2324,17 +2589,22 @@ static void imp_abort(struct importer *im)
 	im->t = NULL;
 }
 
-static int imp_key(struct importer *im, const struct dump_reader *r)
+/*
+ * Make room in the open batch for one more op of `need` record bytes
+ * touching partition `part` (NULL: a timer op, which does not count against
+ * KEEL_TXN_PARTITIONS_MAX), committing the batch first when it is full, and
+ * begin a batch when none is open.
+ */
+static int imp_room(struct importer *im, const char *part, uint64_t need)
 {
-	uint64_t need = (uint64_t)r->klen + r->vlen + IMPORT_OP_OVERHEAD;
-	uint32_t p;
+	uint32_t p = im->nparts;
 	int rc;
 
-	for (p = 0; p < im->nparts; p++)
-		if (strcmp(im->parts[p], r->part) == 0)
-			break;
+	for (uint32_t i = 0; part && i < im->nparts; i++)
+		if (strcmp(im->parts[i], part) == 0)
+			p = i;
 	if (im->t && (im->ops >= IMPORT_BATCH_KEYS || im->bytes + need > im->budget ||
-		      (p == im->nparts && im->nparts == KEEL_TXN_PARTITIONS_MAX))) {
+		      (part && p == im->nparts && im->nparts == KEEL_TXN_PARTITIONS_MAX))) {
 		if ((rc = imp_commit(im)) < 0)
 			return rc;
 		p = 0;
@@ -2343,14 +2613,41 @@ static int imp_key(struct importer *im, const struct dump_reader *r)
 		im->t = NULL;
 		return store_error(im->c, rc, "begin a transaction on %s", store_arg(im->c));
 	}
-	if (p == im->nparts)
-		snprintf(im->parts[im->nparts++], NAME_BYTES, "%s", r->part);
+	if (part && p == im->nparts)
+		snprintf(im->parts[im->nparts++], NAME_BYTES, "%s", part);
+	im->ops++;
+	im->bytes += need;
+	return 0;
+}
+
+static int imp_key(struct importer *im, const struct dump_reader *r)
+{
+	int rc = imp_room(im, r->part, (uint64_t)r->klen + r->vlen + IMPORT_OP_OVERHEAD);
+
+	if (rc < 0)
+		return rc;
 	rc = keel_txn_put(im->t, r->part, r->key, r->klen, r->val, r->vlen);
 	if (rc < 0)
 		return store_error(im->c, rc, "put a key of partition '%s' (record %" PRIu64 ")",
 				   r->part, r->records);
-	im->ops++;
-	im->bytes += need;
+	return 0;
+}
+
+/* A timer is written as it was: pending or dead-lettered, with its delivery count. */
+static int imp_timer(struct importer *im, const struct dump_reader *r)
+{
+	int rc = imp_room(im, NULL, (uint64_t)r->klen + r->vlen + IMPORT_OP_OVERHEAD +
+			  IMPORT_TIMER_OVERHEAD);
+
+	if (rc < 0)
+		return rc;
+	im->ops_timers++;
+	rc = keel_txn_timer_restore(im->t, r->part, r->key, r->klen, r->due_ms, r->val, r->vlen,
+				    r->tstate == DUMP_TIMER_DEAD ? KEEL_TIMER_DEAD : KEEL_TIMER_PENDING,
+				    r->deliveries);
+	if (rc < 0)
+		return store_error(im->c, rc, "set a timer of partition '%s' (record %" PRIu64 ")",
+				   r->part, r->records);
 	return 0;
 }
 
@@ -2400,13 +2697,32 @@ static void progress_step(const struct cli *c, struct progress *pg, const struct
 
 		if (tenth > pg->tenth && tenth < 10) {
 			pg->tenth = tenth;
-			fprintf(stderr, "keel import: %d%% (%" PRIu64 " keys, %" PRIu64 " of %" PRIu64
-				" bytes)\n", tenth * 10, r->keys, r->off, pg->size);
+			fprintf(stderr, "keel import: %d%% (%" PRIu64 " keys, %" PRIu64 " timers, %"
+				PRIu64 " of %" PRIu64 " bytes)\n", tenth * 10, r->keys, r->timers,
+				r->off, pg->size);
 		}
 	} else if (r->records % IMPORT_PROGRESS_RECORDS == 0) {
-		fprintf(stderr, "keel import: %" PRIu64 " keys, %" PRIu64 " bytes so far\n",
-			r->keys, r->off);
+		fprintf(stderr, "keel import: %" PRIu64 " keys, %" PRIu64 " timers, %" PRIu64
+			" bytes so far\n", r->keys, r->timers, r->off);
 	}
+}
+
+/*
+ * The partition of the record just read, in ns: its index in *idx.  Timers
+ * have no table (their partition need not exist), so a timer record's is
+ * not noted: *idx = UINT32_MAX.
+ */
+static int note_partition(struct dump_reader *r, struct name_set *ns, uint32_t *idx)
+{
+	*idx = UINT32_MAX;
+	if (r->type == DUMP_REC_TIMER)
+		return 0;
+	if (ns_find(ns, r->part) < 0 && ns->n >= KEEL_PARTITIONS_MAX)
+		return dump_error(r, "more than %u partitions: more than a store holds",
+				  KEEL_PARTITIONS_MAX);
+	if (ns_add(ns, r->part, idx) < 0)
+		return local_error(r->c, KEEL_E_NOMEM, "out of memory");
+	return 0;
 }
 
 /* Read a whole dump without applying it: the check before an import, and --dry-run. */
@@ -2417,13 +2733,9 @@ static int dump_check(struct dump_reader *r, struct name_set *ns)
 
 	if ((rc = dr_begin(r)) < 0)
 		return rc;
-	while ((rc = dr_next(r)) == 1) {
-		if (ns_find(ns, r->part) < 0 && ns->n >= KEEL_PARTITIONS_MAX)
-			return dump_error(r, "more than %u partitions: more than a store holds",
-					  KEEL_PARTITIONS_MAX);
-		if (ns_add(ns, r->part, &idx) < 0)
-			return local_error(r->c, KEEL_E_NOMEM, "out of memory");
-	}
+	while ((rc = dr_next(r)) == 1)
+		if ((rc = note_partition(r, ns, &idx)) < 0)
+			return rc;
 	return rc;
 }
 
@@ -2438,9 +2750,15 @@ static void import_summary(struct cli *c, const struct dump_reader *r, const str
 		json_object_object_add(root, "input", json_object_new_string(r->name));
 		if (c->dry_run)
 			json_object_object_add(root, "valid", json_object_new_boolean(1));
+		json_object_object_add(root, "format", json_object_new_uint64(r->format));
 		json_object_object_add(root, "keys", json_object_new_uint64(c->dry_run ? r->keys :
 									    im->keys));
 		json_object_object_add(root, "partitions", json_object_new_uint64(parts));
+		json_object_object_add(root, "timers", json_object_new_uint64(c->dry_run ? r->timers :
+									      im->timers));
+		json_object_object_add(root, "timers_dead", json_object_new_uint64(r->timers_dead));
+		json_object_object_add(root, "timers_with_deliveries",
+				       json_object_new_uint64(r->timers_delivered));
 		if (!c->dry_run) {
 			json_object_object_add(root, "empty_partitions_created",
 					       json_object_new_uint64(made));
@@ -2460,18 +2778,21 @@ static void import_summary(struct cli *c, const struct dump_reader *r, const str
 	}
 	if (c->dry_run) {
 		printf("%s: a valid dump: %" PRIu64 " keys in %" PRIu32 " partitions, %" PRIu64
-		       " bytes, every commit up to LSN %" PRIu64 "%s; nothing imported (--dry-run)\n",
-		       r->name, r->keys, parts, r->off, r->lsn,
-		       (r->flags & DUMP_FLAG_CONSISTENT) ? ", one snapshot" :
+		       " timers (%" PRIu64 " dead-lettered), %" PRIu64 " bytes, format %" PRIu32
+		       ", every commit up to LSN %" PRIu64 "%s; nothing imported (--dry-run)\n",
+		       r->name, r->keys, parts, r->timers, r->timers_dead, r->off, r->format,
+		       r->lsn, (r->flags & DUMP_FLAG_CONSISTENT) ? ", one snapshot" :
 		       ", each partition its own snapshot");
 		return;
 	}
-	printf("imported %" PRIu64 " keys into %" PRIu32 " partitions of %s (%" PRIu64
-	       " commits", im->keys, parts, store_arg(c), im->commits);
+	printf("imported %" PRIu64 " keys into %" PRIu32 " partitions, and %" PRIu64 " timers, "
+	       "of %s (%" PRIu64 " commits", im->keys, parts, im->timers, store_arg(c),
+	       im->commits);
 	if (made)
 		printf("; %" PRIu64 " empty partition%s created", made, made == 1 ? "" : "s");
 	printf(")\n");
 }
+
 
 /* What an import that failed after its start leaves behind, on stderr. */
 static void import_left(const struct importer *im, int checked)
@@ -2479,10 +2800,11 @@ static void import_left(const struct importer *im, int checked)
 	if (im->commits == 0)
 		fputs("  Nothing was imported.\n", stderr);
 	else
-		fprintf(stderr, "  %" PRIu64 " keys in %" PRIu64 " commits were imported before "
-			"this%s; the store keeps them, and nothing after them was applied.\n",
-			im->keys, im->commits, checked ? "" : " (the input is not a regular "
-			"file, so it was applied as it was read)");
+		fprintf(stderr, "  %" PRIu64 " keys and %" PRIu64 " timers in %" PRIu64 " commits "
+			"were imported before this%s; the store keeps them, and nothing after "
+			"them was applied.\n", im->keys, im->timers, im->commits,
+			checked ? "" : " (the input is not a regular file, so it was applied as "
+			"it was read)");
 }
 
 /* import STORE [-i FILE] [--dry-run] [--quiet] */
@@ -2530,6 +2852,7 @@ static int cmd_import(struct cli *c)
 			import_summary(c, &r, &im, ns.n, 0, 1);
 			goto out;
 		}
+
 		if (fseek(r.f, 0, SEEK_SET) != 0) {
 			rc = local_error(c, KEEL_E_IO, "rewinding %s: %s", r.name, strerror(errno));
 			goto out;
@@ -2552,21 +2875,16 @@ static int cmd_import(struct cli *c)
 	im.budget = ih.ring_bytes / 8 < IMPORT_BATCH_BYTES_MAX ? ih.ring_bytes / 8 :
 		    IMPORT_BATCH_BYTES_MAX;
 	while ((rc = dr_next(&r)) == 1) {
-		if (ns_find(&ns, r.part) < 0 && ns.n >= KEEL_PARTITIONS_MAX) {
-			rc = dump_error(&r, "more than %u partitions: more than a store holds",
-					KEEL_PARTITIONS_MAX);
+		if ((rc = note_partition(&r, &ns, &idx)) < 0)
 			break;
-		}
-		if (ns_add(&ns, r.part, &idx) < 0) {
-			rc = local_error(c, KEEL_E_NOMEM, "out of memory");
-			break;
-		}
 		if (r.type == DUMP_REC_PART) {
 			ns.flags[idx] |= NAME_ANNOUNCED;
-		} else {
+		} else if (r.type == DUMP_REC_KEY) {
 			ns.flags[idx] |= NAME_HAS_KEYS;
 			if ((rc = imp_key(&im, &r)) < 0)
 				break;
+		} else if ((rc = imp_timer(&im, &r)) < 0) {
+			break;
 		}
 		progress_step(c, &pg, &r);
 	}
@@ -3697,60 +4015,89 @@ static const struct cmd commands[] = {
 		.name = "export", .run = cmd_export, .nargs_min = 1, .nargs_max = 1 + KEEL_PARTITIONS_MAX,
 		.opts = OPT_JSON | OPT_OPEN | OPT_OUTPUT | OPT_QUIET, .open = OPEN_READ,
 		.args = "STORE [PARTITION...] [-o FILE]",
-		.summary = "write partitions, keys and values to a portable dump",
+		.summary = "write partitions, keys, values and timers to a portable dump",
 		.description =
 		"    Writes every partition of the store (or the PARTITIONs named) with\n"
-		"    their keys and values to FILE, or to standard output, in the dump\n"
-		"    format below.  The dump is read from one snapshot: every partition\n"
-		"    is opened at the same commit; if commits keep landing while they\n"
-		"    are opened (20 tries), export says so and each partition comes from\n"
-		"    its own snapshot.  The snapshot is held until the dump is written,\n"
-		"    which holds back the reuse of memory that writers free meanwhile.\n"
+		"    their keys and values, and their durable timers, to FILE, or to\n"
+		"    standard output, in the dump format below.  A PARTITION named may\n"
+		"    be one that has only timers.\n"
+		"\n"
+		"    The dump is read from one snapshot: every partition is opened at\n"
+		"    the same commit, and the timers are listed at that commit too (a\n"
+		"    step's state change and the ack or set of its timer are both in\n"
+		"    the dump or both out of it).  If commits keep landing meanwhile\n"
+		"    (20 tries), export says so, each partition comes from its own\n"
+		"    snapshot, and the timers are listed apart from all of them: the\n"
+		"    \"consistent\" flag is then false.  The snapshot is held until the\n"
+		"    dump is written, which holds back the reuse of memory that writers\n"
+		"    free meanwhile; the timers are copied into memory first.\n"
+		"\n"
+		"    A timer is written with its partition, key, due time, payload,\n"
+		"    state and delivery count.  A claimed timer is written as pending:\n"
+		"    claims are not durable, and after an import it is due again.\n"
 		"    A regular FILE is written as FILE.tmp-PID (mode 0600: it holds the\n"
 		"    store's data), synced, and renamed to FILE when complete.\n"
 		"    A summary goes to standard error (--quiet: none); --json prints it\n"
 		"    to standard output instead, as {\"store\", \"output\", \"partitions\",\n"
-		"    \"keys\", \"records\", \"bytes\", \"lsn\", \"consistent\", \"checksum\"},\n"
-		"    and needs -o.\n"
+		"    \"keys\", \"timers\", \"timers_dead\", \"timers_claimed\", \"format\",\n"
+		"    \"records\", \"bytes\", \"lsn\", \"consistent\", \"checksum\"}, and\n"
+		"    needs -o.\n"
 		"\n"
-		"    Dump format (all integers unsigned, little-endian):\n"
-		"      header, 32 bytes: magic \"KEELDUMP\" (8), format version 1 (4),\n"
+		"    Dump format, version 2 (all integers unsigned, little-endian):\n"
+		"      header, 32 bytes: magic \"KEELDUMP\" (8), format version 2 (4),\n"
 		"        flags (4; bit 0: one snapshot), created_ns (8), lsn (8: every\n"
 		"        commit up to it is in the dump)\n"
 		"      records, each opening with a type byte:\n"
 		"        'P' partition: name length (2), name\n"
 		"        'K' key: partition name length (2), partition name, key\n"
-		"            length (4), key, value length (4), value, version (8),\n"
-		"            mtime_ns (8)\n"
-		"      trailer, 17 bytes: 'E', record count (8: 'P' and 'K' records),\n"
-		"        XXH3-64 of every byte before this field (8)\n"
-		"    Keys and values are any bytes (NUL and newline included).  Version\n"
-		"    and mtime are kept for the record; an import writes each key anew.\n",
+		"            length (4, 1..1024), key, value length (4, 0..1048576),\n"
+		"            value, version (8), mtime_ns (8)\n"
+		"        'T' timer: partition name length (2), partition name, timer\n"
+		"            key length (4, 1..512), timer key, payload length (4,\n"
+		"            0..65536), payload, due_ms (8: ms since the epoch, at\n"
+		"            most 253402300799999), state (1: 1 pending, 2\n"
+		"            dead-lettered), deliveries (4: claims so far)\n"
+		"      trailer, 17 bytes: 'E', record count (8: 'P', 'K' and 'T'\n"
+		"        records), XXH3-64 of every byte before this field (8)\n"
+		"    Names are 1 to 64 bytes of [A-Za-z0-9._:@-].  Export writes each\n"
+		"    'P' before its 'K' records and every 'T' after the last 'K'; a\n"
+		"    timer's partition needs no 'P'.  Keys, values, timer keys and\n"
+		"    payloads are any bytes (NUL and newline included).  Version 1 is\n"
+		"    the same without 'T' records; import reads both.  Version, mtime\n"
+		"    are kept for the record: an import writes each key anew.  A\n"
+		"    timer's state and deliveries come back as they were.\n",
 		.exit_status =
 		"    0   written\n"
-		"    1   a PARTITION named does not exist (nothing written)\n"
+		"    1   a PARTITION named has neither keys nor timers (nothing written)\n"
 		"    2   usage error (standard output is a terminal, --json without -o)\n"
 		"    3   writing the output failed (no FILE is left behind)\n",
 		.examples =
 		"    keel export /var/lib/app -o app.dump\n"
 		"    keel export /var/lib/app users orders | gzip > part.dump.gz\n"
-		"    keel export --json /var/lib/app -o app.dump | jq .keys\n",
+		"    keel export --json /var/lib/app -o app.dump | jq .keys,.timers\n",
 	},
 	{
 		.name = "import", .run = cmd_import, .nargs_min = 1, .nargs_max = 1,
 		.opts = OPT_JSON | OPT_OPEN | OPT_INPUT | OPT_QUIET | OPT_DRY_RUN,
 		.open = OPEN_NONE,
 		.args = "STORE [-i FILE] [--dry-run]",
-		.summary = "write the keys and values of a dump into STORE",
+		.summary = "write the keys, values and timers of a dump into STORE",
 		.description =
-		"    Reads a dump made by 'keel export' from FILE, or standard input, and\n"
-		"    writes its keys and values into STORE (created if missing), in\n"
-		"    transactions of up to 1000 keys (fewer when values are large).  Keys\n"
-		"    already in STORE are overwritten; others are left alone.  Partitions\n"
-		"    of the dump with no keys are created empty.  Each key is written\n"
-		"    anew: its version goes up by one (1 for a new key) and its mtime is\n"
-		"    the import's.  Export then import into a new store gives the same\n"
-		"    partitions, keys and values.\n"
+		"    Reads a dump made by 'keel export' (format version 1 or 2) from\n"
+		"    FILE, or standard input, and writes its keys and values, and sets\n"
+		"    its timers, in STORE (created if missing), in transactions of up to\n"
+		"    1000 records (fewer when values are large).  Keys and timers\n"
+		"    already in STORE are overwritten; others are left alone.\n"
+		"    Partitions of the dump with no keys are created empty.  Each key is\n"
+		"    written anew: its version goes up by one (1 for a new key) and its\n"
+		"    mtime is the import's.  Export then import into a new store gives\n"
+		"    the same partitions, keys and values, and the same timers\n"
+		"    (partition, key, due time, payload, state, delivery count).\n"
+		"\n"
+		"    Timers are written as they were (keel_txn_timer_restore): pending\n"
+		"    (due at their due time, at once if it has passed) or dead-lettered,\n"
+		"    with their delivery counts.  A timer claimed at export time comes\n"
+		"    back pending.\n"
 		"\n"
 		"    Damaged input (bad magic, version, structure, count or checksum) is\n"
 		"    refused with a message naming the byte offset.  When the input is a\n"
@@ -3759,16 +4106,19 @@ static const struct cmd commands[] = {
 		"    nothing.  A pipe can be read only once, so it is applied in order as\n"
 		"    it is read, and the checksum is known only at its end: damage found\n"
 		"    mid-way leaves the batches committed before it (the message says how\n"
-		"    many keys), and never the batch it was found in.\n"
+		"    many keys and timers), and never the batch it was found in.\n"
 		"\n"
 		"    Progress goes to standard error: a line per 10% of a regular file of\n"
 		"    1 MiB or more, or per 100000 records of a pipe (--quiet: none).  The\n"
 		"    summary goes to standard output; --json prints it as {\"store\",\n"
-		"    \"input\", \"keys\", \"partitions\", \"empty_partitions_created\",\n"
-		"    \"commits\", \"checked_before_applying\", \"records\", \"bytes\",\n"
-		"    \"lsn\", \"created_ns\", \"consistent\"}.  --dry-run checks the whole\n"
-		"    input and prints its summary without opening STORE.  'keel export\n"
-		"    --help' describes the format.\n",
+		"    \"input\", \"format\", \"keys\", \"partitions\", \"timers\",\n"
+		"    \"timers_dead\", \"timers_with_deliveries\",\n"
+		"    \"empty_partitions_created\", \"commits\", \"checked_before_applying\",\n"
+		"    \"records\", \"bytes\", \"lsn\", \"created_ns\", \"consistent\"}\n"
+		"    (timers_dead and timers_with_deliveries count the timers of the dump\n"
+		"    that the warnings are about).  --dry-run checks the whole input and\n"
+		"    prints its summary without opening STORE.  'keel export --help'\n"
+		"    describes the format.\n",
 		.exit_status =
 		"    0   imported (or, with --dry-run, the input is a valid dump)\n"
 		"    2   usage error (standard input is a terminal)\n"

@@ -183,7 +183,7 @@ static int dec_cb(void *ctx, const keel_journal_record_t *r)
 {
 	struct dec_check *c = ctx;
 
-	if (r->nops_decoded > r->nops || r->nparts > KEEL_TXN_PARTITIONS_MAX)
+	if (r->nops_decoded > r->nops || r->nparts > KEEL_TXN_PARTITIONS_MAX + 1)
 		fz_die("decoder: more ops or partitions than announced");
 	for (uint32_t i = 0; i < r->nops_decoded; i++) {
 		const keel_journal_op_t *op = &r->ops[i];
