@@ -18,6 +18,9 @@
  *   peer_lmdb.c    LMDB (when built with HAVE_LMDB)
  *   peer_sqlite.c  SQLite in WAL mode (when built with HAVE_SQLITE)
  *   peer_redis.c   a redis-server started for the run, driven over RESP
+ *   timers.c       the timers suite: Keel's durable timers (set, claim and
+ *                  ack, fire lateness, redelivery after a SIGKILL)
+ *   timers_redis.c its peer: Redis sorted sets (timers.h joins the two)
  *
  * The workload
  * ------------
@@ -147,8 +150,12 @@ int bench_interrupted_check(void);        /* 0, or KEEL_E_OS when set */
  * barrier, calls batch() until the shared deadline passes, then calls
  * teardown(), which may check what the worker did.  batch() runs a few
  * operations (a bounded amount of work: the deadline is checked between
- * batches) and adds how many it completed to *ops.
+ * batches) and adds how many it completed to *ops.  A worker that consumes
+ * a finite pool (the timers suite's claims) returns BENCH_BATCH_DONE when
+ * the pool is empty: it stops there, before the deadline, and its end time
+ * is then, so the rate counts only the time it had work.
  */
+#define BENCH_BATCH_DONE 1
 struct bench_worker {
 	const char *name;
 	int (*setup)(void *ctx, unsigned wid, unsigned nworkers, void **state);
@@ -304,5 +311,12 @@ int bench_redis_start(struct bench_redis *r, const char *dir);
 int bench_redis_load(struct bench_redis *r);
 int bench_redis_stop(struct bench_redis *r);
 extern const struct bench_worker bench_redis_set_worker;
+
+/* The timers suite (timers.c).  Runs every phase of the suite, records its
+ * figures and reports its failures with bench_error; returns 0, or a
+ * negative code when the run must stop (a signal). */
+int bench_timers_suite(void);
+/* Closes the suite's stores, stops its redis-server; safe to call twice. */
+void bench_timers_cleanup(void);
 
 #endif

@@ -26,6 +26,11 @@
  *             always) driven by 50 connections
  *   async     puts with KEEL_DURABILITY_ASYNC, 1 process; then keel_sync
  *   recovery  reopen of a durable store of N keys after keel_unlink_arena
+ *   timers    durable timers in memory mode (timers.c): N pending timers
+ *             (set rate, arena bytes per timer), reschedules with 1 and 2
+ *             processes, claim then ack with 1 and 4, fire lateness of a
+ *             waiting claimer, redelivery after the claimer's SIGKILL; vs
+ *             Redis sorted sets (ZADD; a claim script then ZREM)
  * The get, mem and put suites share one memory-mode store; LMDB and SQLite
  * each load one database shared by the suites that use them.  A Keel mode
  * that keel_open refuses is reported as "keel <suite>: not available
@@ -48,7 +53,8 @@
  *     "figures": {                  every measured figure, by key
  *       "<suite>.<peer>.<variant>": {
  *         "label": "keel_get, 1 process", "unit": "ops/s" | "B/entry" |
- *         "B" | "s" | "us", "value": median, "samples": [one per run] } },
+ *         "B/timer" | "B" | "s" | "ms" | "us", "value": median,
+ *         "samples": [one per run] } },
  *     "ratios": { "<name>": number, or null when a figure is missing },
  *     "targets": [ { "target": "get, 1 process >= 0.8 x raw hash table",
  *                    "measure": ratio or figure key, "measured": number
@@ -67,7 +73,13 @@
  * arena_bytes_used_empty,arena_bytes}, mem.raw.bytes_per_entry,
  * put.{keel,lmdb,sqlite}.{1p,2p}, sync.keel.{1p,2p,4p,8p,16p},
  * sync.{raw_fdatasync,lmdb,sqlite}.1p, sync.redis, async.keel.1p,
- * async.keel.sync_after_s, recovery.keel.seconds, and for every sync
+ * async.keel.sync_after_s, recovery.keel.seconds,
+ * timers.keel.{set_new.1p,set.1p,set.2p,claim_ack.1p,claim_ack.4p},
+ * timers.keel.bytes_per_timer, timers.raw.bytes_per_timer,
+ * timers.keel.late.{p50_ms,p99_ms,max_ms},
+ * timers.keel.redeliver.{p50_ms,max_ms}, timers.sys.sleep_late.p99_ms,
+ * timers.redis.bytes_per_timer,
+ * timers.redis.{zadd.1c,zadd.many,claim_ack.1c,claim_ack.4c}, and for every sync
  * figure K (one op per durable commit) K.p50_us and K.p99_us, the commit
  * latency.  Rates are aggregate operations per second over all processes
  * of a phase.
@@ -93,10 +105,10 @@
 #define EXIT_ERROR 1
 #define EXIT_USAGE 2
 
-enum suite { S_RAW, S_GET, S_MEM, S_PUT, S_SYNC, S_ASYNC, S_RECOVERY, S_COUNT };
+enum suite { S_RAW, S_GET, S_MEM, S_PUT, S_SYNC, S_ASYNC, S_RECOVERY, S_TIMERS, S_COUNT };
 
 static const char *const suite_names[S_COUNT] = {
-	"raw", "get", "mem", "put", "sync", "async", "recovery",
+	"raw", "get", "mem", "put", "sync", "async", "recovery", "timers",
 };
 
 static const unsigned sync_procs[] = { 1, 2, 4, 8, 16 };
@@ -143,6 +155,11 @@ static void usage(FILE *f)
 "            (appendfsync always, 50 connections; redis-server from PATH)\n"
 "  async     puts with KEEL_DURABILITY_ASYNC, 1 process\n"
 "  recovery  time to reopen a durable store of N keys without its arena\n"
+"  timers    durable timers, memory mode: set N new timers (rate, arena\n"
+"            bytes per timer), reschedule (1, 2 processes), claim then ack\n"
+"            (1, 4 processes), fire lateness of a process waiting in\n"
+"            keel_timer_claim, redelivery after the claimer is SIGKILLed;\n"
+"            vs Redis sorted sets in memory (ZADD; claim script + ZREM)\n"
 "\n"
 "Options:\n"
 "  --all              run every suite (the default)\n"
@@ -282,7 +299,7 @@ static int parse_args(int argc, char **argv)
 			}
 		if (!found)
 			return usage_error("unknown suite \"%s\" (suites: raw get mem put sync async "
-					   "recovery)", argv[i]);
+					   "recovery timers)", argv[i]);
 	}
 	if (all || !any)
 		for (int s = 0; s < S_COUNT; s++)
@@ -349,6 +366,7 @@ static void cleanup(void)
 
 	if (bench_redis_stop(&run.redis))
 		bench_error("cleanup: %s", bench_errmsg());
+	bench_timers_cleanup();
 	bench_raw_destroy(&run.raw);
 	for (size_t i = 0; i < sizeof(ks) / sizeof(ks[0]); i++)
 		if (bench_keel_close(ks[i]))
@@ -772,6 +790,7 @@ static int suite_recovery(void)
 
 static int (*const suite_fns[S_COUNT])(void) = {
 	suite_raw, suite_get, suite_mem, suite_put, suite_sync, suite_async, suite_recovery,
+	bench_timers_suite,
 };
 
 int main(int argc, char **argv)

@@ -11,7 +11,8 @@
  *   3. Once it has read one byte per worker, the parent stores t0 and the
  *      deadline in the shared page and closes its end of `go`: every worker
  *      reads end-of-file at once and starts.
- *   4. A worker calls batch() until the clock passes the deadline, stores
+ *   4. A worker calls batch() until the clock passes the deadline (or
+ *      batch() says BENCH_BATCH_DONE: its pool of work is empty), stores
  *      its op count and end time in its own slot, runs teardown() and exits.
  *   5. The parent reaps every worker.  The rate is the sum of the ops over
  *      (the latest end time - t0), so a worker that started late or ran
@@ -153,6 +154,8 @@ worker_main(const struct bench_worker *w, void *ctx, unsigned wid, unsigned n,
 		rc = w->batch(state, &ops);
 		now = bench_now_ns();
 	} while (!rc && now < deadline);
+	if (rc == BENCH_BATCH_DONE)
+		rc = 0;           /* its pool ran dry: it stops early, see bench.h */
 	s->ops = ops;
 	s->end_ns = now;
 	memcpy(s->lat, lat_hist, sizeof(s->lat));
