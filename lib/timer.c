@@ -469,6 +469,29 @@ void timer_applied(keel_t *h, struct part *p, uint64_t te, struct node *n, int d
 		broken(h);
 		return;
 	}
+	if (te && TENT(te)->state == KEEL_TIMER_PENDING && !(r.tv.flags & TV_DEAD)) {
+		/* A pending timer rescheduled: move it within its heap. */
+		struct tent *t = TENT(te);
+		struct tpart *tp = TPART(t->tp);
+		uint64_t old_due = t->due_ms;
+		uint32_t old_head = *vslot(h, &tp->heap, 0) == te;
+		t->node = shm_off(&h->a, n);
+		t->due_ms = r.tv.due_ms;
+		t->seq = ++tr->seq;
+		t->deliveries = r.tv.deliveries;
+		n->stamp = te;
+		if (t->due_ms < old_due)
+			sift_up(h, &tp->heap, HK_DUE, t->pos);
+		else
+			sift_down(h, &tp->heap, HK_DUE, t->pos);
+		if (old_head || t->pos == 0)
+			top_update(h, p, t->tp);
+		if (t->pos == 0 && t->due_ms < old_due)
+			timer_wake(h);   /* earlier than before, at the head: waiters look again */
+		if (tbroken)
+			broken(h);
+		return;
+	}
 	if (te) {
 		detach(h, p, te);
 	} else {
