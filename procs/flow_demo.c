@@ -77,6 +77,7 @@
  *   - the arena audit (keel_check) is sound.
  * The program exits 1 when a check fails, 0 when all pass.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1234,6 +1235,42 @@ static int recover_phase(struct demo *d)
 }
 
 /* ---- the operator: the end ------------------------------------------------------------- */
+/* Where a worker that does not stop is: each thread's kernel wait channel
+ * and user stack pointer (for a report that can be acted on). */
+static void print_stuck(struct demo *d, pid_t pid)
+{
+	char path[96], buf[256];
+	DIR *dir;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(dir = opendir(path)))
+		return;
+	while ((e = readdir(dir))) {
+		FILE *f;
+		char wchan[64] = "?", sys[128] = "?";
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.20s/wchan", (int)pid, e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (!fgets(wchan, sizeof(wchan), f))
+				wchan[0] = 0;
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "/proc/%d/task/%.20s/syscall", (int)pid, e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (fgets(buf, sizeof(buf), f)) {
+				buf[strcspn(buf, "\n")] = 0;
+				snprintf(sys, sizeof(sys), "%.120s", buf);
+			}
+			fclose(f);
+		}
+		fprintf(d->out, "             worker pid %d thread %s did not stop: wchan %s, syscall %s\n", (int)pid,
+			e->d_name, wchan, sys);
+	}
+	closedir(dir);
+}
+
 static int stop_workers(struct demo *d)
 {
 	double t = now_ms();
@@ -1257,8 +1294,10 @@ static int stop_workers(struct demo *d)
 		}
 		if (now_ms() - t > STOP_WAIT_MS) {
 			for (unsigned i = 0; i < d->slots; i++)
-				if (d->b->s[i].state == SLOT_RUNNING)
+				if (d->b->s[i].state == SLOT_RUNNING) {
+					print_stuck(d, d->b->s[i].pid);
 					kill_worker(d, i);
+				}
 			snprintf(d->abort_why, sizeof(d->abort_why), "workers did not stop within %.0f s",
 				 STOP_WAIT_MS / 1e3);
 			d->aborted = 1;
