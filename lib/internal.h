@@ -156,6 +156,7 @@ struct keel_root {
 	uint64_t redone;         /* records redone by a repairer */
 	uint64_t voided;         /* records voided (owner died before COMPLETE) */
 	struct timer_root timers;        /* the timer index (timer.c) */
+	uint64_t dir_btime_ns;           /* birth time of the store directory (0: unknown) */
 };
 _Static_assert(sizeof(struct keel_root) <= SHM_ROOT_BYTES, "root fits");
 

@@ -7,6 +7,7 @@
  * after fork(), so a handle carried into a child is refused cheaply.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -107,7 +108,24 @@ struct open_ctx {
 	struct jio *io;
 	int journaled;
 	uint8_t uuid[16];
+	uint64_t dir_btime;
 };
+
+/*
+ * The store directory's birth time, or 0 where the file system does not
+ * keep one.  The arena's name comes from the directory's device and inode;
+ * an inode is reused once its directory is removed, so a new directory can
+ * find the arena of a removed one under its name.  The birth time tells
+ * them apart: a memory-mode store has no identity file to do it.
+ */
+static uint64_t dir_btime(const char *dir)
+{
+	struct statx stx;
+
+	if (statx(AT_FDCWD, dir, 0, STATX_BTIME, &stx) != 0 || !(stx.stx_mask & STATX_BTIME))
+		return 0;
+	return (uint64_t)stx.stx_btime.tv_sec * 1000000000ull + stx.stx_btime.tv_nsec;
+}
 
 static int init_root(shm_arena_t *a, void *ctx)
 {
@@ -124,6 +142,7 @@ static int init_root(shm_arena_t *a, void *ctx)
 	root->gen = 1;
 	root->journaled = (uint32_t)oc->journaled;
 	memcpy(root->uuid, oc->uuid, 16);
+	root->dir_btime_ns = oc->dir_btime;
 	if (!oc->journaled)
 		root->durability = KEEL_DURABILITY_MEMORY;
 	else
@@ -264,6 +283,7 @@ int keel_open_io(const char *dir, const keel_options_t *opt, struct jio *io, kee
 	memset(&oc, 0, sizeof(oc));
 	oc.opt = opt;
 	oc.dir = dir;
+	oc.dir_btime = opt->arena_path ? 0 : dir_btime(dir);
 	/* Durable or not: the identity file decides for an existing store, the
 	 * options for a new one. */
 	if (!io) {
@@ -333,6 +353,8 @@ again:
 		 * from the disk when nobody else uses it. */
 		int stale = found ? (!h->root->journaled || memcmp(h->root->uuid, oc.uuid, 16) != 0)
 				  : h->root->journaled != 0;   /* another store's arena: same inode reused */
+		if (oc.dir_btime && h->root->dir_btime_ns && h->root->dir_btime_ns != oc.dir_btime)
+			stale = 1;   /* made for a removed directory whose inode this one reuses */
 		int failed = h->root->failed != 0;
 		if ((!stale && !failed) || (opt->flags & KEEL_OPEN_READONLY))
 			break;   /* read-only: inspect it as it stands */

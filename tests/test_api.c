@@ -1403,6 +1403,39 @@ static void test_reopen(void)
 	t_store_destroy(&s);
 }
 
+/*
+ * A store directory removed without keel destroy leaves its arena in
+ * /dev/shm, named after the directory's inode; a directory made next gets
+ * that inode at once.  The new store must not take the old arena for its own.
+ */
+static void test_reused_inode(void)
+{
+	t_store_t s;
+	struct stat a, b;
+	char path[PATH_MAX];
+
+	t_store_init(&s);
+	t_store_open(&s);
+	CHECK_OK(keel_put(s.h, "p", "old", 3, "v", 1, NULL));
+	t_store_close(&s);
+	CHECK_OK(keel_arena_path(s.dir, &s.opt, path, sizeof(path)));
+	CHECK(stat(s.dir, &a) == 0);
+	t_rm_rf(s.dir);                      /* removed, arena left behind */
+	CHECK(mkdir(s.dir, 0700) == 0);
+	CHECK(stat(s.dir, &b) == 0);
+	if (a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+		printf("test_api: the file system did not reuse the inode; nothing to check\n");
+		t_store_destroy(&s);
+		return;
+	}
+	t_store_open(&s);                    /* the same arena name */
+	expect_absent(s.h, "p", "old");
+	uint64_t n = 1;
+	CHECK_OK(keel_count(s.h, "p", &n));
+	CHECK(n == 0);
+	t_store_destroy(&s);
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 static const struct {
@@ -1415,6 +1448,7 @@ static const struct {
 	{ "txn", test_txn },		 { "scope", test_scope },
 	{ "iter", test_iter },		 { "stat", test_stat },
 	{ "processes", test_processes }, { "reopen", test_reopen },
+	{ "reused_inode", test_reused_inode },
 };
 
 int main(int argc, char **argv)
