@@ -1070,6 +1070,11 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 			     (unsigned long long)rec_bytes, (unsigned long long)h->a.hdr->ring_bytes);
 		goto out;
 	}
+	if (h->root->journaled && rec_bytes > durable_record_max()) {
+		rc = shm_err(KEEL_E_TXNSIZE, "transaction needs a %llu-byte record; a journal segment holds records of at most %llu bytes; split it",
+			     (unsigned long long)rec_bytes, (unsigned long long)durable_record_max());
+		goto out;
+	}
 	uint64_t lpos;
 	if ((rc = ring_reserve(h, (uint32_t)rec_bytes, &r, &lpos)))
 		goto out;

@@ -491,6 +491,11 @@ int durable_after_commit(keel_t *h, uint64_t lsn, int durability)
  * and writes checkpoints as the journal grows, off the committers' path. */
 #define MAINT_PERIOD_MS_MAX 100u
 
+uint64_t durable_record_max(void)
+{
+	return JNL_PAYLOAD_MAX(durable_test_seg_bytes ? durable_test_seg_bytes : JNL_SEG_BYTES_DEFAULT);
+}
+
 #define MAINT_SLICE_MS 20u
 
 static void *maint_main(void *arg)

@@ -491,6 +491,8 @@ int durable_recover(shm_arena_t *a, const char *dir, struct jio *io, const uint8
 /* Read STORE/keel.id; *found = 0 when the store has no journal. */
 int store_id_read(struct jio *io, const char *dir, uint8_t uuid[16], int *found);
 int store_id_create(struct jio *io, const char *dir, uint8_t uuid[16]);
+/* The largest commit record a journal segment holds. */
+uint64_t durable_record_max(void);
 /* Journal segment size for tests (0: default).  Set before keel_open_io. */
 extern uint64_t durable_test_seg_bytes;
 /* Backend flags for the real disk: KEEL_JOURNAL_IO=syscall selects plain

@@ -818,10 +818,17 @@ static int repair_end(struct scan *sc, const struct seginfo *si, const struct wa
 	rc = jio_open(sc->io, path, JIO_RDWR, &fh);
 	if (rc < 0)
 		return rc;
-	if (w->batch_open)
-		rc = write_pad(sc, fh, si->segno, w->p, E - 1, w->batch, &from);
-	if (rc == 0 && zero_end > from)
-		rc = jio_zero(sc->io, fh, from, zero_end - from, 0);
+	/* Zero what the torn flush left, and sync, before the pad that closes
+	 * its batch: a crash between the two must not keep the pad (which says
+	 * the batch ended) without the zeros, or an intact record of that
+	 * unsynced flush beyond it would pass for media damage. */
+	if (zero_end > w->p)
+		rc = jio_zero(sc->io, fh, w->p, zero_end - w->p, 0);
+	if (rc == 0 && w->batch_open) {
+		rc = jio_fdatasync(sc->io, fh);
+		if (rc == 0)
+			rc = write_pad(sc, fh, si->segno, w->p, E - 1, w->batch, &from);
+	}
 	if (rc == 0)
 		rc = jio_fdatasync(sc->io, fh);
 	rc2 = jio_close(sc->io, fh);

@@ -579,6 +579,42 @@ static void usage(FILE *f)
 		STEPS_LONG, STEPS_DEFAULT);
 }
 
+/* A transaction whose record no journal segment can hold is refused before
+ * anything is applied, and the store goes on (no sticky failure). */
+static void check_oversize(void)
+{
+	char dir[] = "/tmp/keel-flt-big-XXXXXX";
+	keel_options_t o;
+	keel_txn_t *t;
+	keel_t *h;
+	static char val[5000];
+	uint64_t n = 1;
+
+	CHECK(mkdtemp(dir) != NULL);
+	keel_options_init(&o);
+	CHECK_OK(keel_open(dir, &o, &h));
+	CHECK_OK(keel_txn_begin(h, KEEL_DURABILITY_DEFAULT, &t));
+	for (int i = 0; i < 4; i++) {
+		char k[8];
+		snprintf(k, sizeof k, "big%d", i);
+		CHECK_OK(keel_txn_put(t, "p", k, strlen(k), val, sizeof val));
+	}
+	CHECK_RC(keel_txn_commit(t, NULL), KEEL_E_TXNSIZE);
+	CHECK_OK(keel_count(h, "p", &n));
+	CHECK(n == 0);
+	CHECK_OK(keel_put(h, "p", "small", 5, val, 100, NULL));
+	CHECK_OK(keel_sync(h));
+	CHECK_OK(keel_close(h));
+	CHECK_OK(keel_unlink_arena(dir, NULL, 1));
+	CHECK_OK(keel_open(dir, &o, &h));   /* recovered from the journal */
+	CHECK_OK(keel_count(h, "p", &n));
+	CHECK(n == 1);
+	CHECK_OK(keel_close(h));
+	CHECK_OK(keel_unlink_arena(dir, NULL, 1));
+	t_rm_rf(dir);
+	printf("test_durable_faults: a record over the segment limit is refused (TXNSIZE), nothing applied\n");
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t seed = 0, only = UINT64_MAX, ops, t0, done = 0;
@@ -610,6 +646,7 @@ int main(int argc, char **argv)
 	t_seed_init(seed_given, seed);
 	g_wseed = t_rand_stream(1);
 	durable_test_seg_bytes = SEG_BYTES_TEST;
+	check_oversize();
 	atexit(cleanup);
 	g_saved_stderr = dup(2);
 	g_null_fd = open("/dev/null", O_WRONLY);

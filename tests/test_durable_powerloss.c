@@ -11,6 +11,26 @@
  * bursts that the next sync commit (or a keel_sync) flushes as one group, so
  * one flush can carry several records and a torn flush can cut between them.
  *
+ * Timers.  The workload also drives a universe of 24 durable timers, 12 in
+ * each misc partition; five of each partition's timer keys ("m:000".."m:004")
+ * are also key-value keys there, to show the two name spaces do not clash
+ * (nor does a clear of the partition touch its timers).  Due times are far in
+ * the past (due at once) or at least a day ahead, never two alike, so which
+ * timer a claim gets is known; payloads are 0 to 2000 bytes made from a
+ * nonce.  Its operations: keel_timer_set and keel_timer_cancel as commits of
+ * their own; keel_txn_timer_set and _cancel inside transactions, some with a
+ * transfer; keel_timer_claim (timeout 0; the earliest overdue timer of the
+ * partitions asked, or TIMEOUT, as the model predicts), then keel_timer_ack,
+ * keel_txn_timer_ack with a put (and sometimes a transfer), a release with a
+ * new due time (a journaled reschedule that keeps the delivery count) or a
+ * plain release (arena only); some claims are held across later commits, and
+ * a set of a held timer makes its claim stale (an ack of it then fails with
+ * STATE and writes nothing).  The model keeps, per timer and commit,
+ * presence, due time, payload length and nonce, and the delivery count the
+ * last journaled write carried (a set writes 0, a release with a due time the
+ * count at the release); beside it, for the live store only, which timers
+ * are claimed and their delivery count in the arena.
+ *
  * The tap.  The store's I/O goes through a small jio backend of this file
  * that forwards every call to the simulated disk and, just before every sync
  * (fdatasync of a file, fsync of a directory, the sync that ends a batched
@@ -33,8 +53,14 @@
  *   - hold the bank's money over the accounts present (no partial transfer);
  *   - hold exactly the model state after commit k: every value, version, key
  *     count and partition;
- *   - (one state in eight) pass keel_check, take a new commit at LSN L + 1,
- *     and show it again after a second power loss;
+ *   - list (keel_timers, all states) exactly the model's timers of commit k,
+ *     each PENDING (claims are not durable) with its due time, payload and
+ *     journaled delivery count, in order; keel_timer_get and keel_timer_stat
+ *     agree;
+ *   - (one state in eight) pass keel_check, claim at once the earliest
+ *     overdue timer (or find none due when the model has none), take a new
+ *     commit at LSN L + 1 (a put, with the ack of that claim), and show it
+ *     again after a second power loss;
  * and one state in sixteen first dies inside its own recovery (a persistent
  * EIO from a random operation of the recovery on, as if the process were
  * gone), loses power once more, and must then recover as above.
@@ -47,7 +73,9 @@
  * Journal segments are 16 KiB here (durable_test_seg_bytes, internal.h):
  * the simulated disk copies a whole file at every sync, so 64 MiB segments
  * would make the sweep far too slow; small ones also put segment switches
- * and recycling below checkpoints inside the sweep.
+ * and recycling below checkpoints inside the sweep.  A record must fit in one
+ * segment, so no transaction of the workload carries more than
+ * TXN_BYTES_MAX bytes of values and payloads.
  */
 #include "common/bank.h"
 #include "lib/internal.h"
@@ -62,11 +90,22 @@
 #define NENT (ACCOUNTS + MISC_PARTS * MISC_KEYS)
 #define NPARTS (BANK_PARTS + MISC_PARTS)
 #define VAL_MAX 5000u                /* misc values: 16..VAL_MAX bytes */
+#define TXN_BYTES_MAX 12000u         /* values and payloads of one transaction: its
+				      * record must fit in one 16 KiB segment */
 #define VARIANTS 6u                  /* crashes per dirty sync point */
 #define STATES_DEFAULT 10000u
 #define STATES_LONG 100000u
 #define COMMITS_MAX 400000u          /* model states kept */
 #define RECOVERY_OPS_MAX 48u         /* a recovery dies within its first ops */
+#define TIMERS_PER_PART 12u          /* timers of each misc partition */
+#define NTIMERS (MISC_PARTS * TIMERS_PER_PART)
+#define TIMER_SHARED_KEYS 5u         /* timer keys that are also value keys: m:000..m:004 */
+#define TPAY_MAX 2000u               /* timer payloads: 0..TPAY_MAX bytes */
+#define HELD_MAX 3u                  /* claims held across commits at once */
+#define LEASE_MS KEEL_TIMER_LEASE_MAX /* a day, longer than any run: no lease runs out */
+#define DELIVERIES_MAX 1000000u      /* never dead-letter (timer_max_deliveries) */
+#define DAY_MS 86400000ull
+#define YEAR_MS (365ull * DAY_MS)
 
 /* One key of the universe: bank account a is entry a; misc key k of misc
  * partition p is entry ACCOUNTS + p * MISC_KEYS + k. */
@@ -77,9 +116,29 @@ struct ent {
 	uint64_t tag; /* bank: the balance; misc: the value's nonce */
 };
 
+/* One timer of the universe: timer i is in misc partition i / TIMERS_PER_PART.
+ * What a commit leaves on disk; claims are not part of it. */
+struct tmr {
+	uint8_t present;
+	uint32_t plen;
+	uint32_t deliveries; /* what the last journaled write carried */
+	uint64_t due_ms;
+	uint64_t tag;        /* the payload's nonce (its first min(8, plen) bytes) */
+};
+
 struct state {
 	struct ent e[NENT];
+	struct tmr t[NTIMERS];
 	uint32_t parts; /* bit i: partition i exists (bank.0-3, misc.0-1) */
+};
+
+/* A timer in the live store only: its claim and its delivery count in the
+ * arena (which a plain release does not write to disk). */
+struct tlive {
+	int claimed;
+	int held;             /* the claim is kept across commits */
+	uint32_t deliveries;
+	keel_claim_t c;
 };
 
 /* A disk cloned just before a sync. */
@@ -95,6 +154,8 @@ static jio_sim_t *g_sim;
 static struct state *g_states;     /* g_states[k]: after commit k (0: empty) */
 static uint64_t *g_lsn;            /* g_lsn[k]: LSN of commit k (0 for k = 0) */
 static uint64_t g_ncommits, g_acked, g_issued, g_nonce;
+static struct tlive g_tlive[NTIMERS];
+static uint64_t g_base_ms;          /* wall clock at the start: due times are relative to it */
 static struct stash *g_stash;
 static size_t g_nstash, g_stash_cap;
 static int g_tap_armed, g_verbose;
@@ -106,7 +167,8 @@ static char g_log_path[128];
 /* Figures. */
 static uint64_t f_states, f_sync_points, f_clean_points, f_at_acked, f_beyond_acked,
 	f_policy[JIO_CRASH_POLICIES], f_extra_commits, f_double, f_double_open_failed, f_ckpts,
-	f_async, f_syncs_called;
+	f_async, f_syncs_called, f_tsets, f_tcancels, f_tclaims, f_tnone_due, f_tacks, f_ttxn_acks,
+	f_treleases_due, f_treleases, f_tstale, f_rec_claims, f_rec_none_due, f_rec_timers, f_rec_counted;
 
 /* ---- names and values -------------------------------------------------------------------- */
 
@@ -139,6 +201,57 @@ static void fill_value(uint8_t *buf, uint32_t vlen, uint64_t nonce)
 		uint64_t x = t_rand(&s);
 		memcpy(buf + i, &x, vlen - i < 8 ? vlen - i : 8);
 	}
+}
+
+static unsigned timer_part(unsigned i)
+{
+	return BANK_PARTS + i / TIMERS_PER_PART;
+}
+
+/* Keys m:000..m:004 are value keys of the same partition too. */
+static size_t timer_key(unsigned i, char out[16])
+{
+	unsigned j = i % TIMERS_PER_PART;
+
+	if (j < TIMER_SHARED_KEYS)
+		return (size_t)snprintf(out, 16, "m:%03u", j);
+	return (size_t)snprintf(out, 16, "tm:%02u", j);
+}
+
+/* The timer of (partition, key), or NTIMERS if it is none of the universe. */
+static unsigned timer_index(const char *part, const void *key, size_t klen)
+{
+	static char parts[NTIMERS][24], keys[NTIMERS][16];
+	static size_t klens[NTIMERS];
+
+	if (!klens[0])
+		for (unsigned i = 0; i < NTIMERS; i++) {
+			klens[i] = timer_key(i, keys[i]);
+			part_name(timer_part(i), parts[i]);
+		}
+	for (unsigned i = 0; i < NTIMERS; i++)
+		if (klens[i] == klen && memcmp(keys[i], key, klen) == 0 && strcmp(parts[i], part) == 0)
+			return i;
+	return NTIMERS;
+}
+
+/* A payload of plen bytes from a nonce: the nonce's first min(8, plen)
+ * bytes, then as fill_value.  Its tag is what those bytes say. */
+static void fill_payload(uint8_t *buf, uint32_t plen, uint64_t nonce)
+{
+	if (plen >= 8)
+		fill_value(buf, plen, nonce);
+	else
+		memcpy(buf, &nonce, plen);
+}
+
+static uint64_t payload_tag(const uint8_t *buf, size_t plen)
+{
+	uint64_t tag = 0;
+
+	if (plen)
+		memcpy(&tag, buf, plen < 8 ? plen : 8);
+	return tag;
 }
 
 /* ---- stderr capture (recovery prints a warning per torn tail) ----------------------------- */
@@ -310,9 +423,123 @@ static int count_part(void *ctx, const char *name, uint64_t keys)
 	return 0;
 }
 
+/* What keel_timers lists, gathered; the first problem goes to err. */
+struct tlist {
+	struct state *st;
+	unsigned *tstates;
+	unsigned n, npending, nclaimed, ndead;
+	uint64_t next_due, last_due;
+	char last_part[KEEL_PARTITION_NAME_MAX + 1];
+	char err[512];
+};
+
+static int list_timer(void *ctx, const keel_timer_info_t *ti)
+{
+	static uint8_t want[TPAY_MAX];
+	struct tlist *l = ctx;
+	unsigned i = timer_index(ti->part, ti->key, ti->klen);
+	struct tmr *t;
+	int c;
+
+	if (i == NTIMERS) {
+		snprintf(l->err, sizeof l->err, "a timer the workload never set: %s/%.*s", ti->part,
+			 (int)(ti->klen < 64 ? ti->klen : 64), (const char *)ti->key);
+		return -1;
+	}
+	t = &l->st->t[i];
+	if (t->present) {
+		snprintf(l->err, sizeof l->err, "timer %s/%.*s listed twice", ti->part, (int)ti->klen,
+			 (const char *)ti->key);
+		return -1;
+	}
+	c = strcmp(l->last_part, ti->part);
+	if (l->n && (c > 0 || (c == 0 && ti->due_ms < l->last_due))) {
+		snprintf(l->err, sizeof l->err, "timers listed out of order: %s/%.*s due %" PRIu64 " after %s due %" PRIu64,
+			 ti->part, (int)ti->klen, (const char *)ti->key, ti->due_ms, l->last_part, l->last_due);
+		return -1;
+	}
+	snprintf(l->last_part, sizeof l->last_part, "%s", ti->part);
+	l->last_due = ti->due_ms;
+	l->n++;
+	if (ti->plen > TPAY_MAX) {
+		snprintf(l->err, sizeof l->err, "timer %s/%.*s has a payload of %zu bytes, more than the workload writes",
+			 ti->part, (int)ti->klen, (const char *)ti->key, ti->plen);
+		return -1;
+	}
+	t->present = 1;
+	t->plen = (uint32_t)ti->plen;
+	t->deliveries = ti->deliveries;
+	t->due_ms = ti->due_ms;
+	t->tag = payload_tag(ti->payload, ti->plen);
+	fill_payload(want, t->plen, t->tag);
+	if (ti->plen && memcmp(ti->payload, want, ti->plen) != 0) {
+		snprintf(l->err, sizeof l->err, "timer %s/%.*s (%zu bytes, due %" PRIu64 ") holds a payload the workload never wrote",
+			 ti->part, (int)ti->klen, (const char *)ti->key, ti->plen, ti->due_ms);
+		return -1;
+	}
+	l->tstates[i] = ti->state;
+	if (ti->state == KEEL_TIMER_PENDING) {
+		l->npending++;
+		if (!l->next_due || ti->due_ms < l->next_due)
+			l->next_due = ti->due_ms;
+	} else if (ti->state == KEEL_TIMER_CLAIMED) {
+		l->nclaimed++;
+	} else {
+		l->ndead++;
+	}
+	return 0;
+}
+
+/* Read every timer: the listing of all states into st->t and tstates (the
+ * state bit of each present timer), checked against keel_timer_get of each
+ * timer of the universe and against keel_timer_stat. */
+static void read_timers(keel_t *h, struct state *st, unsigned tstates[NTIMERS], const char *what)
+{
+	static uint8_t buf[TPAY_MAX + 16];
+	struct tlist l = { .st = st, .tstates = tstates };
+	keel_timer_stat_t ts;
+	int rc;
+
+	memset(st->t, 0, sizeof st->t);
+	memset(tstates, 0, NTIMERS * sizeof *tstates);
+	rc = keel_timers(h, NULL, KEEL_TIMER_ALL, list_timer, &l);
+	if (l.err[0])
+		T_FAIL("%s: %s", what, l.err);
+	CHECK_MSG(rc == 0, "%s: keel_timers returned %d (%s): %s", what, rc, keel_strerror(rc), keel_errmsg());
+	for (unsigned i = 0; i < NTIMERS; i++) {
+		const struct tmr *t = &st->t[i];
+		char part[24], key[16];
+		size_t kl = timer_key(i, key);
+		keel_timer_info_t info;
+
+		part_name(timer_part(i), part);
+		rc = keel_timer_get(h, part, key, kl, &info, buf, sizeof buf);
+		if (!t->present) {
+			CHECK_MSG(rc == KEEL_E_NOTFOUND, "%s: timer %s/%s is not listed but keel_timer_get returned %d (%s)",
+				  what, part, key, rc, keel_strerror(rc));
+			continue;
+		}
+		CHECK_MSG(rc == 0, "%s: timer %s/%s is listed but keel_timer_get returned %d (%s)", what, part, key, rc,
+			  keel_strerror(rc));
+		CHECK_MSG(info.due_ms == t->due_ms && info.plen == t->plen && info.state == tstates[i] &&
+				  info.deliveries == t->deliveries && payload_tag(buf, info.plen) == t->tag,
+			  "%s: timer %s/%s: keel_timer_get says due %" PRIu64 ", %zu bytes, state %u, %u deliveries; the"
+			  " listing due %" PRIu64 ", %u bytes, state %u, %u deliveries",
+			  what, part, key, info.due_ms, info.plen, info.state, info.deliveries, t->due_ms, t->plen,
+			  tstates[i], t->deliveries);
+	}
+	CHECK_OK(keel_timer_stat(h, &ts));
+	CHECK_MSG(ts.pending == l.npending && ts.claimed == l.nclaimed && ts.dead == l.ndead &&
+			  ts.next_due_ms == l.next_due,
+		  "%s: keel_timer_stat says %" PRIu64 " pending, %" PRIu64 " claimed, %" PRIu64 " dead, next due %" PRIu64
+		  "; keel_timers lists %u, %u, %u, next due %" PRIu64,
+		  what, ts.pending, ts.claimed, ts.dead, ts.next_due_ms, l.npending, l.nclaimed, l.ndead, l.next_due);
+}
+
 /* Read every key of the universe; fail on a value that is not one the
- * workload wrote, a stray key or a stray partition.  `what` names the store. */
-static void read_state(keel_t *h, struct state *st, const char *what)
+ * workload wrote, a stray key or a stray partition.  Then every timer
+ * (read_timers).  `what` names the store. */
+static void read_state(keel_t *h, struct state *st, unsigned tstates[NTIMERS], const char *what)
 {
 	static uint8_t buf[VAL_MAX], want[VAL_MAX];
 	uint64_t counts[NPARTS] = { 0 };
@@ -363,6 +590,7 @@ static void read_state(keel_t *h, struct state *st, const char *what)
 	CHECK_OK(keel_partitions(h, count_part, &pc));
 	CHECK_MSG(pc.n == (unsigned)__builtin_popcount(st->parts),
 		  "%s: %u partitions listed, %d expected", what, pc.n, __builtin_popcount(st->parts));
+	read_timers(h, st, tstates, what);
 }
 
 /* First difference between two states, into buf; 0 if equal. */
@@ -389,7 +617,39 @@ static int state_diff(const struct state *want, const struct state *got, char *b
 			 b->version, b->vlen, e < ACCOUNTS ? "balance" : "nonce", (int64_t)b->tag);
 		return 1;
 	}
+	for (unsigned i = 0; i < NTIMERS; i++) {
+		const struct tmr *a = &want->t[i], *b = &got->t[i];
+		char part[24], key[16];
+
+		if (a->present == b->present &&
+		    (!a->present || (a->due_ms == b->due_ms && a->plen == b->plen && a->tag == b->tag &&
+				     a->deliveries == b->deliveries)))
+			continue;
+		part_name(timer_part(i), part);
+		timer_key(i, key);
+		snprintf(buf, cap,
+			 "timer %s/%s: expected %s (due %" PRIu64 ", %u bytes, nonce %" PRIu64 ", %u deliveries), found %s"
+			 " (due %" PRIu64 ", %u bytes, nonce %" PRIu64 ", %u deliveries)",
+			 part, key, a->present ? "present" : "absent", a->due_ms, a->plen, a->tag, a->deliveries,
+			 b->present ? "present" : "absent", b->due_ms, b->plen, b->tag, b->deliveries);
+		return 1;
+	}
 	return 0;
+}
+
+/* A recovered store holds no claim: every timer is PENDING. */
+static void check_all_pending(const struct state *st, const unsigned tstates[NTIMERS], const char *what)
+{
+	for (unsigned i = 0; i < NTIMERS; i++) {
+		char part[24], key[16];
+
+		if (!st->t[i].present || tstates[i] == KEEL_TIMER_PENDING)
+			continue;
+		part_name(timer_part(i), part);
+		timer_key(i, key);
+		T_FAIL("%s: timer %s/%s is %s after recovery, expected PENDING (claims are not durable)", what, part, key,
+		       tstates[i] == KEEL_TIMER_CLAIMED ? "CLAIMED" : tstates[i] == KEEL_TIMER_DEAD ? "DEAD" : "?");
+	}
 }
 
 /* No partial transfer: the accounts present hold their initial money. */
@@ -414,13 +674,26 @@ struct txb {
 	keel_txn_t *t;
 	struct state next;
 	uint32_t cleared; /* partitions cleared in this txn (puts after get version 1) */
+	uint32_t bytes;   /* value and payload bytes so far (TXN_BYTES_MAX) */
 	int durability;
 };
+
+/* A length of at most want and at least least that keeps b within TXN_BYTES_MAX. */
+static uint32_t txb_room(struct txb *b, uint32_t want, uint32_t least)
+{
+	uint32_t left = b->bytes < TXN_BYTES_MAX ? TXN_BYTES_MAX - b->bytes : 0;
+	uint32_t n = want < left ? want : left;
+
+	n = n < least ? least : n;
+	b->bytes += n;
+	return n;
+}
 
 static void txb_begin(keel_t *h, struct txb *b, int durability)
 {
 	b->next = g_states[g_ncommits];
 	b->cleared = 0;
+	b->bytes = 0;
 	b->durability = durability;
 	CHECK_OK(keel_txn_begin(h, durability, &b->t));
 }
@@ -433,6 +706,7 @@ static void txb_put(struct txb *b, unsigned e, uint32_t vlen)
 	struct ent *x = &b->next.e[e];
 	unsigned p = ent_part(e);
 
+	vlen = txb_room(b, vlen, 16);
 	part_name(p, part);
 	x->tag = ++g_nonce;
 	fill_value(buf, vlen, x->tag);
@@ -495,6 +769,51 @@ static void txb_transfer(struct txb *b, unsigned from, unsigned to, int64_t amou
 	et->version++;
 }
 
+/* The live store must match the model (it is the model's check too): the
+ * state of the last commit, with the claims and arena delivery counts of
+ * g_tlive.  `after` says what was just done. */
+static void check_live(keel_t *h, const char *after)
+{
+	static struct state live, want;
+	unsigned tstates[NTIMERS];
+	char diff[1024];
+
+	read_state(h, &live, tstates, "live store");
+	want = g_states[g_ncommits];
+	for (unsigned i = 0; i < NTIMERS; i++)
+		want.t[i].deliveries = g_tlive[i].deliveries;
+	if (state_diff(&want, &live, diff, sizeof diff))
+		T_FAIL("live store after %s (commit %" PRIu64 ", LSN %" PRIu64 ") differs from the model: %s", after,
+		       g_ncommits, g_lsn[g_ncommits], diff);
+	for (unsigned i = 0; i < NTIMERS; i++) {
+		unsigned st = g_tlive[i].claimed ? KEEL_TIMER_CLAIMED : KEEL_TIMER_PENDING;
+		char part[24], key[16];
+
+		if (!want.t[i].present || tstates[i] == st)
+			continue;
+		part_name(timer_part(i), part);
+		timer_key(i, key);
+		T_FAIL("live store after %s (commit %" PRIu64 "): timer %s/%s is in state %u, expected %u", after,
+		       g_ncommits, part, key, tstates[i], st);
+	}
+}
+
+/* A commit at LSN lsn has returned; the model's state `next` becomes commit
+ * k + 1. */
+static void commit_done(keel_t *h, uint64_t lsn, int durability, const struct state *next, const char *what)
+{
+	CHECK_MSG(lsn > g_lsn[g_ncommits], "commit %" PRIu64 " (%s) got LSN %" PRIu64 ", not above the previous %" PRIu64,
+		  g_ncommits + 1, what, lsn, g_lsn[g_ncommits]);
+	g_ncommits++;
+	g_states[g_ncommits] = *next;
+	g_lsn[g_ncommits] = lsn;
+	if (durability == KEEL_DURABILITY_SYNC)
+		g_acked = g_ncommits;
+	else
+		f_async++;
+	check_live(h, what);
+}
+
 /* Commit; the model's next state becomes commit k + 1. */
 static void txb_commit(keel_t *h, struct txb *b)
 {
@@ -504,31 +823,376 @@ static void txb_commit(keel_t *h, struct txb *b)
 	CHECK_MSG(g_ncommits + 1 < COMMITS_MAX, "more than %u commits", COMMITS_MAX);
 	g_issued = g_ncommits + 1;
 	rc = keel_txn_commit(b->t, &lsn);
-	CHECK_MSG(rc == 0, "commit %" PRIu64 " returned %d (%s)", g_ncommits + 1, rc, keel_strerror(rc));
-	CHECK_MSG(lsn > g_lsn[g_ncommits], "commit %" PRIu64 " got LSN %" PRIu64 ", not above the previous %" PRIu64,
-		  g_ncommits + 1, lsn, g_lsn[g_ncommits]);
-	g_ncommits++;
-	g_states[g_ncommits] = b->next;
-	g_lsn[g_ncommits] = lsn;
-	if (b->durability == KEEL_DURABILITY_SYNC)
-		g_acked = g_ncommits;
-	else
-		f_async++;
-	/* The live store must match the model (it is the model's check too). */
-	{
-		static struct state live;
-		char diff[512];
+	CHECK_MSG(rc == 0, "commit %" PRIu64 " returned %d (%s): %s", g_ncommits + 1, rc, keel_strerror(rc),
+		  keel_errmsg());
+	commit_done(h, lsn, b->durability, &b->next, "a transaction");
+}
 
-		read_state(h, &live, "live store");
-		if (state_diff(&g_states[g_ncommits], &live, diff, sizeof diff))
-			T_FAIL("live store after commit %" PRIu64 " (LSN %" PRIu64 ") differs from the model: %s",
-			       g_ncommits, lsn, diff);
+/* ---- timer operations ------------------------------------------------------------------------- */
+
+/* A due time no present timer of st has: overdue (up to a year ago) or at
+ * least a day ahead, so nothing changes from one to the other in a run. */
+static uint64_t rand_due(uint64_t *rng, const struct state *st)
+{
+	for (unsigned tries = 0;; tries++) {
+		uint64_t due = t_rand_below(rng, 2) ? g_base_ms - 1000 - t_rand_below(rng, YEAR_MS)
+						    : g_base_ms + DAY_MS + t_rand_below(rng, YEAR_MS);
+		int taken = 0;
+
+		CHECK_MSG(tries < 1000, "no free due time in 1000 tries");
+		for (unsigned i = 0; i < NTIMERS; i++)
+			taken |= st->t[i].present && st->t[i].due_ms == due;
+		if (!taken)
+			return due;
+	}
+}
+
+static uint32_t rand_plen(uint64_t *rng)
+{
+	uint64_t r = t_rand_below(rng, 8);
+
+	if (r == 0)
+		return 0;
+	if (r == 1)
+		return 1 + (uint32_t)t_rand_below(rng, 15);
+	return 16 + (uint32_t)t_rand_below(rng, TPAY_MAX - 16 + 1);
+}
+
+/* A set (any path) starts the timer afresh: pending, no deliveries; a claim
+ * on it is stale from now on. */
+static void tlive_reset(unsigned i)
+{
+	memset(&g_tlive[i], 0, sizeof g_tlive[i]);
+}
+
+static unsigned held_count(void)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < NTIMERS; i++)
+		n += g_tlive[i].held;
+	return n;
+}
+
+/* Set timer i in the model state st; the payload goes to buf. */
+static void model_set(struct state *st, unsigned i, uint64_t due, uint32_t plen, uint8_t *buf)
+{
+	uint64_t nonce = ++g_nonce;
+
+	fill_payload(buf, plen, nonce);
+	st->t[i] = (struct tmr){ 1, plen, 0, due, payload_tag(buf, plen) };
+	tlive_reset(i);
+}
+
+static void txb_tset(struct txb *b, uint64_t *rng, unsigned i)
+{
+	static uint8_t buf[TPAY_MAX];
+	char part[24], key[16];
+	size_t kl = timer_key(i, key);
+	uint64_t due = rand_due(rng, &b->next);
+	uint32_t plen = txb_room(b, rand_plen(rng), 0);
+
+	part_name(timer_part(i), part);
+	model_set(&b->next, i, due, plen, buf);
+	CHECK_OK(keel_txn_timer_set(b->t, part, key, kl, due, buf, plen));
+	f_tsets++;
+}
+
+static void txb_tcancel(struct txb *b, unsigned i)
+{
+	char part[24], key[16];
+	size_t kl = timer_key(i, key);
+
+	part_name(timer_part(i), part);
+	CHECK_OK(keel_txn_timer_cancel(b->t, part, key, kl));
+	memset(&b->next.t[i], 0, sizeof b->next.t[i]);
+	tlive_reset(i);
+	f_tcancels++;
+}
+
+static void txb_tack(struct txb *b, unsigned i)
+{
+	CHECK_OK(keel_txn_timer_ack(b->t, &g_tlive[i].c));
+	memset(&b->next.t[i], 0, sizeof b->next.t[i]);
+	tlive_reset(i);
+	f_ttxn_acks++;
+}
+
+/* Set or cancel a random timer in the transaction (cancel only a present
+ * one: a cancel of an absent timer writes nothing). */
+static void txb_tchange(struct txb *b, uint64_t *rng, uint32_t *used)
+{
+	unsigned i = (unsigned)t_rand_below(rng, NTIMERS);
+
+	if (*used & (1u << i))
+		return;
+	*used |= 1u << i;
+	if (b->next.t[i].present && t_rand_below(rng, 3) == 0)
+		txb_tcancel(b, i);
+	else
+		txb_tset(b, rng, i);
+}
+
+/* Before a call that commits on its own (the store's default, SYNC). */
+static void single_begin(void)
+{
+	CHECK_MSG(g_ncommits + 1 < COMMITS_MAX, "more than %u commits", COMMITS_MAX);
+	g_issued = g_ncommits + 1;
+}
+
+/* After it: the commit it made (wrote 1), or it must have written nothing
+ * (0: a claim, a plain release, a failed ack), or either (-1: a cancel of an
+ * absent timer, which the header leaves open). */
+static void single_end(keel_t *h, const struct state *next, int wrote, const char *what)
+{
+	keel_stat_t st;
+
+	CHECK_OK(keel_stat(h, &st));
+	if (wrote < 0)
+		wrote = st.next_lsn != g_lsn[g_ncommits] + 1;
+	if (!wrote) {
+		CHECK_MSG(st.next_lsn == g_lsn[g_ncommits] + 1,
+			  "%s wrote nothing but the next LSN went from %" PRIu64 " to %" PRIu64, what,
+			  g_lsn[g_ncommits] + 1, st.next_lsn);
+		g_issued = g_ncommits;
+		check_live(h, what);
+		return;
+	}
+	commit_done(h, st.next_lsn - 1, KEEL_DURABILITY_SYNC, next, what);
+}
+
+static void single_tset(keel_t *h, uint64_t *rng, unsigned i)
+{
+	static uint8_t buf[TPAY_MAX];
+	static struct state next;
+	char part[24], key[16];
+	size_t kl = timer_key(i, key);
+	uint64_t due;
+	uint32_t plen = rand_plen(rng);
+
+	next = g_states[g_ncommits];
+	due = rand_due(rng, &next);
+	part_name(timer_part(i), part);
+	model_set(&next, i, due, plen, buf);
+	single_begin();
+	CHECK_OK(keel_timer_set(h, part, key, kl, due, buf, plen));
+	f_tsets++;
+	single_end(h, &next, 1, "keel_timer_set");
+}
+
+static void single_tcancel(keel_t *h, unsigned i)
+{
+	static struct state next;
+	char part[24], key[16];
+	size_t kl = timer_key(i, key);
+	int existed = -1, was = g_states[g_ncommits].t[i].present;
+
+	part_name(timer_part(i), part);
+	next = g_states[g_ncommits];
+	memset(&next.t[i], 0, sizeof next.t[i]);
+	tlive_reset(i);
+	single_begin();
+	CHECK_OK(keel_timer_cancel(h, part, key, kl, &existed));
+	CHECK_MSG(existed == was, "keel_timer_cancel %s/%s: existed %d, the model says %d", part, key, existed, was);
+	f_tcancels++;
+	single_end(h, &next, was ? 1 : -1, "keel_timer_cancel");
+}
+
+/*
+ * Claim at once the earliest overdue unclaimed timer of partition `part`
+ * (-1: all), as the model says; returns its index, or NTIMERS when the model
+ * has none due (the claim must then time out).
+ */
+static unsigned tclaim(keel_t *h, int part)
+{
+	static uint8_t buf[TPAY_MAX + 16], want[TPAY_MAX];
+	const struct state *cur = &g_states[g_ncommits];
+	uint64_t now = keel_now_ms();
+	char pname[24];
+	const char *parts[1] = { pname };
+	keel_claim_t c;
+	keel_stat_t st0, st1;
+	unsigned best = NTIMERS;
+	int rc;
+
+	if (part >= 0)
+		part_name((unsigned)part, pname);
+	for (unsigned i = 0; i < NTIMERS; i++) {
+		const struct tmr *t = &cur->t[i];
+
+		if (!t->present || g_tlive[i].claimed || t->due_ms > now || (part >= 0 && timer_part(i) != (unsigned)part))
+			continue;
+		if (best == NTIMERS || t->due_ms < cur->t[best].due_ms)
+			best = i;
+	}
+	CHECK_OK(keel_stat(h, &st0));
+	rc = keel_timer_claim(h, part >= 0 ? parts : NULL, part >= 0 ? 1 : 0, LEASE_MS, 0, &c, buf, sizeof buf);
+	CHECK_OK(keel_stat(h, &st1));
+	CHECK_MSG(st1.next_lsn == st0.next_lsn, "keel_timer_claim wrote to the journal: next LSN %" PRIu64 " -> %" PRIu64,
+		  st0.next_lsn, st1.next_lsn);
+	if (best == NTIMERS) {
+		CHECK_MSG(rc == KEEL_E_TIMEOUT, "claim of %s: no timer is due but it returned %d (%s) (%s/%.*s)",
+			  part >= 0 ? pname : "all partitions", rc, keel_strerror(rc), rc ? "" : c.part,
+			  rc ? 0 : (int)c.klen, rc ? "" : (const char *)c.key);
+		f_tnone_due++;
+		return NTIMERS;
+	}
+	{
+		const struct tmr *t = &cur->t[best];
+		char bpart[24], bkey[16];
+		size_t bkl = timer_key(best, bkey);
+
+		part_name(timer_part(best), bpart);
+		CHECK_MSG(rc == 0, "claim of %s: timer %s/%s is due (at %" PRIu64 ") but the claim returned %d (%s): %s",
+			  part >= 0 ? pname : "all partitions", bpart, bkey, t->due_ms, rc, keel_strerror(rc), keel_errmsg());
+		CHECK_MSG(strcmp(c.part, bpart) == 0 && c.klen == bkl && memcmp(c.key, bkey, bkl) == 0,
+			  "claim of %s: got %s/%.*s, expected the earliest due %s/%s (due %" PRIu64 ")",
+			  part >= 0 ? pname : "all partitions", c.part, (int)c.klen, (const char *)c.key, bpart, bkey,
+			  t->due_ms);
+		fill_payload(want, t->plen, t->tag);
+		CHECK_MSG(c.due_ms == t->due_ms && c.plen == t->plen && c.deliveries == g_tlive[best].deliveries + 1 &&
+				  memcmp(buf, want, t->plen) == 0,
+			  "claim of %s/%s: due %" PRIu64 ", %zu bytes, delivery %u; expected due %" PRIu64
+			  ", %u bytes (nonce %" PRIu64 "), delivery %u",
+			  bpart, bkey, c.due_ms, c.plen, c.deliveries, t->due_ms, t->plen, t->tag,
+			  g_tlive[best].deliveries + 1);
+	}
+	g_tlive[best].claimed = 1;
+	g_tlive[best].deliveries++;
+	g_tlive[best].c = c;
+	f_tclaims++;
+	return best;
+}
+
+static uint32_t rand_vlen(uint64_t *rng);
+static unsigned rand_misc(uint64_t *rng);
+static void rand_transfer(struct txb *b, uint64_t *rng);
+
+/* End the claim on timer i: ack, ack in a transaction (with a put, and
+ * sometimes a transfer), release with a new due time, or a plain release.
+ * In an ASYNC burst, only the plain release (no commit) or the transaction
+ * (an ASYNC commit): the other calls commit SYNC. */
+
+static void tfinish(keel_t *h, uint64_t *rng, unsigned i, int durability)
+{
+	static struct state next;
+	uint64_t r = t_rand_below(rng, 8);
+	struct tlive *l = &g_tlive[i];
+
+	CHECK(l->claimed);
+	if (durability == KEEL_DURABILITY_ASYNC && r < 4)
+		r = 4 + r; /* the single calls that commit, commit SYNC */
+	next = g_states[g_ncommits];
+	if (r < 2) {
+		memset(&next.t[i], 0, sizeof next.t[i]);
+		single_begin();
+		CHECK_OK(keel_timer_ack(h, &l->c));
+		tlive_reset(i);
+		f_tacks++;
+		single_end(h, &next, 1, "keel_timer_ack");
+	} else if (r < 4) {
+		uint64_t due = rand_due(rng, &next);
+
+		next.t[i].due_ms = due;
+		next.t[i].deliveries = l->deliveries;
+		single_begin();
+		CHECK_OK(keel_timer_release(h, &l->c, due));
+		l->claimed = l->held = 0;
+		f_treleases_due++;
+		single_end(h, &next, 1, "keel_timer_release with a due time");
+	} else if (r < 5) {
+		CHECK_OK(keel_timer_release(h, &l->c, 0));
+		l->claimed = l->held = 0;
+		f_treleases++;
+		single_end(h, &next, 0, "keel_timer_release");
+	} else {
+		struct txb b;
+
+		txb_begin(h, &b, durability);
+		txb_put(&b, rand_misc(rng), rand_vlen(rng));
+		if (t_rand_below(rng, 3) == 0)
+			rand_transfer(&b, rng);
+		txb_tack(&b, i);
+		txb_commit(h, &b);
+	}
+}
+
+/* A set of a claimed timer (it is pending again, its count reset); the old
+ * claim is stale, and an ack of it fails with STATE and writes nothing. */
+static void tstale(keel_t *h, uint64_t *rng, unsigned i)
+{
+	keel_claim_t c = g_tlive[i].c;
+	int rc;
+
+	single_tset(h, rng, i);
+	g_issued = g_ncommits + 1;
+	rc = keel_timer_ack(h, &c);
+	CHECK_MSG(rc == KEEL_E_STATE, "ack of a claim made stale by a set returned %d (%s), expected STATE", rc,
+		  keel_strerror(rc));
+	f_tstale++;
+	single_end(h, &g_states[g_ncommits], 0, "an ack of a stale claim");
+}
+
+/* Several sets and cancels, maybe with a put, in one transaction. */
+static void txn_tchanges(keel_t *h, uint64_t *rng, int durability)
+{
+	struct txb b;
+	uint32_t used = 0;
+
+	txb_begin(h, &b, durability);
+	for (unsigned n = 1 + (unsigned)t_rand_below(rng, 4); n--;)
+		txb_tchange(&b, rng, &used);
+	if (t_rand_below(rng, 2))
+		txb_put(&b, rand_misc(rng), rand_vlen(rng));
+	txb_commit(h, &b);
+}
+
+/* One timer operation. */
+static void timer_op(keel_t *h, uint64_t *rng, int durability)
+{
+	const struct state *cur = &g_states[g_ncommits];
+	uint64_t r = t_rand_below(rng, 100);
+	unsigned i = (unsigned)t_rand_below(rng, NTIMERS), held = NTIMERS;
+
+	for (unsigned j = 0; j < NTIMERS; j++)
+		if (g_tlive[j].held && (held == NTIMERS || t_rand_below(rng, 2)))
+			held = j;
+	if (r < 15 && durability == KEEL_DURABILITY_SYNC) {
+		single_tset(h, rng, i);
+	} else if (r < 23 && durability == KEEL_DURABILITY_SYNC) {
+		/* mostly a present timer; now and then whatever i is */
+		for (unsigned tries = 0; !cur->t[i].present && tries < 8; tries++)
+			i = (unsigned)t_rand_below(rng, NTIMERS);
+		single_tcancel(h, i);
+	} else if (r < 23) {
+		txn_tchanges(h, rng, durability);
+	} else if (r < 63) {
+		int part = t_rand_below(rng, 3) ? -1 : (int)(BANK_PARTS + t_rand_below(rng, MISC_PARTS));
+
+		i = tclaim(h, part);
+		if (i == NTIMERS) {
+			struct txb b;
+
+			txb_begin(h, &b, durability);
+			txb_tset(&b, rng, (unsigned)t_rand_below(rng, NTIMERS));
+			txb_commit(h, &b);
+		} else if (held_count() < HELD_MAX && t_rand_below(rng, 4) == 0) {
+			g_tlive[i].held = 1; /* ended by a later operation */
+		} else {
+			tfinish(h, rng, i, durability);
+		}
+	} else if (r < 73 && held < NTIMERS) {
+		tfinish(h, rng, held, durability);
+	} else if (r < 77 && held < NTIMERS && durability == KEEL_DURABILITY_SYNC) {
+		tstale(h, rng, held);
+	} else {
+		txn_tchanges(h, rng, durability);
 	}
 }
 
 /* Setup: one commit per bank partition with its accounts, one per misc
- * partition with a few keys. */
-static void setup(keel_t *h)
+ * partition with a few keys, one with half the timers. */
+static void setup(keel_t *h, uint64_t *rng)
 {
 	for (unsigned p = 0; p < BANK_PARTS; p++) {
 		static uint8_t v[8];
@@ -556,6 +1220,15 @@ static void setup(keel_t *h)
 			txb_put(&b, ACCOUNTS + p * MISC_KEYS + k, 16 + 8 * k);
 		txb_commit(h, &b);
 	}
+	/* Half the timers, in one transaction. */
+	{
+		struct txb b;
+
+		txb_begin(h, &b, KEEL_DURABILITY_SYNC);
+		for (unsigned i = 0; i < NTIMERS; i += 2)
+			txb_tset(&b, rng, i);
+		txb_commit(h, &b);
+	}
 }
 
 static uint32_t rand_vlen(uint64_t *rng)
@@ -570,23 +1243,36 @@ static unsigned rand_misc(uint64_t *rng)
 	return ACCOUNTS + (unsigned)t_rand_below(rng, MISC_PARTS * MISC_KEYS);
 }
 
-/* One transaction of a random kind. */
+static void rand_transfer(struct txb *b, uint64_t *rng)
+{
+	unsigned from = (unsigned)t_rand_below(rng, ACCOUNTS), to;
+
+	do /* usually another partition */
+		to = (unsigned)t_rand_below(rng, ACCOUNTS);
+	while (to == from || (to % BANK_PARTS == from % BANK_PARTS && t_rand_below(rng, 4)));
+	txb_transfer(b, from, to, 1 + (int64_t)t_rand_below(rng, 100));
+}
+
+/* One transaction of a random kind, or (seven in twenty) a timer operation. */
 static void one_txn(keel_t *h, uint64_t *rng, int durability)
 {
 	const struct state *cur = &g_states[g_ncommits];
 	uint64_t r = t_rand_below(rng, 100);
 	struct txb b;
 
+	if (t_rand_below(rng, 20) < 7) {
+		timer_op(h, rng, durability);
+		return;
+	}
 	txb_begin(h, &b, durability);
 	if (r < 55) {
-		unsigned from = (unsigned)t_rand_below(rng, ACCOUNTS), to;
+		uint32_t used = 0;
 
-		do /* usually another partition */
-			to = (unsigned)t_rand_below(rng, ACCOUNTS);
-		while (to == from || (to % BANK_PARTS == from % BANK_PARTS && t_rand_below(rng, 4)));
-		txb_transfer(&b, from, to, 1 + (int64_t)t_rand_below(rng, 100));
+		rand_transfer(&b, rng);
 		if (t_rand_below(rng, 4) == 0)
 			txb_put(&b, rand_misc(rng), rand_vlen(rng));
+		else if (t_rand_below(rng, 3) == 0)
+			txb_tchange(&b, rng, &used); /* a timer change commits with the transfer */
 	} else if (r < 72) {
 		txb_put(&b, rand_misc(rng), rand_vlen(rng));
 	} else if (r < 84) {
@@ -630,6 +1316,7 @@ static void rec_options(keel_options_t *o)
 	o->durability = KEEL_DURABILITY_SYNC;
 	o->arena_bytes_max = 64ull << 20;
 	o->ring_bytes = 1u << 20;
+	o->timer_max_deliveries = DELIVERIES_MAX;
 	snprintf(g_rec_arena, sizeof g_rec_arena, "/dev/shm/keel-pl-%d-%" PRIu64, (int)getpid(), g_recoveries++);
 	o->arena_path = g_rec_arena;
 }
@@ -654,14 +1341,64 @@ static int rec_open(jio_sim_t *d, keel_options_t *o, keel_t **h)
 	return rc;
 }
 
+/*
+ * In a recovered store that holds state st: claim at once, from all
+ * partitions.  The earliest overdue timer of st must come, as delivery
+ * (journaled count + 1), with its payload, or TIMEOUT if st has none due.
+ * Returns its index, or NTIMERS.
+ */
+static unsigned rec_claim(keel_t *h, const struct state *st, keel_claim_t *c, const char *what)
+{
+	static uint8_t buf[TPAY_MAX + 16], want[TPAY_MAX];
+	uint64_t now = keel_now_ms();
+	unsigned best = NTIMERS, n = 0;
+	keel_timer_stat_t ts;
+	char part[24], key[16];
+	size_t kl;
+	int rc;
+
+	for (unsigned i = 0; i < NTIMERS; i++) {
+		n += st->t[i].present;
+		if (st->t[i].present && st->t[i].due_ms <= now && (best == NTIMERS || st->t[i].due_ms < st->t[best].due_ms))
+			best = i;
+	}
+	rc = keel_timer_claim(h, NULL, 0, LEASE_MS, 0, c, buf, sizeof buf);
+	if (best == NTIMERS) {
+		CHECK_MSG(rc == KEEL_E_TIMEOUT, "%s: no timer is due, but a claim returned %d (%s) (%s/%.*s)", what, rc,
+			  keel_strerror(rc), rc ? "" : c->part, rc ? 0 : (int)c->klen, rc ? "" : (const char *)c->key);
+		f_rec_none_due++;
+		return NTIMERS;
+	}
+	const struct tmr *t = &st->t[best];
+
+	kl = timer_key(best, key);
+	part_name(timer_part(best), part);
+	CHECK_MSG(rc == 0, "%s: timer %s/%s is overdue (due %" PRIu64 ", now %" PRIu64 ") but a claim at once returned %d (%s): %s",
+		  what, part, key, t->due_ms, now, rc, keel_strerror(rc), keel_errmsg());
+	fill_payload(want, t->plen, t->tag);
+	CHECK_MSG(strcmp(c->part, part) == 0 && c->klen == kl && memcmp(c->key, key, kl) == 0 && c->due_ms == t->due_ms &&
+			  c->plen == t->plen && c->deliveries == t->deliveries + 1 && memcmp(buf, want, t->plen) == 0,
+		  "%s: a claim got %s/%.*s due %" PRIu64 " (%zu bytes, delivery %u); expected the earliest overdue, %s/%s"
+		  " due %" PRIu64 " (%u bytes, delivery %u)",
+		  what, c->part, (int)c->klen, (const char *)c->key, c->due_ms, c->plen, c->deliveries, part, key, t->due_ms,
+		  t->plen, t->deliveries + 1);
+	CHECK_OK(keel_timer_stat(h, &ts));
+	CHECK_MSG(ts.claimed == 1 && ts.pending + 1 == n && ts.claims == 1,
+		  "%s: after one claim keel_timer_stat says %" PRIu64 " pending, %" PRIu64 " claimed, %" PRIu64
+		  " claims; expected %u, 1, 1", what, ts.pending, ts.claimed, ts.claims, n - 1);
+	f_rec_claims++;
+	return best;
+}
+
 /* Recover from crashed disk d (cloned at sync point s) and check it. */
 static void recover_check(jio_sim_t *d, const struct stash *s, const char *how)
 {
 	static struct state got, want;
+	unsigned tstates[NTIMERS];
 	keel_options_t o;
 	keel_stat_t st;
 	keel_t *h = NULL;
-	char what[256], diff[512];
+	char what[256], diff[1024];
 	uint64_t k, L;
 	int rc;
 
@@ -687,31 +1424,48 @@ static void recover_check(jio_sim_t *d, const struct stash *s, const char *how)
 		       what, L, g_lsn[s->acked], g_lsn[s->issued],
 		       L < g_lsn[s->acked] ? ": ACKNOWLEDGED COMMITS WERE LOST" : "");
 	}
-	read_state(h, &got, what);
+	read_state(h, &got, tstates, what);
 	check_money(&got, what);
+	check_all_pending(&got, tstates, what);
+	for (unsigned i = 0; i < NTIMERS; i++) {
+		f_rec_timers += got.t[i].present;
+		f_rec_counted += got.t[i].present && got.t[i].deliveries;
+	}
 	if (state_diff(&g_states[k], &got, diff, sizeof diff))
 		T_FAIL("%s: recovered at LSN %" PRIu64 " (commit %" PRIu64 ") but the state differs: %s", what, L, k, diff);
 	if (k > s->acked)
 		f_beyond_acked++;
 	else
 		f_at_acked++;
-	/* One state in eight: audit, commit once more, lose power again. */
+	/* One state in eight: audit, claim an overdue timer, commit once more
+	 * (with the claim's ack), lose power again. */
 	if (t_rand_below(&g_crash_rng, 8) == 0) {
 		static uint8_t buf[VAL_MAX];
-		unsigned e = ACCOUNTS + (unsigned)t_rand_below(&g_crash_rng, MISC_KEYS);
+		unsigned e = ACCOUNTS + (unsigned)t_rand_below(&g_crash_rng, MISC_KEYS), ti;
 		uint64_t lsn = 0, nonce = ++g_nonce;
 		uint32_t vlen = 24;
 		char key[16];
 		size_t kl = ent_key(e, key);
+		keel_claim_t c;
+		keel_txn_t *t = NULL;
 
 		CHECK_SOUND(h, 0);
 		want = got;
+		ti = rec_claim(h, &want, &c, what);
 		fill_value(buf, vlen, nonce);
-		CHECK_OK(keel_put(h, "misc.0", key, kl, buf, vlen, &lsn));
+		CHECK_OK(keel_txn_begin(h, KEEL_DURABILITY_SYNC, &t));
+		CHECK_OK(keel_txn_put(t, "misc.0", key, kl, buf, vlen));
+		if (ti < NTIMERS)
+			CHECK_OK(keel_txn_timer_ack(t, &c));
+		rc = keel_txn_commit(t, &lsn);
+		CHECK_MSG(rc == 0, "%s: the first commit after recovery (a put%s) returned %d (%s): %s", what,
+			  ti < NTIMERS ? " and the ack of a claim" : "", rc, keel_strerror(rc), keel_errmsg());
 		CHECK_MSG(lsn == L + 1, "%s: the first commit after recovery got LSN %" PRIu64 ", expected %" PRIu64, what,
 			  lsn, L + 1);
 		want.e[e] = (struct ent){ 1, vlen, want.e[e].present ? want.e[e].version + 1 : 1, nonce };
 		want.parts |= 1u << BANK_PARTS;
+		if (ti < NTIMERS)
+			memset(&want.t[ti], 0, sizeof want.t[ti]);
 		CHECK_OK(keel_close(h));
 		rec_drop_arena(&o);
 		CHECK_OK(jio_sim_crash(d, t_rand(&g_crash_rng), JIO_CRASH_DROP));
@@ -723,7 +1477,8 @@ static void recover_check(jio_sim_t *d, const struct stash *s, const char *how)
 		CHECK_OK(keel_stat(h, &st));
 		CHECK_MSG(st.applied_lsn == L + 1, "%s, then a commit at LSN %" PRIu64 " and power loss: recovered to LSN %" PRIu64,
 			  what, L + 1, st.applied_lsn);
-		read_state(h, &got, what);
+		read_state(h, &got, tstates, what);
+		check_all_pending(&got, tstates, what);
 		if (state_diff(&want, &got, diff, sizeof diff))
 			T_FAIL("%s, then a commit and power loss again: %s", what, diff);
 		f_extra_commits++;
@@ -871,14 +1626,16 @@ int main(int argc, char **argv)
 	o.arena_bytes_max = 64ull << 20;
 	o.ring_bytes = 1u << 20;
 	o.async_window_ms = 1000; /* ASYNC commits wait for the next sync commit */
+	o.timer_max_deliveries = DELIVERIES_MAX;
 	snprintf(g_live_arena, sizeof g_live_arena, "/dev/shm/keel-pl-%d-live", (int)getpid());
 	o.arena_path = g_live_arena;
 	t0 = t_now_ns();
+	g_base_ms = keel_now_ms();
 	g_tap_armed = 1;
 	g_issued = 0;
 	CHECK_OK(keel_open_io(g_dir, &o, &tap.io, &h));
 	process_stashes();
-	setup(h);
+	setup(h, &wrng);
 	process_stashes();
 	next_ckpt = g_ncommits + 100 + t_rand_below(&wrng, 100);
 	while (f_states < target) {
@@ -924,6 +1681,13 @@ int main(int argc, char **argv)
 	       " recoveries died and were redone (%" PRIu64 " of them failed to open)\n",
 	       f_policy[0], f_policy[1], f_policy[2], f_policy[3], f_policy[4], f_at_acked, f_beyond_acked,
 	       f_extra_commits, f_double, f_double_open_failed);
+	printf("test_durable_powerloss: timers: %" PRIu64 " sets, %" PRIu64 " cancels, %" PRIu64 " claims (%" PRIu64
+	       " found none due), %" PRIu64 " acks, %" PRIu64 " acks in a transaction, %" PRIu64
+	       " releases with a due time, %" PRIu64 " plain releases, %" PRIu64 " stale claims; after recovery %" PRIu64
+	       " timers checked (%" PRIu64 " with a journaled delivery count), %" PRIu64 " overdue claimed and acked, %" PRIu64
+	       " times none due\n",
+	       f_tsets, f_tcancels, f_tclaims, f_tnone_due, f_tacks, f_ttxn_acks, f_treleases_due, f_treleases, f_tstale,
+	       f_rec_timers, f_rec_counted, f_rec_claims, f_rec_none_due);
 	/* The sweep must have reached records that were not yet synced. */
 	if (f_states >= 1000)
 		CHECK_MSG(f_beyond_acked > 0 && f_at_acked > 0,
