@@ -1005,8 +1005,8 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 {
 	keel_t *h = t->h;
 	struct commit c = { .t = t };
-	uint64_t rec_bytes;
-	struct rec *r;
+	uint64_t rec_bytes = 0;
+	struct rec *r = NULL;
 	int rc = 0, any_write = 0;
 
 	c.prealloc = c.prealloc_heap;
@@ -1075,7 +1075,7 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 			     (unsigned long long)rec_bytes, (unsigned long long)durable_record_max());
 		goto out;
 	}
-	uint64_t lpos;
+	uint64_t lpos = 0;
 	if ((rc = ring_reserve(h, (uint32_t)rec_bytes, &r, &lpos)))
 		goto out;
 	for (uint32_t k = 0; k < n; k++) {

@@ -1232,8 +1232,8 @@ static int claim_once(keel_t *h, const char *const *parts, size_t nparts, uint32
 int keel_timer_claim(keel_t *h, const char *const *parts, size_t nparts, uint32_t lease_ms, int timeout_ms,
 		     keel_claim_t *c, void *buf, size_t cap)
 {
-	uint64_t deadline = deadline_of(timeout_ms), ns;
-	uint32_t seq;
+	uint64_t deadline = deadline_of(timeout_ms), ns = 0;
+	uint32_t seq = 0;
 	int rc;
 
 	if ((rc = handle_ok(h)) || (rc = check_parts(parts, nparts)))

@@ -1886,8 +1886,6 @@ static int export_timer_cb(void *ctx, const keel_timer_info_t *t)
 		tr->bad = 1;
 		return KEEL_E_CORRUPT;
 	}
-	size_t start = tr->n;
-
 	if (tr->cap - tr->n < need) {
 		size_t cap = tr->cap ? tr->cap : 1u << 16;
 
