@@ -1886,6 +1886,8 @@ static int export_timer_cb(void *ctx, const keel_timer_info_t *t)
 		tr->bad = 1;
 		return KEEL_E_CORRUPT;
 	}
+	size_t start __attribute__((unused)) = tr->n;   /* for the assert below */
+
 	if (tr->cap - tr->n < need) {
 		size_t cap = tr->cap ? tr->cap : 1u << 16;
 
