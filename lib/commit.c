@@ -491,8 +491,16 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 				       (unsigned long long)shm_load(&root->applied_lsn), b->magic,
 				       (unsigned long long)b->lsn, b->state, b->pid);
 		}
-		if (attempt > 100)
-			sched_yield();
+		if (attempt > 100) {
+			/* When the disk holds the tail back (async commits outran the
+			 * flusher), sleep until a flush ends rather than spin: on a
+			 * small machine the spinning takes the flusher's CPU. */
+			if (root->journaled && shm_load_acq((volatile uint64_t *)&root->durable_pos) <
+						       shm_load_acq((volatile uint64_t *)&root->applied_pos))
+				durable_wait_drain(h);
+			else
+				sched_yield();
+		}
 	}
 }
 

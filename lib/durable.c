@@ -424,6 +424,21 @@ int durable_try_flush(keel_t *h)
 	return rc == SHM_LOCK_BUSY ? 0 : rc;
 }
 
+void durable_wait_drain(keel_t *h)
+{
+	struct keel_root *root = h->root;
+	uint32_t seq = shm_load32_acq(&root->flush_seq);
+	uint64_t pos = shm_load_acq(&root->durable_pos);
+
+	if (durable_try_flush(h) != 0 || shm_load_acq(&root->durable_pos) != pos)
+		return;   /* flushed now (or failed: the caller sees root->failed) */
+	struct timespec ts = { 0, FUTEX_WAIT_NS / 2 };
+	shm_faa32(&root->flush_waiters, 1);
+	if (shm_load32_acq(&root->flush_seq) == seq)
+		syscall(SYS_futex, &root->flush_seq, FUTEX_WAIT, seq, &ts, NULL, 0);
+	shm_faa32(&root->flush_waiters, (uint32_t)-1);
+}
+
 static int wait_durable(keel_t *h, uint64_t lsn)
 {
 	struct keel_root *root = h->root;

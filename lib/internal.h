@@ -484,6 +484,9 @@ int durable_open(keel_t *h, const keel_options_t *opt, int created);
 void durable_close(keel_t *h);
 /* After a commit: wait (sync) or arrange (async) for lsn to reach the disk. */
 int durable_after_commit(keel_t *h, uint64_t lsn, int durability);
+/* The ring is full of records waiting for the disk: flush them, or sleep
+ * until the flush in progress ends (at most a millisecond). */
+void durable_wait_drain(keel_t *h);
 /* Try to flush now if no one else is (returns 0 when nothing failed). */
 int durable_try_flush(keel_t *h);
 /* Recovery into a fresh arena, before it is published (store.c init_root). */
