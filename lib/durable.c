@@ -206,9 +206,49 @@ static int failed_code(keel_t *h)
 
 static void wake(keel_t *h)
 {
+	uint32_t waiters = shm_load32(&h->root->flush_waiters);
+
+	shm_store32(&h->root->flush_last_waiters, waiters);
 	shm_faa32(&h->root->flush_seq, 1);
-	if (shm_load32(&h->root->flush_waiters))
+	if (waiters)
 		syscall(SYS_futex, &h->root->flush_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/*
+ * Group commit's gather step.  The processes a flush has just woken need the
+ * CPU to make their next commits, and on a small machine the flusher of the
+ * next turn (often the process that just flushed) gets there first: flushing
+ * at once would write one record per sync.  So when the last flush woke
+ * others, the next flusher yields, holding the flush lock, until as many
+ * commits as it woke are in the ring or GATHER_NS passes.  With one
+ * committer nobody was woken and nothing waits.  Measured with keel-bench
+ * sync (2-core machine): 2 committers went from 0.86x one committer's rate
+ * to 1.5-1.9x, 16 committers from about 45k to 50-54k commits/s.  The cost:
+ * after a burst whose processes then fall idle, one commit waits up to
+ * GATHER_NS for commits that do not come.
+ */
+#define GATHER_NS (200u * 1000u)
+static void gather(keel_t *h)
+{
+	struct keel_root *root = h->root;
+	uint32_t want = shm_load32(&root->flush_last_waiters);
+	uint64_t t0 = 0;
+
+	if (want == 0)
+		return;
+	if (want > 64)
+		want = 64;
+	for (;;) {
+		uint64_t pending = next_lsn(root) - 1 - shm_load_acq(&root->durable_lsn);
+		if (pending >= (uint64_t)want + 1)
+			return;
+		uint64_t now = shm_mono_ns();
+		if (!t0)
+			t0 = now;
+		else if (now - t0 > GATHER_NS)
+			return;
+		sched_yield();
+	}
 }
 
 static void fail(keel_t *h, int rc)
@@ -404,6 +444,8 @@ static int flush_turn(keel_t *h, int wait)
 		died = 1;   /* a flusher died: its flush may be torn */
 		shm_lock_consistent(&h->root->flush_lock);
 	}
+	if (!died)
+		gather(h);
 	rc = flush_locked(h, died);
 	/* While others wait and records are ready, flush again at once: the
 	 * disk stays busy and nobody pays a wake-up to take the next turn. */

@@ -139,6 +139,7 @@ struct keel_root {
 	volatile uint64_t durable_pos;   /* ring position: records before it are on disk */
 	volatile uint32_t flush_seq;     /* futex word: +1 after every flush */
 	volatile uint32_t flush_waiters; /* processes sleeping on flush_seq */
+	volatile uint32_t flush_last_waiters; /* how many the last flush woke */
 	volatile int32_t failed;         /* sticky: 0, KEEL_E_IO (panic) or KEEL_E_NOSPC */
 	uint32_t journaled;              /* the store has a journal */
 	uint32_t jpos_valid;
