@@ -634,7 +634,27 @@ struct replay {
 	keel_t *h;
 	uint64_t last;
 	uint64_t records, keys;
+	uint64_t t0, next_report;   /* progress: monotonic ns */
+	const char *dir;
 };
+
+/* A progress line on stderr each second of a long recovery. */
+static void recovery_progress(struct replay *rp)
+{
+	if (((rp->records + rp->keys) & 4095) != 0)
+		return;
+	uint64_t now = shm_mono_ns();
+	if (!rp->next_report) {
+		rp->next_report = rp->t0 + 1000000000ull;
+		return;
+	}
+	if (now < rp->next_report)
+		return;
+	rp->next_report = now + 1000000000ull;
+	fprintf(stderr, "keel: recovering %s: %llu checkpoint keys loaded, %llu journal records replayed (LSN %llu), %.1f s\n",
+		rp->dir, (unsigned long long)rp->keys, (unsigned long long)rp->records,
+		(unsigned long long)rp->last, (now - rp->t0) / 1e9);
+}
 
 static int replay_record(void *ctx, uint64_t lsn, const void *payload, size_t len)
 {
@@ -648,6 +668,7 @@ static int replay_record(void *ctx, uint64_t lsn, const void *payload, size_t le
 			       (unsigned long long)lsn, r->magic, (unsigned long long)r->lsn, r->len, len);
 	rp->last = lsn;
 	rp->records++;
+	recovery_progress(rp);
 	if (r->state == REC_VOID || r->nops == 0)
 		return 0;
 	uint64_t sum = XXH3_64bits(r->body, len - sizeof(*r));
@@ -712,6 +733,7 @@ static int load_item(void *ctx, uint32_t type, const void *data, size_t len)
 	table_link(h, p, n, key_hash(it->data, it->klen));
 	table_maybe_grow(h, p);
 	rp->keys++;
+	recovery_progress(rp);
 	return 0;
 }
 
@@ -738,6 +760,8 @@ int durable_recover(shm_arena_t *a, const char *dir, jio_t *io, const uint8_t uu
 	snprintf(h->dir, sizeof(h->dir), "%s", dir);
 	memset(&rp, 0, sizeof(rp));
 	rp.h = h;
+	rp.t0 = t0;
+	rp.dir = dir;
 	join(cdir, sizeof(cdir), dir, "checkpoint");
 	join(jdir, sizeof(jdir), dir, "journal");
 	rc = ckpt_find_newest(cdir, io, uuid, ckpt_warn, NULL, path, sizeof(path), &meta);
@@ -768,7 +792,7 @@ int durable_recover(shm_arena_t *a, const char *dir, jio_t *io, const uint8_t uu
 	root->durable_pos = 0;
 	root->ckpt_lsn = start;
 	root->jpos_valid = 0;
-	if (getenv("KEEL_RECOVERY_VERBOSE") || rp.records > 100000)
+	if (getenv("KEEL_RECOVERY_VERBOSE") || rp.records > 100000 || rp.next_report > t0 + 1000000000ull)
 		fprintf(stderr, "keel: recovery: checkpoint LSN %llu (%llu keys), %llu journal records replayed, next LSN %llu, %.3f s\n",
 			(unsigned long long)start, (unsigned long long)rp.keys, (unsigned long long)rp.records,
 			(unsigned long long)(last + 1), (shm_mono_ns() - t0) / 1e9);
