@@ -394,6 +394,10 @@ static void detach(keel_t *h, struct part *p, uint64_t te)
 /* A claim is lost (holder dead or lease out) or handed back: due again. */
 static void rearm(keel_t *h, struct part *p, uint64_t te, int lost)
 {
+	if (TENT(te)->state != KEEL_TIMER_CLAIMED) {
+		tbroken = 1;   /* a lease entry that is no claim: rebuild the index */
+		return;
+	}
 	detach(h, p, te);
 	if (pend(h, p, te))
 		tbroken = 1;
@@ -961,7 +965,8 @@ static int lost_claims(keel_t *h, struct part *p, int force)
 	uint64_t now = shm_mono_ns();
 	int lost = 0;
 
-	while (tr->lease.n && !tbroken) {
+	/* Bounded: each turn takes one entry out of the heap. */
+	for (uint32_t k = 0, kmax = tr->lease.n; k < kmax && tr->lease.n && !tbroken; k++) {
 		uint64_t te = *vslot(h, &tr->lease, 0);
 		if (TENT(te)->lease_end_ns > now)
 			break;
@@ -1163,7 +1168,10 @@ static int claim_once(keel_t *h, const char *const *parts, size_t nparts, uint32
 	struct part *p;
 	int rc;
 
-	for (;;) {
+	/* Bounded: a turn either returns or dead-letters one timer. */
+	for (int turn = 0;; turn++) {
+		if (turn == 1000)
+			return shm_err(KEEL_E_BUSY, "1000 timers in a row went to the dead letters in one claim; try again");
 		if ((rc = tlock(h, &p)))
 			return rc;
 		if (!p) {

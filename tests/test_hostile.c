@@ -264,6 +264,19 @@ static void make_store(void)
 			CHECK_OK(keel_del(st.h, part, k, strlen(k), NULL));
 		}
 	}
+	/* Timers too, one of them claimed: their index lives in the arena. */
+	for (unsigned i = 0; i < 60; i++) {
+		char k[24];
+
+		snprintf(k, sizeof(k), "timer-%u", i);
+		CHECK_OK(keel_timer_set(st.h, i % 2 ? "part0" : "part1", k, strlen(k),
+					keel_now_ms() + (i % 3 ? 3600000 : 0) - i, "payload", 1 + i % 7));
+	}
+	{
+		keel_claim_t c;
+
+		CHECK_OK(keel_timer_claim(st.h, NULL, 0, 600000, 0, &c, NULL, 0));
+	}
 	t_store_close(&st);
 	CHECK_OK(keel_arena_path(st.dir, &st.opt, arena, sizeof(arena)));
 	snprintf(pristine, sizeof(pristine), "%s/pristine", st.dir);
@@ -449,6 +462,12 @@ struct walk_ctx {
 	char names[64][KEEL_PARTITION_NAME_MAX + 1];
 };
 
+static int count_timer(void *ctx, const keel_timer_info_t *t)
+{
+	(*(unsigned *)ctx) += t->klen > 0;
+	return 0;
+}
+
 static int collect_part(void *ctx, const char *name, uint64_t keys)
 {
 	struct walk_ctx *c = ctx;
@@ -516,6 +535,18 @@ static int damaged_child(void)
 		if (rc < 0)
 			result = 2;
 		keel_iter_close(it);
+	}
+	{   /* the timers: list, look, claim and hand back */
+		keel_timer_stat_t ts;
+		keel_claim_t c;
+		char pl[16];
+		unsigned nt = 0;
+
+		(void)keel_timer_stat(h, &ts);
+		(void)keel_timers(h, NULL, KEEL_TIMER_ALL, count_timer, &nt);
+		(void)keel_timer_get(h, "part0", "timer-1", 7, NULL, pl, sizeof(pl));
+		if (keel_timer_claim(h, NULL, 0, 1000, 0, &c, pl, sizeof(pl)) == 0)
+			(void)keel_timer_release(h, &c, 0);
 	}
 	if (keel_check(h, 0, ignore_report, &reports) != 0 && !result)
 		result = 3;
