@@ -178,7 +178,8 @@ int keel_contains(keel_t *h, const char *part, const void *key, size_t klen, int
 int keel_exists(keel_t *h, const char *part, int *found);
 /* Number of keys in a partition (0 if the partition does not exist). */
 int keel_count(keel_t *h, const char *part, uint64_t *count);
-/* Delete every key of a partition in one commit; *removed gets the count. */
+/* Delete every key of a partition in one commit; *removed gets the count.
+ * The partition's timers are not touched. */
 int keel_clear(keel_t *h, const char *part, uint64_t *removed);
 
 /* Called once per key of keel_get_many that is found, inside one read scope
