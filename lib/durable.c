@@ -279,6 +279,12 @@ static int writer_ready(keel_t *h, int died)
 	int rc;
 
 	journal_dir(h, dir, sizeof(dir));
+	if (h->jnl && died && root->jpos_valid) {
+		/* Reopen at the shared end, cutting what the dead flusher left
+		 * (below), rather than reload, which scans a whole segment. */
+		jnl_close(h->jnl);
+		h->jnl = NULL;
+	}
 	if (!h->jnl) {
 		jnl_opts_t o;
 		jnl_opts_init(&o);
@@ -286,18 +292,24 @@ static int writer_ready(keel_t *h, int died)
 		o.flags = JNL_OPEN_REPAIR;
 		if (durable_test_seg_bytes)
 			o.seg_bytes = durable_test_seg_bytes;
-		/* After a clean flush the shared end is exact: open there and
-		 * read segment headers only (a scan reads a whole segment). */
+		/* The shared end is exact after a clean flush: open there and
+		 * read segment headers only (a scan reads a whole segment).  If
+		 * the last flusher died in its turn, it wrote at most one ring's
+		 * worth of records after that end (a flush takes them from the
+		 * ring): that span is read and cut, so survivors wait for
+		 * milliseconds, not for a 64 MiB read. */
 		jnl_pos_t at;
-		if (!died && root->jpos_valid) {
+		if (root->jpos_valid) {
 			memcpy(&at, root->jpos, sizeof(at));
 			o.at = &at;
+			if (died)
+				o.at_span = h->a.hdr->ring_bytes + 2 * JNL_REC_HEADER_BYTES + JIO_SECTOR_BYTES;
 		}
 		if ((rc = jnl_open(dir, h->io, root->uuid, &o, &h->jnl)))
 			return rc;
 		return 0;
 	}
-	if (died || !root->jpos_valid)
+	if (!root->jpos_valid)
 		return jnl_reload(h->jnl, JNL_OPEN_REPAIR);
 	return jnl_set_pos(h->jnl, (const jnl_pos_t *)root->jpos);
 }

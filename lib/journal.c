@@ -1791,6 +1791,55 @@ static void jnl_reset(jnl_t *j)
 }
 
 /* Find the append position on disk (jnl_open, jnl_reload). */
+/*
+ * The bytes a writer that died in its flush may have left after the durable
+ * end `from` of segment segno, within `span`: find the last nonzero one and
+ * zero up to it, then sync.  The segment was zero-filled when made, and a
+ * flush writes one contiguous run from the durable end, so nothing beyond
+ * from + span was written since.  The zeros are synced before the journal
+ * writes there again, so no remnant of the dead flush outlives the cut.
+ */
+static int cut_after(jnl_t *j, uint64_t segno, uint64_t from, uint64_t span, uint64_t seg_bytes)
+{
+	char path[JIO_PATH_MAX];
+	uint64_t end = from + span < seg_bytes ? from + span : seg_bytes, last = from;
+	size_t cap = 1u << 20;
+	uint8_t *buf = malloc(cap);
+	int fh, rc, rc2;
+
+	if (!buf)
+		return jio_err(KEEL_E_NOMEM, "out of memory cutting the journal's tail");
+	rc = seg_path(path, sizeof path, j->dir, segno);
+	if (rc == 0)
+		rc = jio_open(j->io, path, JIO_RDWR, &fh);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	/* Bounded: span / 1 MiB reads. */
+	for (uint64_t off = from; rc == 0 && off < end;) {
+		size_t n = end - off < cap ? (size_t)(end - off) : cap;
+
+		rc = jio_read_exact(j->io, fh, buf, n, off, path);
+		if (rc == 0) {
+			uint64_t nz = nonzero_end(buf, 0, n);
+			if (nz)
+				last = off + nz;
+			off += n;
+		}
+	}
+	if (rc == 0 && last > from)
+		rc = jio_zero(j->io, fh, from, align_sector(last) - from, 1);
+	rc2 = jio_close(j->io, fh);
+	free(buf);
+	if (rc == 0)
+		rc = rc2;
+	if (rc < 0)
+		return jio_err(rc, "cutting journal segment %s after offset %" PRIu64 " failed: %s", path, from,
+			       jio_errmsg());
+	return 0;
+}
+
 static int jnl_load(jnl_t *j)
 {
 	char parent[JIO_PATH_MAX], path[JIO_PATH_MAX];
@@ -1825,17 +1874,22 @@ static int jnl_load(jnl_t *j)
 	    jd.v[jd.hi - 1].h.first_lsn == j->opts.at->seg_first_lsn &&
 	    jd.v[jd.hi - 1].h.seg_bytes == j->opts.at->seg_bytes && j->opts.at->off >= JNL_HEADER_BYTES &&
 	    j->opts.at->off <= j->opts.at->seg_bytes && j->opts.at->off % JIO_SECTOR_BYTES == 0 &&
-	    j->opts.at->next_lsn >= j->opts.at->seg_first_lsn) {
+	    j->opts.at->next_lsn >= j->opts.at->seg_first_lsn &&
+	    (!j->opts.at_span || ((jd.v[jd.hi - 1].h.flags & JNL_F_ZEROED) && (j->opts.flags & JNL_OPEN_REPAIR)))) {
 		/* The shared durable end: no need to read a whole segment. */
 		res->end = JNL_END_CLEAN;
 		res->end_segno = j->opts.at->segno;
 		res->end_off = j->opts.at->off;
 		res->next_lsn = j->opts.at->next_lsn;
 		rc = 0;
+		if (j->opts.at_span)
+			rc = cut_after(j, j->opts.at->segno, j->opts.at->off, j->opts.at_span,
+				       j->opts.at->seg_bytes);
 	} else {
 		rc = scan_run(&sc);
 	}
 	j->opts.at = NULL;   /* a reload scans */
+	j->opts.at_span = 0;
 	free(sc.buf);
 	free(sc.buf2);
 	if (rc < 0)

@@ -67,6 +67,12 @@ typedef struct jnl_opts {
 	 * not the records.  If the headers disagree (the last segment is not
 	 * at->segno, or starts elsewhere), the records are scanned as usual. */
 	const struct jnl_pos *at;
+	/* With `at`: the writer that published it may have died in a later
+	 * flush, which wrote at most at_span bytes after at->off in the same
+	 * segment.  Those bytes are read, and what is not zero is zeroed and
+	 * synced, instead of scanning the whole segment (a segment whose
+	 * header does not say it was zero-filled is scanned).  0: no cut. */
+	uint64_t at_span;
 } jnl_opts_t;
 
 void jnl_opts_init(jnl_opts_t *o);
