@@ -1231,7 +1231,13 @@ static int recover_phase(struct demo *d)
 		  "%" PRIu64 " flows inconsistent%s%s", fa.steps, d->c.flows, d->pl_unacked, fa.bad,
 		  fa.first[0] ? ": " : "", fa.first);
 	acks_free(&a);
-	return 0;
+	/* Back to a read-only handle before workers are forked again: a
+	 * writable one runs a background thread, and a process forked from a
+	 * multi-threaded one may inherit a lock that thread held, and hang. */
+	if ((rc = keel_close(d->h)) < 0)
+		return store_err("close the store after the checks", rc);
+	d->h = NULL;
+	return open_monitor(d);
 }
 
 /* ---- the operator: the end ------------------------------------------------------------- */
