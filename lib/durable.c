@@ -567,6 +567,22 @@ uint64_t durable_record_max(void)
 
 #define MAINT_SLICE_MS 20u
 
+/*
+ * fork() and the background threads.  A thread doing a round (a flush, a
+ * checkpoint) holds locks of its own and of the C library; a process forked
+ * from another thread at that moment would inherit them held, and its own
+ * handle's thread could then wait forever.  Each round holds maint_fork_mu,
+ * and fork() takes it first (pthread_atfork), so a fork happens only while
+ * every background thread of the process sleeps, holding nothing.
+ */
+static pthread_mutex_t maint_fork_mu = PTHREAD_MUTEX_INITIALIZER;
+static void maint_fork_prepare(void) { pthread_mutex_lock(&maint_fork_mu); }
+static void maint_fork_release(void) { pthread_mutex_unlock(&maint_fork_mu); }
+__attribute__((constructor)) static void maint_module_init(void)
+{
+	pthread_atfork(maint_fork_prepare, maint_fork_release, maint_fork_release);
+}
+
 static void *maint_main(void *arg)
 {
 	keel_t *h = arg;
@@ -581,9 +597,11 @@ static void *maint_main(void *arg)
 		}
 		if (h->async_stop || h->root->failed)
 			continue;
+		pthread_mutex_lock(&maint_fork_mu);
 		if (next_lsn(h->root) - 1 > shm_load_acq(&h->root->durable_lsn))
 			durable_try_flush(h);
 		maybe_checkpoint(h);
+		pthread_mutex_unlock(&maint_fork_mu);
 	}
 	return NULL;
 }
