@@ -24,9 +24,9 @@
  * - A handle (keel_t) is thread-safe.  A handle carried across fork() is
  *   refused in the child with KEEL_E_FORKED; the child must keel_open().
  *   A writable handle of a durable store runs a background thread (async
- *   flushes, checkpoints): as with any threaded process, fork() workers
- *   before opening one, or from a process whose handles are read-only or
- *   closed, so that no child inherits a lock that thread held.
+ *   flushes, checkpoints); fork() waits until that thread is idle, so a
+ *   child never inherits a lock it held.  The application's own threads
+ *   are the application's affair: fork while none is inside a Keel call.
  * - Read scopes, iterators and transactions belong to the thread that made
  *   them.
  *
