@@ -830,6 +830,11 @@ static int prealloc_push(struct commit *c, struct part *p, uint64_t bytes, int r
 	int rc = shm_alloc(&h->a, &p->heap, bytes, reserve_ok, &off);
 	if (rc)
 		return shm_err_ctx(rc, "partition \"%s\"", p->name);
+	if (c->nprealloc < 8) {   /* the apply writes it: fetch its lines meanwhile */
+		const uint8_t *b = shm_at(&h->a, off);
+		for (uint64_t at = 64; at < bytes && at < 512; at += 64)
+			__builtin_prefetch(b + at, 1);
+	}
 	c->owners[c->nprealloc] = p;
 	c->prealloc[c->nprealloc++] = off;
 	return 0;
@@ -1038,6 +1043,9 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 			goto out;
 		any_write |= tp->writes;
 	}
+	for (uint32_t i = 0; i < t->nops && i < 8; i++)
+		if (t->parts[t->ops[i].pidx].p)
+			table_prefetch(h, t->parts[t->ops[i].pidx].p, t->ops[i].hash);
 	/* Lock the partitions that exist, in id order. */
 	uint32_t n = 0;
 	for (uint32_t k = 0; k < t->nparts; k++)

@@ -375,7 +375,6 @@ int keel_inspect_partitions(keel_t *h, keel_inspect_partition_fn fn, void *ctx)
 	if (!fn)
 		return shm_err(KEEL_E_INVAL, "keel_inspect_partitions: callback is NULL");
 	uint32_t n = nparts_bounded(h);
-	uint64_t bound = walk_max(h);
 
 	for (uint32_t i = 0; i < n; i++) {
 		const struct part *p = part_at(h, i);
@@ -389,20 +388,11 @@ int keel_inspect_partitions(keel_t *h, keel_inspect_partition_fn fn, void *ctx)
 		copy_name(o.name, sizeof(o.name), p->name, p->name_len);
 		o.keys = shm_load(&p->count);
 		o.bytes = shm_load(&p->bytes);
-		const struct bucket_block *b = shm_ptr(&h->a, shm_load_acq(&p->buckets), sizeof(*b));
-		if (b && b->log2 <= SHM_BUCKETS_LOG2_MAX)
-			o.buckets = 1ull << b->log2;
+		uint64_t log2;
+		if (table_dir(h, p, &log2))
+			o.buckets = 1ull << log2;
 		o.load_factor = o.buckets ? (double)o.keys / (double)o.buckets : 0.0;
 		o.retired = p->retire_count;
-		/* Retired bucket arrays: a short list, walked with a bound. */
-		uint64_t off = p->old_buckets;
-		for (uint64_t k = 0; off && k < 64 && k < bound; k++) {
-			const struct bucket_block *ob = shm_ptr(&h->a, off, sizeof(*ob));
-			if (!ob)
-				break;
-			o.old_bucket_arrays++;
-			off = ob->retire_next;
-		}
 		o.arena_bytes = p->heap.used_bytes;
 		o.pages = p->heap.pages;
 		o.created_lsn = p->created_lsn;

@@ -30,8 +30,10 @@
  * ---- Nodes of a partition's table (split-ordered list) ----------------------------
  * One sorted singly-linked list per partition, sorted by `sokey`: dummy
  * nodes (sokey even, 16 bytes: next, sokey) start each hash bucket, entries
- * (sokey odd) hold keys.  The bucket array only points at dummies, so a resize
- * adds dummies and publishes a bigger array without moving any entry.  An
+ * (sokey odd) hold keys.  The dummies are the buckets themselves: they live
+ * in bucket segments that never move (struct bucket_dir), so a resize adds a
+ * segment, links its dummies and publishes the bigger count without moving
+ * or copying anything.  An
  * entry in the list is the newest version of its key; older versions hang off
  * prev_ver for readers whose snapshot predates it (MVCC).
  *
@@ -198,10 +200,10 @@ struct part {
 	uint16_t ready;
 	char name[KEEL_PARTITION_NAME_MAX + 8];
 	volatile uint64_t head;          /* dummy node of bucket 0 */
-	volatile uint64_t buckets;       /* struct bucket_block offset */
+	volatile uint64_t buckets;       /* struct bucket_dir offset (set once) */
 	volatile uint64_t count;         /* live keys */
 	volatile uint64_t bytes;         /* live key + value bytes */
-	uint64_t old_buckets;            /* retired bucket arrays */
+	uint64_t pad0;
 	uint64_t retire_head, retire_tail, retire_count;
 	uint64_t last_lsn;
 	uint64_t created_lsn;            /* commit that first journaled this partition */
@@ -212,21 +214,47 @@ _Static_assert(offsetof(struct part, head) == 160, "part layout");
 _Static_assert(sizeof(struct part) <= 1024, "part fits its slot");
 #define PART_BYTES 1024u
 
-/* A bucket: its dummy node, and `first`, a copy of dummy->next kept by the
- * writer (updated with every store to that dummy's next, before the commit
- * is published), so a reader starts at the first node and skips the dummy's
- * cache miss. */
-struct bucket {
-	uint64_t dummy;
-	volatile uint64_t first;
+/*
+ * The bucket directory of a partition, a block of its heap that never moves.
+ * Bucket i is a dummy node (16 bytes: next, sokey) embedded in a segment, an
+ * array of dummies that also never moves once allocated:
+ *   segment 0        buckets [0, 2^LOG2_MIN)
+ *   segment s >= 1   buckets [2^(LOG2_MIN+s-1), 2^(LOG2_MIN+s))
+ * so growing from 2^k to 2^(k+1) buckets allocates one segment of 2^k
+ * dummies.  A bucket is its dummy: a lookup reads the dummy's `next` and
+ * walks on, one cache miss, and no memory goes to a separate dummy node or
+ * to copies of old bucket arrays (16 bytes per bucket in all).
+ *
+ *   0  u64 log2       buckets in use (1 << log2); release-stored after the
+ *                     segment's every dummy is linked
+ *   8  u64 seg[BSEG_MAX] segment offsets, 0 = none yet; a segment's offset is
+ *                     stored before any of its dummies is linked, so a
+ *                     repair finds it, and a grow cut short by a death is
+ *                     finished by the next one (its dummies are found in the
+ *                     list, or linked then)
+ * Valid iff log2 is in [LOG2_MIN, LOG2_MAX] and seg[0..log2-LOG2_MIN] lie in
+ * the heap with room for their dummies.
+ */
+#define BSEG_MAX (SHM_BUCKETS_LOG2_MAX - SHM_BUCKETS_LOG2_MIN + 1)
+struct bucket_dir {
+	volatile uint64_t log2;
+	volatile uint64_t seg[BSEG_MAX];
 };
-struct bucket_block {
-	uint64_t retire_next;
-	uint64_t stamp;
-	uint64_t log2;
-	uint64_t pad;
-	struct bucket b[];
-};
+/* Segment of bucket i, its first bucket, and its length in buckets. */
+static inline uint32_t bseg_of(uint64_t i, uint64_t *first)
+{
+	if (i < (1ull << SHM_BUCKETS_LOG2_MIN)) {
+		*first = 0;
+		return 0;
+	}
+	uint32_t hb = 63u - (uint32_t)__builtin_clzll(i);
+	*first = 1ull << hb;
+	return hb - SHM_BUCKETS_LOG2_MIN + 1;
+}
+static inline uint64_t bseg_len(uint32_t s)
+{
+	return s == 0 ? 1ull << SHM_BUCKETS_LOG2_MIN : 1ull << (SHM_BUCKETS_LOG2_MIN + s - 1);
+}
 
 /* ---- nodes --------------------------------------------------------------------------------- */
 enum node_flags {
@@ -417,9 +445,15 @@ struct link_hint {
 void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
 		       const struct link_hint *hint);
 #define table_link(h, p, n, hash) table_link_hinted(h, p, n, hash, NULL)
-/* Under the lock, after a dead writer: make every bucket's `first` copy
- * equal its dummy's next again. */
-void table_fix_firsts(keel_t *h, struct part *p);
+/* The partition's bucket directory and its bucket count (1 << *log2), or
+ * NULL when damaged. */
+const struct bucket_dir *table_dir(keel_t *h, const struct part *p, uint64_t *log2);
+/* Start loading the cache lines a commit of a key with this hash will
+ * need (its bucket, and the retired node the next reclaim looks at), so
+ * the misses overlap the commit's own work.  Reads only; no lock needed. */
+void table_prefetch(keel_t *h, const struct part *p, uint64_t hash);
+/* Offset of bucket i's dummy, or 0 when its segment is missing or damaged. */
+uint64_t table_bucket_off(keel_t *h, const struct bucket_dir *d, uint64_t i);
 /* Under the lock: grow the bucket array if loaded; failure is harmless. */
 void table_maybe_grow(keel_t *h, struct part *p);
 /* Under the lock: free what no reader can see any more (budget items, 0 = all). */

@@ -632,7 +632,7 @@ typedef struct keel_inspect_partition {
 	uint64_t buckets;            /* hash buckets (0 if the array is damaged) */
 	double load_factor;          /* keys per bucket */
 	uint64_t retired;            /* old versions and nodes awaiting safe reuse */
-	uint64_t old_bucket_arrays;  /* retired bucket arrays awaiting reuse */
+	uint64_t reserved0;          /* 0 (bucket arrays are never retired) */
 	uint64_t arena_bytes;        /* bytes of the blocks it holds */
 	uint64_t pages;              /* 64 KiB pages it owns */
 	uint64_t created_lsn;        /* commit that first journaled it (0: not yet) */

@@ -9,7 +9,7 @@
  *   blocks on no list and unreachable           returns them (mark-sweep)
  *   an old version reachable but not retired    puts it on the retire list
  *   a tombstone in the list but not retired     puts it on the retire list
- *   retired items / bucket arrays never stamped stamps them now
+ *   retired items never stamped                 stamps them now
  *   marker -> record RESERVED                   voids it: nothing was applied
  *   marker -> record COMPLETE                   redoes this partition's ops
  *                                               (idempotent by LSN); marks the
@@ -76,6 +76,46 @@ static int same_key(const struct node *y, const struct node *x)
 	       memcmp(node_key(y), node_key(x), x->klen) == 0;
 }
 
+/* Mark the bucket directory and its segments as blocks in use.  Returns 0,
+ * or -1 with a description of the damage in `why`. */
+static int mark_buckets(keel_t *h, struct part *p, struct shm_sweep *sw, char *why, size_t cap)
+{
+	uint64_t log2;
+	const struct bucket_dir *dir = table_dir(h, p, &log2);
+
+	if (!dir) {
+		snprintf(why, cap, "bucket directory at %llu is invalid", (unsigned long long)p->buckets);
+		return -1;
+	}
+	if (shm_sweep_mark(sw, p->buckets) != 0) {
+		snprintf(why, cap, "bucket directory at %llu is not a block of the partition",
+			 (unsigned long long)p->buckets);
+		return -1;
+	}
+	for (uint32_t s = 0; s < BSEG_MAX; s++) {
+		uint64_t seg = dir->seg[s];
+		int needed = s <= log2 - SHM_BUCKETS_LOG2_MIN;
+		if (!seg && !needed)
+			continue;
+		if (!seg || table_bucket_off(h, dir, s ? 1ull << (SHM_BUCKETS_LOG2_MIN + s - 1) : 0) == 0 ||
+		    shm_sweep_mark(sw, seg) != 0) {
+			snprintf(why, cap, "bucket segment %u at %llu is %s", s, (unsigned long long)seg,
+				 seg ? "not a block of the partition" : "missing");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A dummy node reached in the list must be its bucket, in its segment. */
+static int dummy_in_place(keel_t *h, const struct part *p, uint64_t off, uint64_t sokey)
+{
+	uint64_t log2;
+	const struct bucket_dir *dir = table_dir(h, p, &log2);
+	uint64_t i = rev64(sokey);
+	return dir && (sokey & 1) == 0 && i < (2ull << log2) && table_bucket_off(h, dir, i) == off;
+}
+
 /* Mark-sweep with repairs; see the table above. */
 static int sweep_part(keel_t *h, struct part *p)
 {
@@ -103,18 +143,12 @@ static int sweep_part(keel_t *h, struct part *p)
 	}
 	p->retire_tail = last;
 	p->retire_count = n_retired;
-	/* Bucket arrays: the current one and the retired ones. */
-	shm_sweep_mark(sw, p->buckets);
-	uint64_t *blink = &p->old_buckets;
-	for (uint64_t k = 0; *blink && k < 64; k++) {
-		struct bucket_block *b = shm_ptr(&h->a, *blink, sizeof(*b));
-		if (!b || *blink == p->buckets || shm_sweep_mark(sw, *blink) != 0) {
-			*blink = 0;
-			break;
-		}
-		if (b->stamp == UINT64_MAX)
-			b->stamp = 0;   /* stamped below with a fresh generation */
-		blink = &b->retire_next;
+	/* The bucket directory and its segments (the dummies live in them). */
+	char why[160];
+	if (mark_buckets(h, p, sw, why, sizeof(why)) != 0) {
+		shm_sweep_end(sw, 0, &res);
+		free(stamps.v);
+		return shm_err(KEEL_E_CORRUPT, "partition \"%s\": %s", p->name, why);
 	}
 	/* The list: dummies and newest versions, and old versions still visible. */
 	uint64_t cur = p->head;
@@ -125,6 +159,15 @@ static int sweep_part(keel_t *h, struct part *p)
 			rc = shm_err(KEEL_E_CORRUPT, "partition \"%s\": list link %llu outside the arena",
 				     p->name, (unsigned long long)cur);
 			break;
+		}
+		if (!(d->sokey & 1)) {
+			if (!dummy_in_place(h, p, cur, d->sokey)) {
+				rc = shm_err(KEEL_E_CORRUPT, "partition \"%s\": list node %llu is no bucket of the partition",
+					     p->name, (unsigned long long)cur);
+				break;
+			}
+			cur = d->next;
+			continue;
 		}
 		int m = shm_sweep_mark(sw, cur);
 		if (m < 0) {
@@ -168,12 +211,6 @@ static int sweep_part(keel_t *h, struct part *p)
 	uint64_t g0 = shm_faa(&h->root->gen, 1);
 	for (size_t i = 0; i < stamps.n; i++)
 		((struct node *)shm_at(&h->a, stamps.v[i]))->stamp = g0;
-	for (uint64_t b = p->old_buckets, k = 0; b && k < 64; k++) {
-		struct bucket_block *bb = shm_at(&h->a, b);
-		if (bb->stamp == 0)
-			bb->stamp = g0;
-		b = bb->retire_next;
-	}
 	free(stamps.v);
 	return rc;
 }
@@ -249,10 +286,8 @@ int part_repair(keel_t *h, struct part *p)
 		sv = timer_salvage(h, p);
 		timer_reset(h);
 	}
-	if ((rc = sweep_part(h, p)) == 0) {
-		table_fix_firsts(h, p);
+	if ((rc = sweep_part(h, p)) == 0)
 		rc = repair_marker(h, p);
-	}
 	if (part_is_timers(p) && rc == 0)
 		timer_build(h, p, sv);
 	else
@@ -319,20 +354,12 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 			       (unsigned long long)off, n->flags);
 		off = n->retire_next;
 	}
-	struct bucket_block *b = shm_ptr(&h->a, p->buckets, sizeof(*b));
-	if (!b || b->log2 > SHM_BUCKETS_LOG2_MAX || !shm_ptr(&h->a, p->buckets, sizeof(*b) + (sizeof(struct bucket) << b->log2))) {
-		report(au, where, "bucket array at %llu is invalid", (unsigned long long)p->buckets);
-		b = NULL;
-	} else if (shm_sweep_mark(sw, p->buckets) != 0) {
-		report(au, where, "bucket array at %llu is not a block of the partition", (unsigned long long)p->buckets);
-	}
-	for (uint64_t off = p->old_buckets, k = 0; off && k < 64; k++) {
-		struct bucket_block *ob = shm_ptr(&h->a, off, sizeof(*ob));
-		if (!ob || shm_sweep_mark(sw, off) != 0) {
-			report(au, where, "retired bucket array at %llu is invalid", (unsigned long long)off);
-			break;
-		}
-		off = ob->retire_next;
+	char why[160];
+	uint64_t log2 = 0, dummies = 0;
+	const struct bucket_dir *dir = table_dir(h, p, &log2);
+	if (mark_buckets(h, p, sw, why, sizeof(why)) != 0) {
+		report(au, where, "%s", why);
+		dir = NULL;
 	}
 	steps = 0;
 	for (uint64_t cur = p->head; cur && steps++ < walk_max(h);) {
@@ -341,8 +368,21 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 			report(au, where, "list link %llu outside the arena", (unsigned long long)cur);
 			break;
 		}
+		if (!(d->sokey & 1)) {
+			if (!dummy_in_place(h, p, cur, d->sokey)) {
+				report(au, where, "list node %llu is no bucket of the partition (a dummy outside the bucket segments)",
+				       (unsigned long long)cur);
+				break;
+			}
+			if (d->sokey < prev_sk)
+				report(au, where, "list out of order at %llu", (unsigned long long)cur);
+			prev_sk = d->sokey;
+			dummies += rev64(d->sokey) < (1ull << log2);
+			cur = d->next;
+			continue;
+		}
 		int m = shm_sweep_mark(sw, cur);
-		const struct node *tn = (d->sokey & 1) ? valid_node(h, cur) : NULL;
+		const struct node *tn = valid_node(h, cur);
 		int retired_tomb = tn && (tn->flags & NODE_TOMB) && (tn->flags & NODE_KIND_TOMB);
 		if (m < 0 || (m == 1 && !retired_tomb)) {
 			report(au, where, "list node %llu %s", (unsigned long long)cur,
@@ -390,20 +430,9 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 		}
 		cur = d->next;
 	}
-	if (b) {
-		for (uint64_t i = 0; i < (1ull << b->log2); i++) {
-			const struct dummy *d = shm_ptr(&h->a, b->b[i].dummy, sizeof(*d));
-			if (!d || d->sokey != sokey_dummy(i)) {
-				report(au, where, "bucket %llu does not point at its dummy node", (unsigned long long)i);
-				break;
-			}
-			if (b->b[i].first != d->next) {
-				report(au, where, "bucket %llu: first-node copy %llu differs from its dummy's next %llu",
-				       (unsigned long long)i, (unsigned long long)b->b[i].first, (unsigned long long)d->next);
-				break;
-			}
-		}
-	}
+	if (dir && steps <= walk_max(h) && dummies != (1ull << log2))
+		report(au, where, "the list holds %llu of the %llu bucket dummies", (unsigned long long)dummies,
+		       (unsigned long long)(1ull << log2));
 	if (part_is_timers(p))
 		timer_audit(h, p, sw, audit_note, au);
 	shm_sweep_end(sw, 0, &res);

@@ -98,7 +98,8 @@ static uint64_t store_layout_sig(void)
 {
 	uint64_t v[] = { sizeof(struct keel_root), sizeof(struct part), sizeof(struct node),
 			 sizeof(struct rec), sizeof(struct rec_op), sizeof(struct shm_heap),
-			 SHM_CLASSES_MAX, SHM_PARTS_MAX, KEEL_KEY_MAX, KEEL_VALUE_MAX, USER_BYTES };
+			 SHM_CLASSES_MAX, SHM_PARTS_MAX, KEEL_KEY_MAX, KEEL_VALUE_MAX, USER_BYTES,
+			 sizeof(struct bucket_dir), SHM_BUCKETS_LOG2_MIN, SHM_BUCKETS_LOG2_MAX };
 	return XXH3_64bits(v, sizeof(v));
 }
 
@@ -528,8 +529,8 @@ int keel_partition_stat(keel_t *h, const char *part, keel_partition_stat_t *st)
 	st->keys = p->count;
 	st->bytes = p->bytes;
 	st->arena_bytes = p->heap.used_bytes;
-	struct bucket_block *b = shm_ptr(&h->a, p->buckets, sizeof(*b));
-	st->buckets = b && b->log2 <= SHM_BUCKETS_LOG2_MAX ? 1ull << b->log2 : 0;
+	uint64_t log2;
+	st->buckets = table_dir(h, p, &log2) ? 1ull << log2 : 0;
 	st->id = p->id;
 	part_unlock(h, p);
 	return 0;

@@ -16,7 +16,8 @@
  *   - a tombstone (kind TOMB) stays in the list until the LSN horizon passes
  *     it, is then unlinked, and becomes kind UNLINKED, freed once every
  *     pinned reader has a later generation than the unlink;
- *   - a replaced bucket array likewise waits for the generation.
+ * Bucket segments are never freed while the partition lives: a resize only
+ * adds one (struct bucket_dir).
  * The retire list is FIFO per partition; reclaim stops at the first item not
  * yet free, which keeps each pass bounded and cheap.
  */
@@ -27,16 +28,51 @@
 
 #include "lib/internal.h"
 
-#define BLOCK_HDR sizeof(struct bucket_block)
-
-static struct bucket_block *bucket_block(keel_t *h, uint64_t off)
+const struct bucket_dir *table_dir(keel_t *h, const struct part *p, uint64_t *log2_out)
 {
-	struct bucket_block *b = off < h->a.hdr->heap_off ? NULL : shm_ptr(&h->a, off, BLOCK_HDR);
-	if (!b || b->log2 > SHM_BUCKETS_LOG2_MAX)
+	uint64_t off = shm_load_acq(&p->buckets);   /* A5 */
+	const struct bucket_dir *d = off < h->a.hdr->heap_off ? NULL : shm_ptr(&h->a, off, sizeof(*d));
+	if (!d)
 		return NULL;
-	if (!shm_ptr(&h->a, off, BLOCK_HDR + (sizeof(struct bucket) << b->log2)))
+	uint64_t log2 = shm_load_acq(&d->log2);   /* A5: the segments before it */
+	if (log2 < SHM_BUCKETS_LOG2_MIN || log2 > SHM_BUCKETS_LOG2_MAX)
 		return NULL;
-	return b;
+	*log2_out = log2;
+	return d;
+}
+
+uint64_t table_bucket_off(keel_t *h, const struct bucket_dir *d, uint64_t i)
+{
+	uint64_t first;
+	uint32_t s = bseg_of(i, &first);
+	uint64_t seg = s < BSEG_MAX ? d->seg[s] : 0;
+
+	if (seg < h->a.hdr->heap_off || !shm_ptr(&h->a, seg, bseg_len(s) * sizeof(struct dummy)))
+		return 0;
+	return seg + (i - first) * sizeof(struct dummy);
+}
+
+/* Bucket i's dummy (i below the published count, or in a segment being
+ * linked), or NULL when damaged. */
+static struct dummy *bucket_dummy(keel_t *h, const struct bucket_dir *d, uint64_t i)
+{
+	uint64_t off = table_bucket_off(h, d, i);
+	return off ? shm_at(&h->a, off) : NULL;
+}
+
+void table_prefetch(keel_t *h, const struct part *p, uint64_t hash)
+{
+	uint64_t log2;
+	const struct bucket_dir *dir = table_dir(h, p, &log2);
+	const struct dummy *bk = dir ? bucket_dummy(h, dir, hash & ((1ull << log2) - 1)) : NULL;
+
+	if (bk)
+		__builtin_prefetch(bk);
+	if (p->retire_head) {   /* the next reclaim reads it */
+		const void *n = shm_ptr(&h->a, p->retire_head, sizeof(struct node));
+		if (n)
+			__builtin_prefetch(n);
+	}
 }
 
 /* Every node lives in the heap: an offset below it is damage, never a node. */
@@ -47,101 +83,85 @@ static struct dummy *link_node(keel_t *h, uint64_t off)
 	return shm_ptr(&h->a, off, sizeof(struct dummy));
 }
 
-/* Store `v` into the `next` of list node `prev` (R5), keeping the current
- * bucket array's `first` copy right when `prev` is a bucket's dummy. */
+/* Store `v` into the `next` of list node `prev` (R5). */
 _Static_assert(offsetof(struct dummy, next) == 0 && offsetof(struct node, next) == 0,
 	       "a link pointer is its node's address");
-static void set_link(keel_t *h, struct part *p, struct dummy *prev, uint64_t v)
+static void set_link(struct dummy *prev, uint64_t v)
 {
 	shm_store_rel(&prev->next, v);   /* R5 */
-	if (prev->sokey & 1)
-		return;
-	uint64_t j = rev64(prev->sokey);
-	struct bucket_block *b = bucket_block(h, p->buckets);   /* none yet during table_init */
-	if (b && j < (1ull << b->log2) && b->b[j].dummy == shm_off(&h->a, prev))
-		shm_store_rel(&b->b[j].first, v);   /* R5 */
 }
 
-/* Set every bucket's `first` from its dummy (a block not yet published). */
-static void fill_firsts(keel_t *h, struct bucket_block *b)
-{
-	for (uint64_t i = 0; i < (1ull << b->log2); i++) {
-		struct dummy *d = shm_at(&h->a, b->b[i].dummy);
-		b->b[i].first = d->next;
-	}
-}
-
-void table_fix_firsts(keel_t *h, struct part *p)
-{
-	struct bucket_block *b = bucket_block(h, p->buckets);
-	if (!b)
-		return;
-	for (uint64_t i = 0; i < (1ull << b->log2); i++) {
-		struct dummy *d = link_node(h, b->b[i].dummy);
-		if (d && b->b[i].first != d->next)
-			shm_store_rel(&b->b[i].first, d->next);
-	}
-}
-
-/* Insert (or find) the dummy of bucket i, walking from its parent's dummy. */
-static int ensure_dummy(keel_t *h, struct part *p, struct bucket_block *b, uint64_t i)
+/* Link the dummy of bucket i (its segment allocated), walking from its
+ * parent's dummy; a dummy already in the list is left as it is. */
+static int ensure_dummy(keel_t *h, struct part *p, const struct bucket_dir *dir, uint64_t i)
 {
 	uint64_t parent = i ? i & ~(1ull << (63 - __builtin_clzll(i))) : 0;
-	uint64_t sk = sokey_dummy(i);
-	struct dummy *prev = link_node(h, b->b[parent].dummy);
-	uint64_t steps = 0, cur, off;
+	uint64_t sk = sokey_dummy(i), off = table_bucket_off(h, dir, i);
+	struct dummy *prev = bucket_dummy(h, dir, parent);
+	uint64_t steps = 0, cur;
 
-	if (!prev)
-		return shm_err(KEEL_E_CORRUPT, "partition \"%s\": bucket %llu has a bad dummy", p->name,
-			       (unsigned long long)parent);
+	if (!prev || !off)
+		return shm_err(KEEL_E_CORRUPT, "partition \"%s\": bucket %llu or its parent has a bad segment",
+			       p->name, (unsigned long long)i);
 	while ((cur = prev->next) != 0 && steps++ < walk_max(h)) {
 		struct dummy *c = link_node(h, cur);
 		if (!c)
 			return shm_err(KEEL_E_CORRUPT, "partition \"%s\": list link %llu outside the arena",
 				       p->name, (unsigned long long)cur);
-		if (c->sokey == sk) {   /* left by an earlier, interrupted grow */
-			b->b[i].dummy = cur;
+		if (c->sokey == sk) {   /* linked by an earlier, interrupted grow */
+			if (cur != off)
+				return shm_err(KEEL_E_CORRUPT, "partition \"%s\": the list holds bucket %llu's dummy at %llu, not in its segment",
+					       p->name, (unsigned long long)i, (unsigned long long)cur);
 			return 0;
 		}
 		if (c->sokey > sk)
 			break;
 		prev = c;
 	}
-	int rc = shm_alloc(&h->a, &p->heap, sizeof(struct dummy), 0, &off);
-	if (rc)
-		return rc;
 	struct dummy *d = shm_at(&h->a, off);
 	d->sokey = sk;
 	d->next = cur;
-	set_link(h, p, prev, off);
-	b->b[i].dummy = off;
+	set_link(prev, off);
+	return 0;
+}
+
+/* Allocate segment s unless an interrupted grow left it; its offset is
+ * stored before any of its dummies is linked. */
+static int ensure_segment(keel_t *h, struct part *p, struct bucket_dir *dir, uint32_t s)
+{
+	uint64_t off;
+
+	if (dir->seg[s])
+		return 0;
+	int rc = shm_alloc(&h->a, &p->heap, bseg_len(s) * sizeof(struct dummy), 0, &off);
+	if (rc)
+		return rc;
+	dir->seg[s] = off;
 	return 0;
 }
 
 int table_init(keel_t *h, struct part *p)
 {
-	uint64_t n = 1ull << SHM_BUCKETS_LOG2_MIN, boff, doff;
-	int rc = shm_alloc(&h->a, &p->heap, BLOCK_HDR + sizeof(struct bucket) * n, 0, &boff);
+	uint64_t n = 1ull << SHM_BUCKETS_LOG2_MIN, doff;
+	int rc = shm_alloc(&h->a, &p->heap, sizeof(struct bucket_dir), 0, &doff);
 
 	if (rc)
 		return rc;
-	if ((rc = shm_alloc(&h->a, &p->heap, sizeof(struct dummy), 0, &doff))) {
-		shm_free(&h->a, &p->heap, boff);
+	struct bucket_dir *dir = shm_at(&h->a, doff);
+	memset(dir, 0, sizeof(*dir));
+	dir->log2 = SHM_BUCKETS_LOG2_MIN;
+	if ((rc = ensure_segment(h, p, dir, 0))) {
+		shm_free(&h->a, &p->heap, doff);
 		return rc;
 	}
-	struct bucket_block *b = shm_at(&h->a, boff);
-	struct dummy *d = shm_at(&h->a, doff);
-	memset(b, 0, BLOCK_HDR + sizeof(struct bucket) * n);
-	b->log2 = SHM_BUCKETS_LOG2_MIN;
-	d->sokey = 0;
-	d->next = 0;
-	b->b[0].dummy = doff;
+	struct dummy *d0 = shm_at(&h->a, dir->seg[0]);
+	d0->sokey = 0;
+	d0->next = 0;
 	for (uint64_t i = 1; i < n; i++)
-		if ((rc = ensure_dummy(h, p, b, i)))
+		if ((rc = ensure_dummy(h, p, dir, i)))
 			return rc;   /* the caller abandons the descriptor */
-	fill_firsts(h, b);
-	p->head = doff;
-	shm_store_rel(&p->buckets, boff);
+	p->head = dir->seg[0];
+	shm_store_rel(&p->buckets, doff);
 	return 0;
 }
 
@@ -197,12 +217,15 @@ static void trace_invisible(keel_t *h, struct part *p, const struct node *n, con
 const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t klen,
 			     uint64_t hash, const struct snap *snap)
 {
-	struct bucket_block *b = bucket_block(h, shm_load_acq(&p->buckets));   /* A5 */
-	uint64_t sk = sokey_regular(hash), cur, steps = 0, max = walk_max(h);
+	uint64_t sk = sokey_regular(hash), cur, steps = 0, max = walk_max(h), log2;
+	const struct bucket_dir *dir = table_dir(h, p, &log2);
 
-	if (!b)
+	if (!dir)
 		return NULL;
-	cur = shm_load_acq(&b->b[hash & ((1ull << b->log2) - 1)].first);   /* A5 */
+	const struct dummy *bk = bucket_dummy(h, dir, hash & ((1ull << log2) - 1));
+	if (!bk)
+		return NULL;
+	cur = shm_load_acq(&bk->next);   /* A5 */
 	while (cur && steps++ < max) {
 		const struct dummy *d = link_node(h, cur);
 		if (!d || d->sokey > sk)
@@ -224,19 +247,14 @@ const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t 
 struct node *table_find_locked(keel_t *h, struct part *p, const void *key, size_t klen,
 			       uint64_t hash, volatile uint64_t **link)
 {
-	struct bucket_block *b = bucket_block(h, p->buckets);
-	uint64_t sk = sokey_regular(hash), steps = 0, max = walk_max(h);
+	uint64_t sk = sokey_regular(hash), steps = 0, max = walk_max(h), log2;
+	const struct bucket_dir *dir = table_dir(h, p, &log2);
 	struct dummy *prev;
 
 	*link = NULL;
-	if (!b)
+	if (!dir || !(prev = bucket_dummy(h, dir, hash & ((1ull << log2) - 1))))
 		return NULL;
-	struct bucket *bk = &b->b[hash & ((1ull << b->log2) - 1)];
-	if (!(prev = link_node(h, bk->dummy)))
-		return NULL;
-	/* Start at the bucket's copy of dummy->next: the dummy's own cache line
-	 * is needed only when a new first node is linked. */
-	for (uint64_t cur = bk->first; cur && steps++ < max;) {
+	for (uint64_t cur = prev->next; cur && steps++ < max;) {
 		struct dummy *d = link_node(h, cur);
 		if (!d || d->sokey > sk)
 			break;
@@ -297,7 +315,7 @@ void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
 	if (old) {
 		n->next = old->next;
 		n->prev_ver = shm_off(&h->a, old);
-		set_link(h, p, (struct dummy *)link, off);   /* next is at offset 0 */
+		set_link((struct dummy *)link, off);   /* next is at offset 0 */
 		if (old->flags & NODE_RETIRED) {
 			/* A tombstone waiting to be unlinked is now just an old version. */
 			old->stamp = n->lsn;
@@ -308,7 +326,7 @@ void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
 	} else {
 		n->next = *link;
 		n->prev_ver = 0;
-		set_link(h, p, (struct dummy *)link, off);
+		set_link((struct dummy *)link, off);
 	}
 	if (!is_live)
 		retire(h, p, n, NODE_KIND_TOMB, n->lsn);
@@ -327,47 +345,32 @@ void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
 
 void table_maybe_grow(keel_t *h, struct part *p)
 {
-	struct bucket_block *b = bucket_block(h, p->buckets), *nb;
-	uint64_t n, noff;
+	uint64_t log2;
+	struct bucket_dir *dir = (struct bucket_dir *)table_dir(h, p, &log2);
 
-	if (!b || b->log2 >= SHM_BUCKETS_LOG2_MAX || p->count <= (1ull << b->log2))
+	if (!dir || log2 >= SHM_BUCKETS_LOG2_MAX || p->count <= (1ull << log2))
 		return;
-	n = 1ull << b->log2;
-	if (shm_alloc(&h->a, &p->heap, BLOCK_HDR + sizeof(struct bucket) * 2 * n, 0, &noff))
+	uint64_t n = 1ull << log2;
+	if (ensure_segment(h, p, dir, (uint32_t)(log2 - SHM_BUCKETS_LOG2_MIN + 1)))
 		return;   /* no room to grow: lookups just walk longer chains */
-	nb = shm_at(&h->a, noff);
-	memset(nb, 0, BLOCK_HDR);
-	nb->log2 = b->log2 + 1;
-	memcpy(nb->b, b->b, sizeof(struct bucket) * n);
-	for (uint64_t i = n; i < 2 * n; i++) {
-		if (ensure_dummy(h, p, nb, i)) {
-			shm_free(&h->a, &p->heap, noff);   /* dummies stay; reused next time */
-			return;
-		}
-	}
-	fill_firsts(h, nb);
-	/* The old array goes on the retired chain first (stamp "never"), so a
-	 * death between here and the stamp leaves it findable by repair. */
-	b->stamp = UINT64_MAX;
-	b->retire_next = p->old_buckets;
-	p->old_buckets = shm_off(&h->a, b);
-	shm_store_rel(&p->buckets, noff);   /* R5 */
-	b->stamp = shm_faa(&h->root->gen, 1);
+	for (uint64_t i = n; i < 2 * n; i++)
+		if (ensure_dummy(h, p, dir, i))
+			return;   /* linked dummies stay; the next grow goes on */
+	shm_store_rel(&dir->log2, log2 + 1);   /* R5: after every dummy */
 }
 
 static void unlink_tomb(keel_t *h, struct part *p, struct node *t)
 {
-	uint64_t off = shm_off(&h->a, t);
-	struct bucket_block *b = bucket_block(h, p->buckets);
-	uint64_t steps = 0;
+	uint64_t off = shm_off(&h->a, t), steps = 0, log2;
+	const struct bucket_dir *dir = table_dir(h, p, &log2);
 	struct dummy *prev;
 
-	if (!b)
+	if (!dir)
 		return;
-	prev = link_node(h, b->b[rev64(t->sokey) & ((1ull << b->log2) - 1)].dummy);
+	prev = bucket_dummy(h, dir, rev64(t->sokey) & ((1ull << log2) - 1));
 	for (uint64_t cur; prev && (cur = prev->next) != 0 && steps++ < walk_max(h);) {
 		if (cur == off) {
-			set_link(h, p, prev, t->next);
+			set_link(prev, t->next);
 			return;
 		}
 		struct dummy *d = link_node(h, cur);
@@ -393,7 +396,7 @@ void table_reclaim(keel_t *h, struct part *p, uint64_t budget)
 	uint32_t nunlinked = 0;
 	uint64_t *link = &p->retire_head;
 
-	if (!p->retire_head && !p->old_buckets)
+	if (!p->retire_head)
 		return;
 	w = shm_load_acq(&h->root->applied_lsn);
 	shm_readers_horizon(&h->a, &ms, &mg);
@@ -431,21 +434,6 @@ void table_reclaim(keel_t *h, struct part *p, uint64_t budget)
 		uint64_t g0 = shm_faa(&h->root->gen, 1);   /* full fence after the unlinks */
 		for (uint32_t i = 0; i < nunlinked; i++)
 			((struct node *)shm_at(&h->a, unlinked[i]))->stamp = g0;
-	}
-	uint64_t *blink = &p->old_buckets;
-	for (uint64_t steps = 0; *blink && steps < 64; steps++) {
-		struct bucket_block *b = shm_ptr(&h->a, *blink, BLOCK_HDR);
-		if (!b) {
-			*blink = 0;
-			break;
-		}
-		if (b->stamp != UINT64_MAX && mg > b->stamp) {
-			uint64_t off = *blink;
-			*blink = b->retire_next;
-			shm_free(&h->a, &p->heap, off);
-			continue;
-		}
-		blink = &b->retire_next;
 	}
 }
 

@@ -20,7 +20,8 @@
  *             naming the lock
  *   damage    copies of a sound arena with one hand-made fault each (a
  *             node's sort key, a list link pointing outside the arena, a
- *             bucket's first-node copy): --check --arena COPY exits 1 and
+ *             bad bucket directory, a bucket dummy with another bucket's
+ *             sort key): --check --arena COPY exits 1 and
  *             names partition "fixed"; the pristine copy checks sound
  *   hostile   truncated, zeroed and garbage arena files: keel-dump (views
  *             and --check) exits normally, never by a signal, refusing the
@@ -734,8 +735,9 @@ static void sec_locks(void)
 
 /* ---- damage ------------------------------------------------------------------------------ */
 
-/* Offsets in the arena of partition "fixed": its descriptor's head dummy,
- * the first entry node of the list, and the bucket array. */
+/* Offsets in the arena of partition "fixed": its descriptor's head dummy
+ * (bucket 0, first in segment 0), the first entry node of the list, and the
+ * bucket directory. */
 struct where {
 	uint64_t head, first_node, buckets;
 };
@@ -830,11 +832,17 @@ static void sec_damage(void)
 	static const char *const w_link[] = { "outside", "not a block", NULL };
 	check_damaged(&st, pristine, "list link", w.head + offsetof(struct dummy, next), &far, 8, w_link);
 
-	/* Bucket 0's first-node copy differs from its dummy's next. */
-	uint64_t other = w.first_node + 8;
-	static const char *const w_first[] = { "first-node", "bucket", NULL };
-	check_damaged(&st, pristine, "bucket first copy",
-		      w.buckets + sizeof(struct bucket_block) + offsetof(struct bucket, first), &other, 8, w_first);
+	/* The bucket directory claims more buckets than it has segments for. */
+	uint64_t log2 = 40;
+	static const char *const w_dir[] = { "bucket directory", NULL };
+	check_damaged(&st, pristine, "bucket directory", w.buckets + offsetof(struct bucket_dir, log2), &log2, 8,
+		      w_dir);
+
+	/* Bucket 1's dummy carries another bucket's sort key. */
+	uint64_t sk3 = sokey_dummy(3);
+	static const char *const w_dummy[] = { "bucket", NULL };
+	check_damaged(&st, pristine, "bucket dummy", w.head + sizeof(struct dummy) + offsetof(struct dummy, sokey),
+		      &sk3, 8, w_dummy);
 	unlink(copy_path);
 	t_store_destroy(&st);
 }

@@ -60,7 +60,7 @@
  *        for store-wide locks), state ("held"|"dead"), holder_pid,
  *        holder_tid, acquisitions, repairs } ] }   (free locks not listed),
  *     "partitions": [ { id, name, ready, keys, bytes, buckets, load_factor,
- *        retired, old_bucket_arrays, arena_bytes, pages, created_lsn,
+ *        retired, arena_bytes, pages, created_lsn,
  *        last_lsn, applying_lsn, lock_holder_pid } ],
  *     "allocator": { page_bytes, heap_off, heap_top, headroom_bytes, pages
  *        {total, free, meta, slab, large}, free_runs, free_run_pages_max,
@@ -703,7 +703,6 @@ static int part_one(void *ctx, const keel_inspect_partition_t *p)
 		jadd_u64(o, "buckets", p->buckets);
 		jadd_double(o, "load_factor", p->load_factor);
 		jadd_u64(o, "retired", p->retired);
-		jadd_u64(o, "old_bucket_arrays", p->old_bucket_arrays);
 		jadd_u64(o, "arena_bytes", p->arena_bytes);
 		jadd_u64(o, "pages", p->pages);
 		jadd_u64(o, "created_lsn", p->created_lsn);
