@@ -50,6 +50,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -493,9 +494,36 @@ void durable_wait_drain(keel_t *h)
 	shm_faa32(&root->flush_waiters, (uint32_t)-1);
 }
 
-static int wait_durable(keel_t *h, uint64_t lsn)
+/*
+ * How a committer waits for someone else's flush.  After a short spin it
+ * normally sleeps on the flush futex.  But when more processes wait than
+ * there are CPUs, every sleep and wake-up is CPU that the others need to
+ * make their next commits: on a 2-core host with 16 committers the futex
+ * round trips (and the inter-processor interrupts behind them) left the
+ * disk idle between flushes.  So in that case the waiter gives its CPU away
+ * with sched_yield, checking between yields, for up to YIELD_WAIT_NS (a few
+ * flushes), and only then sleeps.  A yield costs nothing when others are
+ * runnable, which is exactly when this path is taken.  Measured with a
+ * 16-process sync commit loop (2 cores): 54k commits/s with futex waits,
+ * 63-70k with yields; one committer and few committers are unchanged (they
+ * sleep as before).
+ */
+#define YIELD_WAIT_NS (400u * 1000u)
+static int ncpu(void)
+{
+	static int n;
+	if (!n) {
+		cpu_set_t set;
+		int c = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+		n = c > 0 ? c : 1;
+	}
+	return n;
+}
+
+static int wait_durable_loop(keel_t *h, uint64_t lsn, int *yielding)
 {
 	struct keel_root *root = h->root;
+	uint64_t yield_from = 0;
 
 	for (uint32_t i = 0;; i++) {
 		if (shm_load_acq(&root->durable_lsn) >= lsn)   /* A10 */
@@ -514,6 +542,25 @@ static int wait_durable(keel_t *h, uint64_t lsn)
 			__builtin_ia32_pause();
 			continue;
 		}
+		/* Yielders count as waiters, so the flusher's gather waits for
+		 * their next commits too. */
+		if (*yielding || shm_load32(&root->flush_waiters) + 1 > (uint32_t)ncpu()) {
+			uint64_t now = shm_mono_ns();
+			if (!yield_from)
+				yield_from = now;
+			if (now - yield_from < YIELD_WAIT_NS) {
+				if (!*yielding) {
+					shm_faa32(&root->flush_waiters, 1);
+					*yielding = 1;
+				}
+				sched_yield();
+				continue;
+			}
+		}
+		if (*yielding) {
+			shm_faa32(&root->flush_waiters, (uint32_t)-1);
+			*yielding = 0;
+		}
 		/* Someone else flushes: sleep until its flush ends. */
 		struct timespec ts = { 0, FUTEX_WAIT_NS };
 		shm_faa32(&root->flush_waiters, 1);
@@ -521,6 +568,15 @@ static int wait_durable(keel_t *h, uint64_t lsn)
 			syscall(SYS_futex, &root->flush_seq, FUTEX_WAIT, seq, &ts, NULL, 0);
 		shm_faa32(&root->flush_waiters, (uint32_t)-1);
 	}
+}
+
+static int wait_durable(keel_t *h, uint64_t lsn)
+{
+	int yielding = 0;
+	int rc = wait_durable_loop(h, lsn, &yielding);
+	if (yielding)
+		shm_faa32(&h->root->flush_waiters, (uint32_t)-1);
+	return rc;
 }
 
 /* Checkpoint when the journal has grown by checkpoint_bytes since the last

@@ -20,6 +20,25 @@
  * contract is the same: the sync starts after every write completed, and a
  * failed sync is reported once, never retried.
  *
+ * Direct I/O for synced batches.  A buffered write through io_uring is no
+ * better off than the sync: ext4 cannot take it without blocking either, so
+ * it too goes to a worker thread (24-42 us for a 1 KiB write on this 2-core
+ * host, against 2-4 us for pwrite).  An O_DIRECT write is issued to the
+ * device from the submitting thread and completes by interrupt.  So a batch
+ * that ends in a data sync, and whose writes are all whole 512-byte sectors
+ * (journal flushes, segment headers), is written through an O_DIRECT twin
+ * of the file: the same file opened a second time (/proc/self/fd) with
+ * O_DIRECT, from an aligned bounce buffer when the caller's is not.  The
+ * fdatasync that follows then only has to flush the device's cache.
+ * Measured on this host (1 KiB writes, zero-filled file, each followed by
+ * fdatasync): buffered io_uring write 127-145 us in all, pwrite 98-108 us,
+ * O_DIRECT io_uring write 85-86 us.  The kernel keeps the page cache
+ * coherent with direct writes (it writes back and drops the range), so
+ * buffered reads and writes of the same file stay correct.  Where O_DIRECT
+ * is refused (tmpfs, a file system or device whose direct I/O alignment is
+ * above 512 bytes) or a direct write fails with EINVAL (nothing written),
+ * that file goes on with buffered writes.
+ *
  * Every completion is checked: a negative result is the errno of that write;
  * a result smaller than the length asked is a short write and is reported as
  * KEEL_E_IO, never retried or continued (a short write means the device or
@@ -230,12 +249,19 @@ int jio_dirname(char *buf, size_t cap, const char *path)
 #define JIO_QD_DEFAULT 64u
 #define JIO_QD_MAX 4096u
 
+#define TWINS_MAX 16u
+#define TWIN_ALIGN 4096u
+
 struct jio_real {
 	struct jio io;
 	int uring_ok;
 	unsigned qd;
 	unsigned file_mode;
 	struct io_uring ring;
+	/* O_DIRECT twins of open files: dfd -1 = buffered only, -2 = not tried */
+	struct { int fd, dfd; } twin[TWINS_MAX];
+	uint8_t *bounce;
+	size_t bounce_cap;
 };
 
 static struct jio_real *real_of(jio_t *io) { return (struct jio_real *)io; }
@@ -260,8 +286,65 @@ static int real_open(jio_t *io, const char *path, unsigned flags, int *fh)
 	return 0;
 }
 
+/* The twin slot of fh, or NULL. */
+static int *twin_slot(struct jio_real *r, int fh, int make)
+{
+	for (unsigned i = 0; i < TWINS_MAX; i++)
+		if (r->twin[i].fd == fh && r->twin[i].dfd != -3)
+			return &r->twin[i].dfd;
+	if (!make)
+		return NULL;
+	for (unsigned i = 0; i < TWINS_MAX; i++) {
+		if (r->twin[i].dfd == -3) {
+			r->twin[i].fd = fh;
+			r->twin[i].dfd = -2;
+			return &r->twin[i].dfd;
+		}
+	}
+	return NULL;
+}
+
+/* fh's O_DIRECT twin, opened on first use; -1 when direct I/O is not to be
+ * used for it. */
+static int twin_fd(struct jio_real *r, int fh)
+{
+	int *d = twin_slot(r, fh, 1);
+	char path[64];
+	struct statx sx;
+
+	if (!d)
+		return -1;
+	if (*d != -2)
+		return *d;
+	*d = -1;
+	if (getenv("KEEL_NO_DIRECT_IO"))
+		return -1;
+	if (statx(fh, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) != 0 || !(sx.stx_mask & STATX_DIOALIGN) ||
+	    sx.stx_dio_offset_align == 0 || sx.stx_dio_offset_align > JIO_SECTOR_BYTES ||
+	    sx.stx_dio_mem_align == 0 || sx.stx_dio_mem_align > TWIN_ALIGN)
+		return -1;
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fh);
+	int fd;
+	do
+		fd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	*d = fd < 0 ? -1 : fd;
+	return *d;
+}
+
+static void twin_drop(struct jio_real *r, int fh)
+{
+	int *d = twin_slot(r, fh, 0);
+	if (d) {
+		if (*d >= 0)
+			close(*d);
+		*d = -3;
+	}
+}
+
 static int real_close(jio_t *io, int fh)
 {
+	twin_drop(real_of(io), fh);
 	/* close is not retried on EINTR: on Linux the descriptor is gone. */
 	if (close(fh) < 0 && errno != EINTR)
 		return jio_err_errno(errno, "close", NULL, UINT64_MAX);
@@ -321,7 +404,7 @@ static int real_write_sys(jio_t *io, int fh, const struct jio_wr *w, unsigned n,
  * user_data is the index in the chain.  The first failure in chain order is
  * the one reported.
  */
-static int real_chain(struct jio_real *r, int fh, const struct jio_wr *w, unsigned n)
+static int real_chain(struct jio_real *r, int fh, const struct jio_wr *w, unsigned n, int *einval)
 {
 	unsigned total = n;
 	int first_rc = 0;
@@ -366,12 +449,54 @@ static int real_chain(struct jio_real *r, int fh, const struct jio_wr *w, unsign
 		/* A cancelled link is a consequence of an earlier failure,
 		 * which has a smaller index and wins below. */
 		first_at = i;
+		if (res == -EINVAL && einval && i == 0)
+			*einval = 1;   /* a direct write refused: nothing was written */
 		if (res >= 0)
 			first_rc = real_short(&w[i], res);
 		else
 			first_rc = jio_err_errno(-res, "io_uring write", NULL, w[i].off);
 	}
 	return first_rc;
+}
+
+static int real_sync(int fh)
+{
+	if (fdatasync(fh) < 0)
+		return jio_err_errno(errno, "fdatasync", NULL, UINT64_MAX);
+	return 0;
+}
+
+/* One sector-aligned write through fh's O_DIRECT twin: 0 when written, 1
+ * when the twin cannot serve it (nothing was written), or an error. */
+static int real_write_direct(struct jio_real *r, int fh, const struct jio_wr *w)
+{
+	int dfd = twin_fd(r, fh), einval = 0;
+	struct jio_wr dw = *w;
+
+	if (dfd < 0)
+		return 1;
+	if ((uintptr_t)w->buf % TWIN_ALIGN) {
+		if (r->bounce_cap < w->len) {
+			size_t cap = w->len < (64u << 10) ? 64u << 10 : w->len;
+			void *b = NULL;
+			if (posix_memalign(&b, TWIN_ALIGN, cap) != 0)
+				return 1;
+			free(r->bounce);
+			r->bounce = b;
+			r->bounce_cap = cap;
+		}
+		memcpy(r->bounce, w->buf, w->len);
+		dw.buf = r->bounce;
+	}
+	int rc = real_chain(r, dfd, &dw, 1, &einval);
+	if (rc < 0 && einval) {
+		int *d = twin_slot(r, fh, 0);
+		close(dfd);
+		if (d)
+			*d = -1;   /* buffered from now on */
+		return 1;
+	}
+	return rc;
 }
 
 static int real_write(jio_t *io, int fh, const struct jio_wr *w, unsigned n, unsigned flags)
@@ -387,10 +512,16 @@ static int real_write(jio_t *io, int fh, const struct jio_wr *w, unsigned n, uns
 				       w[i].len, i);
 	if (!r->uring_ok)
 		return real_write_sys(io, fh, w, n, flags);
+	if (sync && n == 1 && w->off % JIO_SECTOR_BYTES == 0 && w->len % JIO_SECTOR_BYTES == 0) {
+		int rc = real_write_direct(r, fh, w);
+		if (rc <= 0)
+			return rc < 0 ? rc : real_sync(fh);
+		/* rc > 0: direct I/O does not serve this file; write it buffered */
+	}
 	/* Chains of at most qd writes; then the sync (see the top). */
 	while (n > 0) {
 		unsigned take = n < r->qd ? n : r->qd;
-		int rc = real_chain(r, fh, w, take);
+		int rc = real_chain(r, fh, w, take, NULL);
 
 		if (rc < 0)
 			return rc;
@@ -528,6 +659,10 @@ static void real_destroy(jio_t *io)
 
 	if (r->uring_ok)
 		io_uring_queue_exit(&r->ring);
+	for (unsigned i = 0; i < TWINS_MAX; i++)
+		if (r->twin[i].dfd >= 0)
+			close(r->twin[i].dfd);
+	free(r->bounce);
 	free(r);
 }
 
@@ -561,6 +696,8 @@ int jio_real_create(unsigned queue_depth, unsigned flags, unsigned file_mode, ji
 	r = calloc(1, sizeof *r);
 	if (!r)
 		return jio_err(KEEL_E_NOMEM, "out of memory for the I/O backend");
+	for (unsigned i = 0; i < TWINS_MAX; i++)
+		r->twin[i].dfd = -3;   /* free slot */
 	r->qd = queue_depth;
 	r->file_mode = file_mode ? file_mode : 0600;
 	r->io.ops = &real_ops_uring;
