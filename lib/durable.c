@@ -205,6 +205,41 @@ static int failed_code(keel_t *h)
 	return 0;
 }
 
+/*
+ * Flush waiters.  root->flush_waiters counts the threads waiting for a flush
+ * (asleep on flush_seq, or yielding); the flusher wakes them and gathers as
+ * many next commits.  Each process also counts its own in its process slot,
+ * so that a process killed while waiting gives its count back when its slot
+ * is reaped (store.c: proc_reaped).  Increments go to the shared count
+ * first and decrements leave the slot first, so a death between the two
+ * can only leave the shared count too high, never make it wrap.  A count
+ * left too high shows as a gather that waits in vain; the flusher then
+ * reaps dead processes (at most every REAP_EVERY_NS), which corrects it.
+ */
+#define REAP_EVERY_NS (50u * 1000u * 1000u)
+static void waiter_add(keel_t *h)
+{
+	shm_faa32(&h->root->flush_waiters, 1);
+	shm_faa32(&shm_proc_slot(&h->a, h->proc)->waiting, 1);
+}
+
+static void waiter_sub(keel_t *h)
+{
+	shm_faa32(&shm_proc_slot(&h->a, h->proc)->waiting, (uint32_t)-1);
+	shm_faa32(&h->root->flush_waiters, (uint32_t)-1);
+}
+
+static void reap_now_and_then(keel_t *h)
+{
+	static uint64_t last;   /* per process: enough for a rate limit */
+	uint64_t now = shm_mono_ns();
+
+	if (now - shm_load(&last) < REAP_EVERY_NS)
+		return;
+	shm_store(&last, now);
+	shm_reap(&h->a, NULL, NULL);
+}
+
 static void wake(keel_t *h)
 {
 	uint32_t waiters = shm_load32(&h->root->flush_waiters);
@@ -244,10 +279,12 @@ static void gather(keel_t *h)
 		if (pending >= (uint64_t)want + 1)
 			return;
 		uint64_t now = shm_mono_ns();
-		if (!t0)
+		if (!t0) {
 			t0 = now;
-		else if (now - t0 > GATHER_NS)
+		} else if (now - t0 > GATHER_NS) {
+			reap_now_and_then(h);   /* the waiters may have died */
 			return;
+		}
 		sched_yield();
 	}
 }
@@ -488,10 +525,10 @@ void durable_wait_drain(keel_t *h)
 	if (durable_try_flush(h) != 0 || shm_load_acq(&root->durable_pos) != pos)
 		return;   /* flushed now (or failed: the caller sees root->failed) */
 	struct timespec ts = { 0, FUTEX_WAIT_NS / 2 };
-	shm_faa32(&root->flush_waiters, 1);
+	waiter_add(h);
 	if (shm_load32_acq(&root->flush_seq) == seq)
 		syscall(SYS_futex, &root->flush_seq, FUTEX_WAIT, seq, &ts, NULL, 0);
-	shm_faa32(&root->flush_waiters, (uint32_t)-1);
+	waiter_sub(h);
 }
 
 /*
@@ -550,7 +587,7 @@ static int wait_durable_loop(keel_t *h, uint64_t lsn, int *yielding)
 				yield_from = now;
 			if (now - yield_from < YIELD_WAIT_NS) {
 				if (!*yielding) {
-					shm_faa32(&root->flush_waiters, 1);
+					waiter_add(h);
 					*yielding = 1;
 				}
 				sched_yield();
@@ -558,15 +595,15 @@ static int wait_durable_loop(keel_t *h, uint64_t lsn, int *yielding)
 			}
 		}
 		if (*yielding) {
-			shm_faa32(&root->flush_waiters, (uint32_t)-1);
+			waiter_sub(h);
 			*yielding = 0;
 		}
 		/* Someone else flushes: sleep until its flush ends. */
 		struct timespec ts = { 0, FUTEX_WAIT_NS };
-		shm_faa32(&root->flush_waiters, 1);
+		waiter_add(h);
 		if (shm_load32_acq(&root->flush_seq) == seq && shm_load_acq(&root->durable_lsn) < lsn)
 			syscall(SYS_futex, &root->flush_seq, FUTEX_WAIT, seq, &ts, NULL, 0);
-		shm_faa32(&root->flush_waiters, (uint32_t)-1);
+		waiter_sub(h);
 	}
 }
 
@@ -575,7 +612,7 @@ static int wait_durable(keel_t *h, uint64_t lsn)
 	int yielding = 0;
 	int rc = wait_durable_loop(h, lsn, &yielding);
 	if (yielding)
-		shm_faa32(&h->root->flush_waiters, (uint32_t)-1);
+		waiter_sub(h);
 	return rc;
 }
 

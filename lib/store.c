@@ -207,6 +207,18 @@ static int rsv_settled(shm_arena_t *a, uint64_t lsn)
 	return lsn <= shm_load_acq(&root->applied_lsn);
 }
 
+/* A dead process's flush waiters leave the shared count (see durable.c). */
+static void proc_reaped(shm_arena_t *a, uint32_t idx)
+{
+	struct keel_root *root = (struct keel_root *)a->hdr->root;
+	struct shm_proc *p = shm_proc_slot(a, idx);
+	uint32_t w = shm_load32(&p->waiting), all = shm_load32(&root->flush_waiters);
+
+	shm_store32(&p->waiting, 0);
+	if (w)
+		shm_faa32(&root->flush_waiters, (uint32_t)-(w < all ? w : all));
+}
+
 /* The root's counters must agree with each other before anyone loops on them. */
 static int check_root(keel_t *h, const char *path)
 {
@@ -379,6 +391,7 @@ again:
 		}
 	}
 	h->a.rsv_settled = rsv_settled;
+	h->a.proc_reaped = proc_reaped;
 	h->part_index = shm_at(&h->a, h->a.hdr->user_off);
 	h->part_pages = shm_at(&h->a, h->a.hdr->user_off + SHM_PART_INDEX_SLOTS * 4u);
 	h->vis_states = shm_at(&h->a, h->a.hdr->user_off + USER_PART_BYTES);

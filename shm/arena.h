@@ -123,6 +123,9 @@ typedef struct shm_arena {
 	/* Set by the store: 1 when a dead process's announced reservation (its
 	 * LSN) is settled, so its slot may be reaped (registry.c). */
 	int (*rsv_settled)(struct shm_arena *a, uint64_t lsn);
+	/* Set by the store: called for a dead process's slot as it is reaped,
+	 * before the slot is cleared (registry.c). */
+	void (*proc_reaped)(struct shm_arena *a, uint32_t idx);
 } shm_arena_t;
 
 struct shm_create_opts {

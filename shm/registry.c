@@ -88,6 +88,7 @@ static int try_claim(struct shm_arena *a, uint32_t *idx)
 		if (shm_load32(&p->pid) != 0 || !shm_cas32(&p->pid, 0, me))
 			continue;
 		p->attach_ns = shm_now_ns();
+		shm_store32(&p->waiting, 0);
 		shm_store(&p->rsv_lsn, 0);
 		shm_store_rel(&p->start_time, st);
 		raise_hi(&a->hdr->procs_hi, i + 1);
@@ -157,6 +158,8 @@ int shm_reap(struct shm_arena *a, void (*on_dead)(void *ctx, uint32_t idx, uint3
 			continue;   /* someone else is reaping it */
 		if (on_dead)
 			on_dead(ctx, i, pid);
+		if (a->proc_reaped)
+			a->proc_reaped(a, i);
 		clear_readers(a, i);
 		shm_store(&p->rsv_lsn, 0);
 		shm_store(&p->start_time, 0);

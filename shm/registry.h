@@ -50,7 +50,9 @@
 
 struct shm_proc {
 	volatile uint32_t pid;
-	uint32_t pad0;
+	/* Threads of this process counted in the store's flush waiters
+	 * (lib/durable.c): handed back when a dead process is reaped. */
+	volatile uint32_t waiting;
 	volatile uint64_t start_time;
 	uint64_t attach_ns;
 	/* A ring reservation in flight (lib/commit.c): LSN, position, length. */

@@ -37,6 +37,16 @@
  *          The flush lock must have been taken over from a dead flusher at
  *          least once, so the kills did hit flushes.
  *
+ * waiters  (5 rounds) 12 processes commit 1-put SYNC transactions to their own
+ *          partition, so most of them wait for a flush at any moment, and
+ *          all are SIGKILLed at once.  A killed waiter must not stay
+ *          counted among the flush waiters: after the survivor (this
+ *          process) commits on its own for a while, or after
+ *          keel_reclaim, the count must be back to 0.  (A count left high
+ *          made every later flush wait for commits that never came: a lone
+ *          committer went from thousands of commits a second to a few
+ *          hundred.)
+ *
  * --seed reproduces the random choices (not the timing).
  */
 #include "common/bank.h"
@@ -497,6 +507,57 @@ static void part_killing(keel_t *h, uint64_t kills, uint64_t *rng)
 	check_store(h, "after the kills, arena as it stands");
 }
 
+#define WAITERS 12u
+static void part_waiters(keel_t *h)
+{
+	struct keel_root *root = h->root;
+	pid_t pids[WAITERS];
+	uint64_t counted = 0;
+
+	for (int round = 0; round < 5; round++) {
+		for (unsigned i = 0; i < WAITERS; i++) {
+			pids[i] = t_fork();
+			if (pids[i] == 0) {
+				keel_t *c;
+				char key[32];
+				if (keel_open(g_dir, &g_opt, &c) != 0)
+					_exit(3);
+				for (uint64_t n = 0;; n++) {
+					int kl = snprintf(key, sizeof key, "w%u-%llu", i, (unsigned long long)(n % 64));
+					if (keel_put(c, "waiters", key, (size_t)kl, &n, sizeof n, NULL) != 0)
+						_exit(4);
+				}
+			}
+		}
+		usleep(150000 + 50000 * (unsigned)round);
+		counted += shm_load32(&root->flush_waiters) > 0;
+		for (unsigned i = 0; i < WAITERS; i++)
+			kill(pids[i], SIGKILL);
+		for (unsigned i = 0; i < WAITERS; i++) {
+			int st;
+			t_waitpid(pids[i], &st);
+			CHECK_MSG(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "waiter %u ended before it was killed", i);
+		}
+		if (round % 2 == 0) {
+			/* The survivor alone: its flushes find the dead waiters. */
+			uint64_t t0 = t_now_ns(), n = 0;
+			while (t_now_ns() - t0 < 300000000ull) {
+				CHECK_OK(keel_put(h, "waiters", "solo", 4, &n, sizeof n, NULL));
+				n++;
+			}
+		} else {
+			int reaped = keel_reclaim(h);
+			CHECK_MSG(reaped >= 0, "keel_reclaim: %s", keel_errmsg());
+		}
+		CHECK_MSG(shm_load32(&root->flush_waiters) == 0,
+			  "round %d: %u flush waiters still counted after every waiter was killed (%s)", round,
+			  shm_load32(&root->flush_waiters), round % 2 == 0 ? "after 300 ms of lone commits" : "after keel_reclaim");
+	}
+	CHECK_MSG(counted > 0, "no round caught a process waiting for a flush");
+	printf("test_durable_e2e: waiters: killed waiters leave the count in all 5 rounds (%llu rounds had waiters)\n",
+	       (unsigned long long)counted);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t seed = 0, kills = KILLS_DEFAULT, rng;
@@ -550,6 +611,7 @@ int main(int argc, char **argv)
 		g_log[w].last_ns = t_now_ns();
 	}
 	check_store(h, "after setup");
+	part_waiters(h);
 	part_reboot(&h);
 	part_killing(h, kills, &rng);
 	CHECK_OK(keel_close(h));
