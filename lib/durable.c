@@ -679,7 +679,12 @@ __attribute__((constructor)) static void maint_module_init(void)
 static void *maint_main(void *arg)
 {
 	keel_t *h = arg;
-	uint32_t period = h->durability == KEEL_DURABILITY_SYNC ? MAINT_PERIOD_MS_MAX : h->async_window_ms;
+	/* Async stores: flush at half the window, so the flush is done before a
+	 * committer finds the window passed and has to flush on its own path
+	 * (with the period equal to the window, committers did most flushes,
+	 * each stalling its commit for the write and the sync). */
+	uint32_t period = h->durability == KEEL_DURABILITY_SYNC ? MAINT_PERIOD_MS_MAX
+								 : (h->async_window_ms + 1) / 2;
 
 	while (!h->async_stop) {
 		/* Sleep the period in slices, so that close never waits long. */
@@ -928,9 +933,22 @@ out:
 
 struct ckpt_ctx {
 	ckpt_writer_t *w;
+	keel_t *h;
 	uint32_t part;
 	uint64_t keys;
 };
+
+/* A checkpoint of a big store takes seconds, and it may run on the thread
+ * that also flushes async commits (the handle's background thread): keep
+ * flushing meanwhile, or the ring fills and committers stall on it. */
+#define CKPT_FLUSH_EVERY 4096u
+static void ckpt_keep_flushing(keel_t *h)
+{
+	struct keel_root *root = h->root;
+	if (next_lsn(root) - 1 > shm_load_acq(&root->durable_lsn) &&
+	    shm_mono_ns() - root->last_flush_ns > (uint64_t)h->async_window_ms * 500000ull)
+		durable_try_flush(h);
+}
 
 static int write_kv(void *ctx, const struct node *n)
 {
@@ -946,14 +964,15 @@ static int write_kv(void *ctx, const struct node *n)
 	it->mtime_ns = n->mtime_ns;
 	it->lsn = n->lsn;
 	memcpy(it->data, node_key(n), n->klen);
-	c->keys++;
+	if (++c->keys % CKPT_FLUSH_EVERY == 0)
+		ckpt_keep_flushing(c->h);
 	return ckpt_write_item2(c->w, CKPT_ITEM_KV, hdr, sizeof(*it) + n->klen, node_val(n), n->vlen);
 }
 
 int keel_checkpoint(keel_t *h, uint64_t *lsn_out)
 {
 	struct keel_root *root;
-	struct ckpt_ctx c = { 0 };
+	struct ckpt_ctx c = { .h = h };
 	struct snap snap;
 	char cdir[4200];
 	int rc = handle_ok(h);
