@@ -366,7 +366,6 @@ struct keel {
 	struct jio *io;                  /* I/O backend for the journal and checkpoints */
 	int io_owned;
 	struct jnl *jnl;                 /* this process's journal writer, opened lazily */
-	pthread_mutex_t flush_mu;        /* one thread of this process flushes at a time */
 	pthread_t async_thread;
 	int async_running;
 	volatile int async_stop;

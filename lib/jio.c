@@ -400,13 +400,12 @@ static int real_write_sys(jio_t *io, int fh, const struct jio_wr *w, unsigned n,
 }
 
 /*
- * Submit one chain of `n` writes and reap all of its completions.
+ * Submit one chain of `total` writes and reap all of its completions.
  * user_data is the index in the chain.  The first failure in chain order is
  * the one reported.
  */
-static int real_chain(struct jio_real *r, int fh, const struct jio_wr *w, unsigned n, int *einval)
+static int real_chain(struct jio_real *r, int fh, const struct jio_wr *w, unsigned total, int *einval)
 {
-	unsigned total = n;
 	int first_rc = 0;
 	unsigned first_at = UINT32_MAX;
 	int rc;

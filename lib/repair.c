@@ -449,6 +449,9 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 	(void)repair;
 }
 
+/* What a dead process left is a repair still to do, not damage by itself. */
+#define DEAD_NOTE " (a repair still to do: the next process to take its lock does it; keel_reclaim, keeld or 'keel verify --repair' do it now)"
+
 static void check_lock(struct audit *au, shm_lock_t *l, const char *name, int repair, struct part *p)
 {
 	uint32_t pid = l->holder_pid;
@@ -470,7 +473,7 @@ static void check_lock(struct audit *au, shm_lock_t *l, const char *name, int re
 		if (!pid || shm_pid_alive(pid, 0))
 			return;
 	}
-	report(au, name, "held by dead process %u", pid);
+	report(au, name, "held by dead process %u" DEAD_NOTE, pid);
 }
 
 static void reap_locks(keel_t *h)
@@ -581,7 +584,7 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 		}
 		uint32_t holder = p->lock.holder_pid;
 		if (holder && !shm_pid_alive(holder, 0)) {
-			report(&au, where, "lock held by dead process %u", holder);
+			report(&au, where, "lock held by dead process %u" DEAD_NOTE, holder);
 			continue;
 		}
 		if (part_lock(h, p)) {
@@ -612,7 +615,7 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 		uint32_t st = shm_load32_acq(&r->state);
 		if ((st == REC_RESERVED || st == REC_COMPLETE) && !shm_pid_alive(r->pid, r->start_time)) {
 			snprintf(where, sizeof(where), "ring record LSN %llu", (unsigned long long)r->lsn);
-			report(&au, where, "%s by dead process %u", st == REC_RESERVED ? "reserved" : "complete but not applied",
+			report(&au, where, "%s by dead process %u" DEAD_NOTE, st == REC_RESERVED ? "reserved" : "complete but not applied",
 			       r->pid);
 		}
 		if (st != REC_PAD)

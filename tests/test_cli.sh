@@ -670,6 +670,21 @@ has "$T/out" "applying marker"
 has "$T/out" "found"
 expect 1 "$KEEL" verify --json "$DMG"
 json "$T/out" "j['sound'], j['problems'] == len(j['reports']) > 0, any('applying marker' in r['what'] for r in j['reports'])" "False True True"
+# A process killed in the middle of a commit holds its partition's lock:
+# verify reports the repair still to do; verify --repair does it first.
+newstore VR verifyrepair
+expect 0 "$KEEL" put "$VR" orders o1 new
+KEEL_CRASH_AT=commit.complete "$KEEL" put "$VR" orders o1 paid >/dev/null 2>&1
+st=$?
+[ "$st" -ge 128 ] && ok || fail "keel put with KEEL_CRASH_AT=commit.complete exited $st, not by a signal"
+expect 1 "$KEEL" verify "$VR"
+has "$T/out" "held by dead process"
+has "$T/out" "verify --repair"
+expect 0 "$KEEL" verify --repair "$VR"
+has "$T/out" "sound"
+expect 0 "$KEEL" verify "$VR"
+expect 0 "$KEEL" get "$VR" orders o1
+has "$T/out" "paid"
 
 # ---- destroy --------------------------------------------------------------------------------
 echo "== destroy"

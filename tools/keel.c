@@ -113,8 +113,9 @@ enum cmd_opt {
 	OPT_PAYLOAD_FILE = 1u << 14, /* --payload-file FILE (timer set) */
 	OPT_DUE = 1u << 15,    /* --due DUE (timer release, dead requeue) */
 	OPT_STATE = 1u << 16,  /* --state LIST (timer ls) */
+	OPT_REPAIR = 1u << 17, /* --repair (verify) */
 };
-#define OPT_BITS 17        /* how many cmd_opt bits there are */
+#define OPT_BITS 18        /* how many cmd_opt bits there are */
 #define OPT_ALL ((1u << OPT_BITS) - 1)
 
 enum cmd_open {
@@ -150,6 +151,7 @@ struct cli {
 	int salvage;
 	int quiet;
 	int force;
+	int repair;
 	int power_loss;
 	int dry_run;
 	const char *output;       /* -o FILE (export) */
@@ -1116,7 +1118,7 @@ static int cmd_verify(struct cli *c)
 		}
 		json_object_object_add(root, "reports", v.arr);
 	}
-	rc = open_store(c, OPEN_READ);
+	rc = open_store(c, c->repair ? OPEN_WRITE : OPEN_READ);
 	if (rc == KEEL_E_CORRUPT) {
 		/* open_store printed the detail on stderr; list it as damage. */
 		c->exit_class = 0;
@@ -1126,7 +1128,7 @@ static int cmd_verify(struct cli *c)
 		json_object_put(root);
 		return rc;
 	} else {
-		rc = keel_check(c->h, 0, verify_report_cb, &v);
+		rc = keel_check(c->h, c->repair ? KEEL_CHECK_REPAIR : 0, verify_report_cb, &v);
 		if (rc < 0 && rc != KEEL_E_CORRUPT) {
 			json_object_put(root);
 			return store_error(c, rc, "check %s", store_arg(c));
@@ -4133,9 +4135,9 @@ static const struct cmd commands[] = {
 	},
 	{
 		.name = "verify", .run = cmd_verify, .nargs_min = 1, .nargs_max = 1,
-		.opts = OPT_JSON | OPT_OPEN, .open = OPEN_NONE,
+		.opts = OPT_JSON | OPT_OPEN | OPT_REPAIR, .open = OPEN_NONE,
 		.args = "STORE",
-		.summary = "check every structure of the store, repairing nothing",
+		.summary = "check every structure of the store, repairing nothing (unless --repair)",
 		.description =
 		"    Walks and validates every structure of the arena: the same audit as\n"
 		"    'keel-dump --check', without repairing anything.  The store may be\n"
@@ -4144,7 +4146,12 @@ static const struct cmd commands[] = {
 		"    first, and processes that died attached are reaped, as any open\n"
 		"    does; the audit itself changes nothing).  Prints each damaged place\n"
 		"    as 'WHERE: WHAT', then a summary.  An arena too damaged to attach\n"
-		"    counts as damage, reported at 'attach'.  --json prints\n"
+		"    counts as damage, reported at 'attach'.  A lock still held by a\n"
+		"    process that died is reported too, with what it protects as the\n"
+		"    dead process left it: that is a repair still to do (the next\n"
+		"    process to take the lock does it), not damage by itself; with\n"
+		"    --repair those locks are taken over, and so repaired, before the\n"
+		"    audit.  --json prints\n"
 		"    {\"store\", \"sound\", \"problems\", \"reports\": [{\"where\", \"what\"}],\n"
 		"    \"partitions\", \"keys\"} (the last two when the store could count\n"
 		"    them).\n",
@@ -4155,7 +4162,8 @@ static const struct cmd commands[] = {
 		"    5   (KEEL_E_NOTFOUND) the store does not exist\n",
 		.examples =
 		"    keel verify /var/lib/app\n"
-		"    keel verify --json /var/lib/app | jq -r '.reports[].where'\n",
+		"    keel verify --json /var/lib/app | jq -r '.reports[].where'\n"
+		"    keel verify --repair /var/lib/app   # after a worker was killed\n",
 	},
 	{
 		.name = "destroy", .run = cmd_destroy, .nargs_min = 1, .nargs_max = 1,
@@ -4629,6 +4637,10 @@ static const struct {
 	{ OPT_FORCE,
 	  "    --force\n"
 	  "        Go on where the command would refuse (see DESCRIPTION).\n" },
+	{ OPT_REPAIR,
+	  "    --repair\n"
+	  "        First repair what processes that died left: take over the locks\n"
+	  "        they held (which repairs what those locks protect) and reap them.\n" },
 	{ OPT_PAYLOAD_FILE,
 	  "    --payload-file FILE\n"
 	  "        Read the timer's payload from FILE (binary-safe, at most 64 KiB).\n" },
@@ -4842,7 +4854,7 @@ static int open_store(struct cli *c, int mode)
 enum { LOPT_HELP = 'h', LOPT_OUTPUT = 'o', LOPT_INPUT = 'i', LOPT_QUIET = 'q',
        LOPT_JSON = 256, LOPT_HEX, LOPT_MEMORY, LOPT_DURABILITY, LOPT_ARENA, LOPT_VERSION,
        LOPT_SALVAGE, LOPT_FORCE, LOPT_POWER_LOSS, LOPT_DRY_RUN, LOPT_TOKEN, LOPT_LEASE,
-       LOPT_TIMEOUT, LOPT_ACK, LOPT_PAYLOAD_FILE, LOPT_DUE, LOPT_STATE };
+       LOPT_TIMEOUT, LOPT_ACK, LOPT_PAYLOAD_FILE, LOPT_DUE, LOPT_STATE, LOPT_REPAIR };
 
 static const struct option long_options[] = {
 	{ "help", no_argument, NULL, LOPT_HELP },
@@ -4857,6 +4869,7 @@ static const struct option long_options[] = {
 	{ "input", required_argument, NULL, LOPT_INPUT },
 	{ "quiet", no_argument, NULL, LOPT_QUIET },
 	{ "force", no_argument, NULL, LOPT_FORCE },
+	{ "repair", no_argument, NULL, LOPT_REPAIR },
 	{ "power-loss", no_argument, NULL, LOPT_POWER_LOSS },
 	{ "dry-run", no_argument, NULL, LOPT_DRY_RUN },
 	{ "token", required_argument, NULL, LOPT_TOKEN },
@@ -4905,6 +4918,7 @@ static int parse_options(struct cli *c, struct parsed *p, int argc, char **argv)
 		case LOPT_INPUT: c->input = optarg; saw(p, OPT_INPUT, "--input"); break;
 		case LOPT_QUIET: c->quiet = 1; saw(p, OPT_QUIET, "--quiet"); break;
 		case LOPT_FORCE: c->force = 1; saw(p, OPT_FORCE, "--force"); break;
+		case LOPT_REPAIR: c->repair = 1; saw(p, OPT_REPAIR, "--repair"); break;
 		case LOPT_POWER_LOSS: c->power_loss = 1; saw(p, OPT_POWER_LOSS, "--power-loss"); break;
 		case LOPT_DRY_RUN: c->dry_run = 1; saw(p, OPT_DRY_RUN, "--dry-run"); break;
 		case LOPT_JSON: c->json = 1; saw(p, OPT_JSON, "--json"); break;

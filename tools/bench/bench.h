@@ -306,6 +306,22 @@ struct bench_redis {
 	unsigned clients;         /* connections in the SET phase */
 	int loaded;
 };
+/* A blocking RESP connection to the bench's redis-server on loopback, with an
+ * input buffer (peer_redis.c); every failure is reported with bench_fail. */
+#define BENCH_REDIS_LINE_MAX 512u   /* longest reply line read */
+struct bench_rconn {
+	int fd;
+	size_t have, off;
+	char in[8192];
+};
+int bench_rconn_open(int port, struct bench_rconn *c);
+void bench_rconn_close(struct bench_rconn *c);
+int bench_rconn_send(struct bench_rconn *c, const void *buf, size_t len);
+/* One reply line without its CRLF (cut to cap - 1 bytes, NUL-terminated). */
+int bench_rconn_line(struct bench_rconn *c, char *line, size_t cap);
+/* Exactly n bytes of reply. */
+int bench_rconn_bytes(struct bench_rconn *c, void *out, size_t n);
+
 /* KEEL_E_NOTFOUND (message set) when redis-server is not on PATH. */
 int bench_redis_start(struct bench_redis *r, const char *dir);
 int bench_redis_load(struct bench_redis *r);

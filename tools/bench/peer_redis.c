@@ -47,7 +47,7 @@
 #define REDIS_STOP_S_MAX 15
 #define REDIS_IO_TIMEOUT_S 60
 #define REDIS_CLIENTS_MAX 1000u
-#define REDIS_LINE_MAX 512u
+#define REDIS_LINE_MAX BENCH_REDIS_LINE_MAX
 #define REDIS_POLL_MS 200
 
 /* "*3\r\n$3\r\nSET\r\n$16\r\n" KEY "\r\n$100\r\n" VALUE "\r\n" */
@@ -58,13 +58,6 @@
 #define SET_BYTES (SET_VAL_OFF + BENCH_VALUE_BYTES + 2)
 _Static_assert(BENCH_KEY_BYTES == 16 && BENCH_VALUE_BYTES == 100,
 	       "the SET template spells the key and value lengths");
-
-/* A blocking connection with a small input buffer. */
-struct conn {
-	int fd;
-	size_t have, off;
-	char in[4096];
-};
 
 static void sleep_ms(unsigned ms)
 {
@@ -91,7 +84,9 @@ static int free_port(int *port)
 	return rc;
 }
 
-static int conn_open(int port, struct conn *c)
+/* ---- the RESP connection layer (bench.h; timers_redis.c uses it too) ---------- */
+
+int bench_rconn_open(int port, struct bench_rconn *c)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -116,19 +111,19 @@ static int conn_open(int port, struct conn *c)
 	return 0;
 }
 
-static void conn_close(struct conn *c)
+void bench_rconn_close(struct bench_rconn *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 }
 
-static int send_all(int fd, const void *buf, size_t len)
+int bench_rconn_send(struct bench_rconn *c, const void *buf, size_t len)
 {
 	const char *p = buf;
 
 	while (len > 0) {
-		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+		ssize_t w = send(c->fd, p, len, MSG_NOSIGNAL);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -141,7 +136,7 @@ static int send_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static int conn_fill(struct conn *c)
+static int conn_fill(struct bench_rconn *c)
 {
 	ssize_t r;
 
@@ -162,8 +157,7 @@ static int conn_fill(struct conn *c)
 	return 0;
 }
 
-/* One reply line without its CRLF into line (NUL-terminated). */
-static int conn_line(struct conn *c, char *line, size_t cap)
+int bench_rconn_line(struct bench_rconn *c, char *line, size_t cap)
 {
 	for (;;) {
 		char *nl = memchr(c->in + c->off, '\n', c->have - c->off);
@@ -190,7 +184,7 @@ static int conn_line(struct conn *c, char *line, size_t cap)
 	}
 }
 
-static int conn_bytes(struct conn *c, void *out, size_t n)
+int bench_rconn_bytes(struct bench_rconn *c, void *out, size_t n)
 {
 	char *p = out;
 
@@ -214,10 +208,10 @@ static int conn_bytes(struct conn *c, void *out, size_t n)
 	return 0;
 }
 
-static int expect_line(struct conn *c, const char *want, const char *what)
+static int expect_line(struct bench_rconn *c, const char *want, const char *what)
 {
 	char line[REDIS_LINE_MAX];
-	int rc = conn_line(c, line, sizeof(line));
+	int rc = bench_rconn_line(c, line, sizeof(line));
 
 	if (rc)
 		return bench_fail_ctx(rc, "%s", what);
@@ -294,7 +288,7 @@ static void log_tail(const struct bench_redis *r, char *out, size_t cap)
 static int wait_ready(struct bench_redis *r)
 {
 	uint64_t limit = bench_now_ns() + REDIS_READY_S_MAX * 1000000000ull;
-	struct conn c;
+	struct bench_rconn c;
 	int status, rc;
 
 	for (;;) {
@@ -309,16 +303,16 @@ static int wait_ready(struct bench_redis *r)
 			return bench_fail(KEEL_E_STATE, "redis-server exited at start (status "
 					  "0x%x): %s", status, tail[0] ? tail : "no log");
 		}
-		if (conn_open(r->port, &c) == 0)
+		if (bench_rconn_open(r->port, &c) == 0)
 			break;
 		if (bench_now_ns() > limit)
 			return bench_fail(KEEL_E_TIMEOUT, "redis-server not accepting on port %d "
 					  "after %d s", r->port, REDIS_READY_S_MAX);
 		sleep_ms(20);
 	}
-	rc = send_all(c.fd, "*1\r\n$4\r\nPING\r\n", 14);
+	rc = bench_rconn_send(&c, "*1\r\n$4\r\nPING\r\n", 14);
 	rc = rc ? rc : expect_line(&c, "+PONG", "PING");
-	conn_close(&c);
+	bench_rconn_close(&c);
 	return rc;
 }
 
@@ -388,14 +382,14 @@ static size_t put_bulk(char *p, const void *data, size_t n)
 	return (size_t)h + n + 2;
 }
 
-static int redis_verify(struct conn *c)
+static int redis_verify(struct bench_rconn *c)
 {
 	uint64_t st = bench_cfg.seed ^ 0x52454449ull;
 	char line[REDIS_LINE_MAX], want[32];
 	uint8_t key[BENCH_KEY_BYTES], val[BENCH_VALUE_BYTES + 2];
 	int rc;
 
-	rc = send_all(c->fd, "*1\r\n$6\r\nDBSIZE\r\n", 16);
+	rc = bench_rconn_send(c, "*1\r\n$6\r\nDBSIZE\r\n", 16);
 	snprintf(want, sizeof(want), ":%llu", (unsigned long long)bench_cfg.keys);
 	rc = rc ? rc : expect_line(c, want, "DBSIZE after load");
 	for (unsigned n = 0; !rc && n < BENCH_VERIFY_SAMPLES; n++) {
@@ -405,12 +399,12 @@ static int redis_verify(struct conn *c)
 
 		bench_key(i, key);
 		len += put_bulk(cmd + len, key, BENCH_KEY_BYTES);
-		rc = send_all(c->fd, cmd, len);
-		rc = rc ? rc : conn_line(c, line, sizeof(line));
+		rc = bench_rconn_send(c, cmd, len);
+		rc = rc ? rc : bench_rconn_line(c, line, sizeof(line));
 		if (!rc && strcmp(line, "$100") != 0)
 			rc = bench_fail(KEEL_E_CORRUPT, "Redis: GET key %llu after load: reply \"%s\"",
 					(unsigned long long)i, line);
-		rc = rc ? rc : conn_bytes(c, val, sizeof(val));
+		rc = rc ? rc : bench_rconn_bytes(c, val, sizeof(val));
 		rc = rc ? rc : bench_value_check(i, val, BENCH_VALUE_BYTES);
 	}
 	return rc;
@@ -422,12 +416,12 @@ int bench_redis_load(struct bench_redis *r)
 	uint8_t key[BENCH_KEY_BYTES], val[BENCH_VALUE_BYTES];
 	uint64_t t0 = bench_now_ns();
 	char *cmd = malloc(cap);
-	struct conn c;
+	struct bench_rconn c;
 	int rc;
 
 	if (!cmd)
 		return bench_fail(KEEL_E_NOMEM, "Redis load: out of memory");
-	rc = conn_open(r->port, &c);
+	rc = bench_rconn_open(r->port, &c);
 	if (rc) {
 		free(cmd);
 		return rc;
@@ -446,11 +440,11 @@ int bench_redis_load(struct bench_redis *r)
 			len += put_bulk(cmd + len, val, sizeof(val));
 		}
 		rc = bench_interrupted_check();
-		rc = rc ? rc : send_all(c.fd, cmd, len);
+		rc = rc ? rc : bench_rconn_send(&c, cmd, len);
 		rc = rc ? rc : expect_line(&c, "+OK", "MSET");
 	}
 	rc = rc ? rc : redis_verify(&c);
-	conn_close(&c);
+	bench_rconn_close(&c);
 	free(cmd);
 	if (!rc) {
 		r->loaded = 1;
@@ -463,7 +457,7 @@ int bench_redis_load(struct bench_redis *r)
 /* ---- SET worker ------------------------------------------------------------------- */
 
 struct redis_client {
-	struct conn c;
+	struct bench_rconn c;
 	char cmd[SET_BYTES];
 	int busy;                 /* a SET is in flight */
 	uint64_t sent_ns;         /* when it was sent */
@@ -499,7 +493,7 @@ static int redis_set_setup(void *ctx, unsigned wid, unsigned nworkers, void **st
 	for (unsigned i = 0; i < per && !rc; i++) {
 		struct redis_client *cl = &s->cl[i];
 
-		rc = conn_open(r->port, &cl->c);
+		rc = bench_rconn_open(r->port, &cl->c);
 		if (rc)
 			break;
 		s->n++;
@@ -528,14 +522,14 @@ static int redis_send_set(struct redis_state *s, struct redis_client *cl)
 	s->pos = (s->pos + 1) & bench_seq.mask;
 	cl->busy = 1;
 	cl->sent_ns = bench_now_ns();
-	return send_all(cl->c.fd, cl->cmd, SET_BYTES);
+	return bench_rconn_send(&cl->c, cl->cmd, SET_BYTES);
 }
 
 /* Consumes every complete reply in cl's buffer (at most one: one SET is in
  * flight); *done gets how many. */
 static int redis_replies(struct redis_client *cl, unsigned *done)
 {
-	struct conn *c = &cl->c;
+	struct bench_rconn *c = &cl->c;
 	char *nl;
 
 	*done = 0;
@@ -605,7 +599,7 @@ static int redis_set_teardown(void *state)
 	if (!s)
 		return 0;
 	for (unsigned i = 0; s->cl && i < s->n; i++)
-		conn_close(&s->cl[i].c);
+		bench_rconn_close(&s->cl[i].c);
 	free(s->cl);
 	free(s->pfd);
 	free(s);

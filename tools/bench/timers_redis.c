@@ -41,8 +41,7 @@
 
 #include "timers.h"
 
-#define R_IO_TIMEOUT_S 60
-#define R_LINE_MAX 512u
+#define R_LINE_MAX BENCH_REDIS_LINE_MAX
 #define R_POLL_MS 200
 #define R_BULK_MAX 16384u           /* INFO memory fits */
 #define R_CLAIMS_PER_BATCH 16u
@@ -54,13 +53,6 @@ static const char claim_script[] =
 	"redis.call('ZADD', KEYS[1], ARGV[2], m[1])\n"
 	"return m[1]\n";
 
-/* A blocking connection with an input buffer. */
-struct rconn {
-	int fd;
-	size_t have, off;
-	char in[8192];
-};
-
 /* One reply: '+', '-', ':' or '$' (bulk; len -1 for nil). */
 struct rreply {
 	char type;
@@ -68,135 +60,14 @@ struct rreply {
 	char text[R_LINE_MAX];    /* '+' and '-' line */
 };
 
-static int rc_open(int port, struct rconn *c)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	struct timeval tv = { R_IO_TIMEOUT_S, 0 };
-	int one = 1;
-
-	c->have = c->off = 0;
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
-		return bench_fail(KEEL_E_OS, "Redis timers: socket: %s", strerror(errno));
-	if (connect(c->fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-		int e = errno;
-
-		close(c->fd);
-		c->fd = -1;
-		return bench_fail(KEEL_E_OS, "Redis timers: connect to 127.0.0.1:%d: %s", port,
-				  strerror(e));
-	}
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	return 0;
-}
-
-static void rc_close(struct rconn *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-}
-
-static int rc_send(struct rconn *c, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t w = send(c->fd, p, len, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return bench_fail(KEEL_E_OS, "Redis timers: send: %s",
-					  w < 0 ? strerror(errno) : "connection closed");
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-static int rc_fill(struct rconn *c)
-{
-	ssize_t r;
-
-	if (c->off == c->have)
-		c->off = c->have = 0;
-	if (c->have == sizeof(c->in)) {
-		memmove(c->in, c->in + c->off, c->have - c->off);
-		c->have -= c->off;
-		c->off = 0;
-	}
-	do
-		r = recv(c->fd, c->in + c->have, sizeof(c->in) - c->have, 0);
-	while (r < 0 && errno == EINTR);
-	if (r <= 0)
-		return bench_fail(KEEL_E_OS, "Redis timers: recv: %s",
-				  r < 0 ? strerror(errno) : "connection closed by the server");
-	c->have += (size_t)r;
-	return 0;
-}
-
-/* One line without its CRLF (cut to cap - 1 bytes). */
-static int rc_line(struct rconn *c, char *line, size_t cap)
-{
-	for (;;) {
-		char *nl = memchr(c->in + c->off, '\n', c->have - c->off);
-		int rc;
-
-		if (nl) {
-			size_t n = (size_t)(nl - (c->in + c->off));
-
-			if (n > 0 && c->in[c->off + n - 1] == '\r')
-				n--;
-			if (n >= cap)
-				n = cap - 1;
-			memcpy(line, c->in + c->off, n);
-			line[n] = 0;
-			c->off = (size_t)(nl - c->in) + 1;
-			return 0;
-		}
-		if (c->have - c->off >= R_LINE_MAX)
-			return bench_fail(KEEL_E_CORRUPT, "Redis timers: reply line over %u bytes",
-					  R_LINE_MAX);
-		rc = rc_fill(c);
-		if (rc)
-			return rc;
-	}
-}
-
-static int rc_bytes(struct rconn *c, char *out, size_t n)
-{
-	while (n > 0) {
-		size_t take = c->have - c->off;
-
-		if (take == 0) {
-			int rc = rc_fill(c);
-
-			if (rc)
-				return rc;
-			continue;
-		}
-		if (take > n)
-			take = n;
-		memcpy(out, c->in + c->off, take);
-		c->off += take;
-		out += take;
-		n -= take;
-	}
-	return 0;
-}
-
 /*
  * Reads one reply.  A bulk goes to bulk (cap bytes, NUL-terminated; a longer
  * one is an error).  Arrays are not expected by anything here.
  */
-static int rc_reply(struct rconn *c, struct rreply *r, char *bulk, size_t cap)
+static int rc_reply(struct bench_rconn *c, struct rreply *r, char *bulk, size_t cap)
 {
 	char line[R_LINE_MAX], crlf[2], *end;
-	int rc = rc_line(c, line, sizeof(line));
+	int rc = bench_rconn_line(c, line, sizeof(line));
 
 	if (rc)
 		return rc;
@@ -218,8 +89,8 @@ static int rc_reply(struct rconn *c, struct rreply *r, char *bulk, size_t cap)
 		if (!bulk || (size_t)r->num >= cap)
 			return bench_fail(KEEL_E_CORRUPT, "Redis timers: bulk reply of %lld bytes "
 					  "(room for %zu)", r->num, cap ? cap - 1 : 0);
-		rc = rc_bytes(c, bulk, (size_t)r->num);
-		rc = rc ? rc : rc_bytes(c, crlf, 2);
+		rc = bench_rconn_bytes(c, bulk, (size_t)r->num);
+		rc = rc ? rc : bench_rconn_bytes(c, crlf, 2);
 		bulk[r->num] = 0;
 		return rc;
 	default:
@@ -258,7 +129,7 @@ static int cmd_put(char *out, size_t cap, size_t *len, int argc, const char *con
 }
 
 /* Sends one command of string arguments and reads its reply. */
-static int rc_call(struct rconn *c, struct rreply *r, char *bulk, size_t cap, int argc,
+static int rc_call(struct bench_rconn *c, struct rreply *r, char *bulk, size_t cap, int argc,
 		   const char *const *argv)
 {
 	char cmd[4096];
@@ -270,7 +141,7 @@ static int rc_call(struct rconn *c, struct rreply *r, char *bulk, size_t cap, in
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
 	rc = cmd_put(cmd, sizeof(cmd), &len, argc, argv, lens);
-	rc = rc ? rc : rc_send(c, cmd, len);
+	rc = rc ? rc : bench_rconn_send(c, cmd, len);
 	rc = rc ? rc : rc_reply(c, r, bulk, cap);
 	if (!rc && r->type == '-')
 		return bench_fail(KEEL_E_STATE, "Redis timers: %s: error reply \"%s\"", argv[0],
@@ -278,7 +149,7 @@ static int rc_call(struct rconn *c, struct rreply *r, char *bulk, size_t cap, in
 	return rc;
 }
 
-static int expect_ok(struct rconn *c, int argc, const char *const *argv)
+static int expect_ok(struct bench_rconn *c, int argc, const char *const *argv)
 {
 	struct rreply r;
 	int rc = rc_call(c, &r, NULL, 0, argc, argv);
@@ -290,7 +161,7 @@ static int expect_ok(struct rconn *c, int argc, const char *const *argv)
 }
 
 /* used_memory from INFO memory. */
-static int used_memory(struct rconn *c, uint64_t *out)
+static int used_memory(struct bench_rconn *c, uint64_t *out)
 {
 	static char info[R_BULK_MAX];
 	const char *argv[] = { "INFO", "memory" };
@@ -312,7 +183,7 @@ int t_redis_start(struct t_redis *r, const char *dir)
 {
 	const char *aof[] = { "CONFIG", "SET", "appendonly", "no" };
 	const char *load[] = { "SCRIPT", "LOAD", claim_script };
-	struct rconn c = { .fd = -1 };
+	struct bench_rconn c = { .fd = -1 };
 	struct rreply rep;
 	int rc;
 
@@ -321,13 +192,13 @@ int t_redis_start(struct t_redis *r, const char *dir)
 	if (rc)
 		return rc;
 	r->running = 1;
-	rc = rc_open(r->srv.port, &c);
+	rc = bench_rconn_open(r->srv.port, &c);
 	rc = rc ? rc : expect_ok(&c, 4, aof);
 	rc = rc ? rc : rc_call(&c, &rep, r->sha, sizeof(r->sha), 3, load);
 	if (!rc && (rep.type != '$' || rep.num != 40))
 		rc = bench_fail(KEEL_E_STATE, "Redis timers: SCRIPT LOAD: no 40-digit SHA-1 in the "
 				"reply (type '%c', %lld bytes)", rep.type, rep.num);
-	rc_close(&c);
+	bench_rconn_close(&c);
 	if (rc)
 		t_redis_stop(r);
 	return rc;
@@ -346,9 +217,9 @@ int t_redis_stop(struct t_redis *r)
 int t_redis_card(struct t_redis *r, const char *zset, uint64_t *n)
 {
 	const char *argv[] = { "ZCARD", zset };
-	struct rconn c = { .fd = -1 };
+	struct bench_rconn c = { .fd = -1 };
 	struct rreply rep;
-	int rc = rc_open(r->srv.port, &c);
+	int rc = bench_rconn_open(r->srv.port, &c);
 
 	rc = rc ? rc : rc_call(&c, &rep, NULL, 0, 2, argv);
 	if (!rc && rep.type != ':')
@@ -356,7 +227,7 @@ int t_redis_card(struct t_redis *r, const char *zset, uint64_t *n)
 				rep.type);
 	if (!rc)
 		*n = (uint64_t)rep.num;
-	rc_close(&c);
+	bench_rconn_close(&c);
 	return rc;
 }
 
@@ -364,7 +235,7 @@ int t_redis_card(struct t_redis *r, const char *zset, uint64_t *n)
  * ZADDs members 0..n-1 into zset, scores from due(base, i, n), in commands of
  * BENCH_LOAD_BATCH pairs; each reply must count every member as added.
  */
-static int zadd_range(struct rconn *c, const char *zset, uint64_t n, uint64_t base,
+static int zadd_range(struct bench_rconn *c, const char *zset, uint64_t n, uint64_t base,
 		      int pool)
 {
 	size_t cap = 256 + (size_t)BENCH_LOAD_BATCH * (BENCH_KEY_BYTES + 64);
@@ -390,7 +261,7 @@ static int zadd_range(struct rconn *c, const char *zset, uint64_t n, uint64_t ba
 			rc = rc ? rc : bulk_put(cmd, cap, &len, key, BENCH_KEY_BYTES);
 		}
 		rc = rc ? rc : bench_interrupted_check();
-		rc = rc ? rc : rc_send(c, cmd, len);
+		rc = rc ? rc : bench_rconn_send(c, cmd, len);
 		rc = rc ? rc : rc_reply(c, &rep, NULL, 0);
 		if (!rc && (rep.type != ':' || (uint64_t)rep.num != b))
 			rc = bench_fail(KEEL_E_STATE, "Redis timers: ZADD of %llu new members to %s: "
@@ -404,16 +275,16 @@ static int zadd_range(struct rconn *c, const char *zset, uint64_t n, uint64_t ba
 int t_redis_load_pending(struct t_redis *r, uint64_t n, double *bytes_per_timer)
 {
 	const char *del[] = { "DEL", T_ZSET_PENDING };
-	struct rconn c = { .fd = -1 };
+	struct bench_rconn c = { .fd = -1 };
 	uint64_t before = 0, after = 0, card = 0;
 	struct rreply rep;
-	int rc = rc_open(r->srv.port, &c);
+	int rc = bench_rconn_open(r->srv.port, &c);
 
 	rc = rc ? rc : rc_call(&c, &rep, NULL, 0, 2, del);
 	rc = rc ? rc : used_memory(&c, &before);
 	rc = rc ? rc : zadd_range(&c, T_ZSET_PENDING, n, keel_now_ms(), 0);
 	rc = rc ? rc : used_memory(&c, &after);
-	rc_close(&c);
+	bench_rconn_close(&c);
 	rc = rc ? rc : t_redis_card(r, T_ZSET_PENDING, &card);
 	if (!rc && card != n)
 		rc = bench_fail(KEEL_E_STATE, "Redis timers: ZCARD %s is %llu after loading %llu",
@@ -428,14 +299,14 @@ int t_redis_load_pending(struct t_redis *r, uint64_t n, double *bytes_per_timer)
 int t_redis_refill_pool(struct t_redis *r, uint64_t p)
 {
 	const char *del[] = { "DEL", T_ZSET_CLAIM };
-	struct rconn c = { .fd = -1 };
+	struct bench_rconn c = { .fd = -1 };
 	struct rreply rep;
 	uint64_t card = 0;
-	int rc = rc_open(r->srv.port, &c);
+	int rc = bench_rconn_open(r->srv.port, &c);
 
 	rc = rc ? rc : rc_call(&c, &rep, NULL, 0, 2, del);
 	rc = rc ? rc : zadd_range(&c, T_ZSET_CLAIM, p, keel_now_ms(), 1);
-	rc_close(&c);
+	bench_rconn_close(&c);
 	rc = rc ? rc : t_redis_card(r, T_ZSET_CLAIM, &card);
 	if (!rc && card != p)
 		rc = bench_fail(KEEL_E_STATE, "Redis timers: ZCARD %s is %llu after loading %llu",
@@ -446,7 +317,7 @@ int t_redis_refill_pool(struct t_redis *r, uint64_t p)
 /* ---- ZADD worker: `clients` connections, one ZADD in flight each ---------------------- */
 
 struct zclient {
-	struct rconn c;
+	struct bench_rconn c;
 	int busy;
 };
 
@@ -467,7 +338,7 @@ static int zadd_teardown(void *state)
 	if (!s)
 		return 0;
 	for (unsigned i = 0; s->cl && i < s->n; i++)
-		rc_close(&s->cl[i].c);
+		bench_rconn_close(&s->cl[i].c);
 	free(s->cl);
 	free(s->pfd);
 	free(s);
@@ -491,7 +362,7 @@ static int zadd_setup(void *ctx, unsigned wid, unsigned nworkers, void **state)
 		return bench_fail(KEEL_E_NOMEM, "Redis ZADD worker: out of memory");
 	}
 	for (unsigned i = 0; i < per && !rc; i++) {
-		rc = rc_open(r->srv.port, &s->cl[i].c);
+		rc = bench_rconn_open(r->srv.port, &s->cl[i].c);
 		if (rc)
 			break;
 		s->pfd[i].fd = s->cl[i].c.fd;
@@ -524,7 +395,7 @@ static int zadd_send(struct zstate *s, struct zclient *cl)
 				   (unsigned long long)t_pending_due(s->base, idx ^ ++s->gen));
 	s->pos = (s->pos + 1) & bench_seq.mask;
 	rc = cmd_put(cmd, sizeof(cmd), &len, 4, argv, lens);
-	rc = rc ? rc : rc_send(&cl->c, cmd, len);
+	rc = rc ? rc : bench_rconn_send(&cl->c, cmd, len);
 	cl->busy = !rc;
 	return rc;
 }
@@ -532,7 +403,7 @@ static int zadd_send(struct zstate *s, struct zclient *cl)
 /* Consumes the complete replies in cl's buffer: ":0" (an update) each. */
 static int zadd_replies(struct zclient *cl, unsigned *done)
 {
-	struct rconn *c = &cl->c;
+	struct bench_rconn *c = &cl->c;
 	char *nl;
 
 	*done = 0;
@@ -606,7 +477,7 @@ const struct bench_worker t_redis_zadd_worker = {
 
 struct cstate {
 	const struct t_redis *r;
-	struct rconn c;
+	struct bench_rconn c;
 };
 
 static int claim_teardown(void *state)
@@ -614,7 +485,7 @@ static int claim_teardown(void *state)
 	struct cstate *s = state;
 
 	if (s) {
-		rc_close(&s->c);
+		bench_rconn_close(&s->c);
 		free(s);
 	}
 	return 0;
@@ -630,7 +501,7 @@ static int claim_setup(void *ctx, unsigned wid, unsigned nworkers, void **state)
 	if (!s)
 		return bench_fail(KEEL_E_NOMEM, "Redis claim worker: out of memory");
 	s->r = ctx;
-	rc = rc_open(s->r->srv.port, &s->c);
+	rc = bench_rconn_open(s->r->srv.port, &s->c);
 	if (rc) {
 		free(s);
 		return rc;
