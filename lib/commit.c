@@ -239,6 +239,12 @@ int txn_add_op(struct keel_txn *t, const char *part, int type, const void *key, 
 	if (t->nops >= KEEL_TXN_OPS_MAX)
 		return shm_err(KEEL_E_TXNSIZE, "a transaction holds at most %u operations", KEEL_TXN_OPS_MAX);
 	uint64_t hash = key_hash(key, klen);
+	if (t->nops < 8 && part != TIMER_PART) {
+		/* Start loading the key's bucket now: the commit reads it. */
+		struct part *pp;
+		if (part_find(t->h, part, &pp) == 0 && pp)
+			table_prefetch(t->h, pp, hash);
+	}
 	struct txn_op *prev = t->nops > 64 ? NULL : find_op(t, pidx, key, klen, hash);
 	if (prev && !prev->has_cond && !has_cond && !prev->tcond && !tcond && prev->vlen >= total) {
 		/* Overwrite in place: same key, no condition, value fits. */
@@ -1043,9 +1049,11 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 			goto out;
 		any_write |= tp->writes;
 	}
+	/* The buckets were prefetched as the ops were added: their first
+	 * nodes next, while the locks are taken. */
 	for (uint32_t i = 0; i < t->nops && i < 8; i++)
 		if (t->parts[t->ops[i].pidx].p)
-			table_prefetch(h, t->parts[t->ops[i].pidx].p, t->ops[i].hash);
+			table_prefetch_first(h, t->parts[t->ops[i].pidx].p, t->ops[i].hash);
 	/* Lock the partitions that exist, in id order. */
 	uint32_t n = 0;
 	for (uint32_t k = 0; k < t->nparts; k++)

@@ -451,6 +451,10 @@ const struct bucket_dir *table_dir(keel_t *h, const struct part *p, uint64_t *lo
  * need (its bucket, and the retired node the next reclaim looks at), so
  * the misses overlap the commit's own work.  Reads only; no lock needed. */
 void table_prefetch(keel_t *h, const struct part *p, uint64_t hash);
+/* Only the bucket (for reads). */
+void table_prefetch_bucket(keel_t *h, const struct part *p, uint64_t hash);
+/* The next step: the first node of that bucket (reads the bucket). */
+void table_prefetch_first(keel_t *h, const struct part *p, uint64_t hash);
 /* Offset of bucket i's dummy, or 0 when its segment is missing or damaged. */
 uint64_t table_bucket_off(keel_t *h, const struct bucket_dir *d, uint64_t i);
 /* Under the lock: grow the bucket array if loaded; failure is harmless. */

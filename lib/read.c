@@ -132,10 +132,18 @@ int keel_get(keel_t *h, const char *part, const void *key, size_t klen, void *bu
 		return rc;
 	if (cap && !buf)
 		return shm_err(KEEL_E_INVAL, "buffer is NULL with capacity %zu", cap);
+	/* The partition and the bucket first: the bucket's cache miss then
+	 * overlaps the pin (which ends in a full fence). */
+	struct part *p;
+	uint64_t hash = key_hash(key, klen);
+	if ((rc = part_find(h, part, &p)))
+		return rc;
+	if (p)
+		table_prefetch_bucket(h, p, hash);
 	if ((rc = enter_or_fail(h, &r, &snap)))
 		return rc;
-	rc = lookup(h, part, key, klen, &snap, &n);
-	if (rc == 0 && n) {
+	n = p ? table_get(h, p, key, klen, hash, &snap) : NULL;
+	if (n) {
 		if (cap)
 			memcpy(buf, node_val(n), n->vlen < cap ? n->vlen : cap);
 		if (vlen)

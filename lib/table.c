@@ -60,7 +60,7 @@ static struct dummy *bucket_dummy(keel_t *h, const struct bucket_dir *d, uint64_
 	return off ? shm_at(&h->a, off) : NULL;
 }
 
-void table_prefetch(keel_t *h, const struct part *p, uint64_t hash)
+void table_prefetch_bucket(keel_t *h, const struct part *p, uint64_t hash)
 {
 	uint64_t log2;
 	const struct bucket_dir *dir = table_dir(h, p, &log2);
@@ -68,11 +68,31 @@ void table_prefetch(keel_t *h, const struct part *p, uint64_t hash)
 
 	if (bk)
 		__builtin_prefetch(bk);
-	if (p->retire_head) {   /* the next reclaim reads it */
-		const void *n = shm_ptr(&h->a, p->retire_head, sizeof(struct node));
+}
+
+void table_prefetch(keel_t *h, const struct part *p, uint64_t hash)
+{
+	table_prefetch_bucket(h, p, hash);
+	if (p->retire_head) {   /* the next reclaim reads it, and frees it */
+		uint64_t off = p->retire_head;
+		const void *n = shm_ptr(&h->a, off, sizeof(struct node));
+		const void *pg = shm_ptr(&h->a, off / SHM_PAGE_BYTES * SHM_PAGE_BYTES, SHM_PAGE_HEADER_BYTES);
 		if (n)
 			__builtin_prefetch(n);
+		if (pg)   /* shm_free reads the page header of the block */
+			__builtin_prefetch(pg);
 	}
+}
+
+void table_prefetch_first(keel_t *h, const struct part *p, uint64_t hash)
+{
+	uint64_t log2;
+	const struct bucket_dir *dir = table_dir(h, p, &log2);
+	const struct dummy *bk = dir ? bucket_dummy(h, dir, hash & ((1ull << log2) - 1)) : NULL;
+	const void *n = bk ? shm_ptr(&h->a, shm_load(&bk->next), sizeof(struct node)) : NULL;
+
+	if (n)
+		__builtin_prefetch(n);
 }
 
 /* Every node lives in the heap: an offset below it is damage, never a node. */

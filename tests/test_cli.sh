@@ -420,9 +420,13 @@ reported=$(sed -n 's/^  \([0-9]*\) keys and \([0-9]*\) timers in \([0-9]*\) comm
 held=$("$WORKER" digest "$P1" | awk '{n += $2} END {print n + 0}')
 held_timers=$("$KEEL" timer ls "$P1" | grep -c .)
 same "$held $held_timers" "${reported:-none}" "keys and timers held after a damaged pipe import"
-reported=${reported%% *}
-[ "${reported:-0}" -gt 0 ] && [ "${reported:-0}" -lt "$nkeys" ] && ok ||
-	fail "expected some but not all keys applied from the damaged pipe, got ${reported:-none}"
+# The batch the damage was found in is never applied.  Which records it
+# held depends on the value sizes (so on the seed): with some seeds every
+# key was in an earlier batch and only timers were left; count both.
+read -r rkeys rtimers <<<"${reported:-0 0}"
+applied=$((rkeys + rtimers))
+[ "${applied:-0}" -gt 0 ] && [ "${applied:-0}" -lt $((nkeys + ntimers)) ] && ok ||
+	fail "expected some but not all records applied from the damaged pipe, got ${reported:-none} (keys timers) of $nkeys $ntimers"
 printf 'JUNKJUNKJUNK' | "$KEEL" import "$P1" >/dev/null 2>"$T/err"
 same "$?" 19 "foreign pipe import status"
 has "$T/err" "Nothing was imported."
