@@ -1023,7 +1023,11 @@ static uint32_t write_body(struct commit *c, struct rec *r)
 static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 {
 	keel_t *h = t->h;
-	struct commit c = { .t = t };
+	struct commit c;   /* 2 KiB of arrays: only what is read before written is set */
+
+	c.t = t;
+	c.nlocked = 0;
+	c.nprealloc = 0;
 	uint64_t rec_bytes = 0;
 	struct rec *r = NULL;
 	int rc = 0, any_write = 0;
@@ -1072,7 +1076,7 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 			if (part_is_timers(p) && !h->root->timers.valid && (rc = timer_reindex(h, p)))
 				goto out;
 		}
-		memset(c.hint, 0, sizeof(c.hint));   /* links found under these locks only */
+		memset(c.hint, 0, sizeof(c.hint[0]) * t->nparts);   /* links found under these locks only */
 		rc = prepare(&c, &rec_bytes, n, &nwrites);
 		if (rc != KEEL_E_FULL || attempt > 0)
 			break;
