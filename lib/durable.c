@@ -557,22 +557,24 @@ static int ncpu(void)
 	return n;
 }
 
-static int wait_durable_loop(keel_t *h, uint64_t lsn, int *yielding)
+static int wait_durable(keel_t *h, uint64_t lsn)
 {
 	struct keel_root *root = h->root;
 	uint64_t yield_from = 0;
+	int rc, yielding = 0;
 
 	for (uint32_t i = 0;; i++) {
-		if (shm_load_acq(&root->durable_lsn) >= lsn)   /* A10 */
-			return 0;
-		int rc = failed_code(h);
-		if (rc)
-			return rc;
+		if (shm_load_acq(&root->durable_lsn) >= lsn) {   /* A10 */
+			rc = 0;
+			break;
+		}
+		if ((rc = failed_code(h)))
+			break;
 		uint32_t seq = shm_load32_acq(&root->flush_seq);
 		rc = flush_turn(h, 0);
 		if (rc != SHM_LOCK_BUSY) {
 			if (rc)
-				return rc;
+				break;
 			continue;
 		}
 		if (i < WAIT_SPINS_MAX) {
@@ -581,22 +583,22 @@ static int wait_durable_loop(keel_t *h, uint64_t lsn, int *yielding)
 		}
 		/* Yielders count as waiters, so the flusher's gather waits for
 		 * their next commits too. */
-		if (*yielding || shm_load32(&root->flush_waiters) + 1 > (uint32_t)ncpu()) {
+		if (yielding || shm_load32(&root->flush_waiters) + 1 > (uint32_t)ncpu()) {
 			uint64_t now = shm_mono_ns();
 			if (!yield_from)
 				yield_from = now;
 			if (now - yield_from < YIELD_WAIT_NS) {
-				if (!*yielding) {
+				if (!yielding) {
 					waiter_add(h);
-					*yielding = 1;
+					yielding = 1;
 				}
 				sched_yield();
 				continue;
 			}
 		}
-		if (*yielding) {
+		if (yielding) {
 			waiter_sub(h);
-			*yielding = 0;
+			yielding = 0;
 		}
 		/* Someone else flushes: sleep until its flush ends. */
 		struct timespec ts = { 0, FUTEX_WAIT_NS };
@@ -605,12 +607,6 @@ static int wait_durable_loop(keel_t *h, uint64_t lsn, int *yielding)
 			syscall(SYS_futex, &root->flush_seq, FUTEX_WAIT, seq, &ts, NULL, 0);
 		waiter_sub(h);
 	}
-}
-
-static int wait_durable(keel_t *h, uint64_t lsn)
-{
-	int yielding = 0;
-	int rc = wait_durable_loop(h, lsn, &yielding);
 	if (yielding)
 		waiter_sub(h);
 	return rc;

@@ -255,6 +255,10 @@ static inline uint64_t bseg_len(uint32_t s)
 {
 	return s == 0 ? 1ull << SHM_BUCKETS_LOG2_MIN : 1ull << (SHM_BUCKETS_LOG2_MIN + s - 1);
 }
+static inline uint64_t bseg_first(uint32_t s)
+{
+	return s == 0 ? 0 : 1ull << (SHM_BUCKETS_LOG2_MIN + s - 1);
+}
 
 /* ---- nodes --------------------------------------------------------------------------------- */
 enum node_flags {

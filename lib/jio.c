@@ -251,6 +251,10 @@ int jio_dirname(char *buf, size_t cap, const char *path)
 
 #define TWINS_MAX 16u
 #define TWIN_ALIGN 4096u
+/* A twin slot's dfd, when not a descriptor: */
+#define TWIN_FREE (-3)      /* slot unused */
+#define TWIN_UNTRIED (-2)   /* fd known, O_DIRECT not tried yet */
+#define TWIN_NONE (-1)      /* this file is written buffered */
 
 struct jio_real {
 	struct jio io;
@@ -258,7 +262,7 @@ struct jio_real {
 	unsigned qd;
 	unsigned file_mode;
 	struct io_uring ring;
-	/* O_DIRECT twins of open files: dfd -1 = buffered only, -2 = not tried */
+	/* O_DIRECT twins of open files (dfd: a descriptor or a TWIN_ state) */
 	struct { int fd, dfd; } twin[TWINS_MAX];
 	uint8_t *bounce;
 	size_t bounce_cap;
@@ -290,14 +294,14 @@ static int real_open(jio_t *io, const char *path, unsigned flags, int *fh)
 static int *twin_slot(struct jio_real *r, int fh, int make)
 {
 	for (unsigned i = 0; i < TWINS_MAX; i++)
-		if (r->twin[i].fd == fh && r->twin[i].dfd != -3)
+		if (r->twin[i].fd == fh && r->twin[i].dfd != TWIN_FREE)
 			return &r->twin[i].dfd;
 	if (!make)
 		return NULL;
 	for (unsigned i = 0; i < TWINS_MAX; i++) {
-		if (r->twin[i].dfd == -3) {
+		if (r->twin[i].dfd == TWIN_FREE) {
 			r->twin[i].fd = fh;
-			r->twin[i].dfd = -2;
+			r->twin[i].dfd = TWIN_UNTRIED;
 			return &r->twin[i].dfd;
 		}
 	}
@@ -313,22 +317,22 @@ static int twin_fd(struct jio_real *r, int fh)
 	struct statx sx;
 
 	if (!d)
-		return -1;
-	if (*d != -2)
+		return TWIN_NONE;
+	if (*d != TWIN_UNTRIED)
 		return *d;
-	*d = -1;
+	*d = TWIN_NONE;
 	if (getenv("KEEL_NO_DIRECT_IO"))
-		return -1;
+		return TWIN_NONE;
 	if (statx(fh, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) != 0 || !(sx.stx_mask & STATX_DIOALIGN) ||
 	    sx.stx_dio_offset_align == 0 || sx.stx_dio_offset_align > JIO_SECTOR_BYTES ||
 	    sx.stx_dio_mem_align == 0 || sx.stx_dio_mem_align > TWIN_ALIGN)
-		return -1;
+		return TWIN_NONE;
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fh);
 	int fd;
 	do
 		fd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
 	while (fd < 0 && errno == EINTR);
-	*d = fd < 0 ? -1 : fd;
+	*d = fd < 0 ? TWIN_NONE : fd;
 	return *d;
 }
 
@@ -338,7 +342,7 @@ static void twin_drop(struct jio_real *r, int fh)
 	if (d) {
 		if (*d >= 0)
 			close(*d);
-		*d = -3;
+		*d = TWIN_FREE;
 	}
 }
 
@@ -381,6 +385,13 @@ static int real_short(const struct jio_wr *w, long res)
 }
 
 /* pwrite + fdatasync, for kernels without io_uring. */
+static int real_sync(int fh)
+{
+	if (fdatasync(fh) < 0)
+		return jio_err_errno(errno, "fdatasync", NULL, UINT64_MAX);
+	return 0;
+}
+
 static int real_write_sys(jio_t *io, int fh, const struct jio_wr *w, unsigned n, unsigned flags)
 {
 	for (unsigned i = 0; i < n; i++) {
@@ -394,9 +405,7 @@ static int real_write_sys(jio_t *io, int fh, const struct jio_wr *w, unsigned n,
 		if ((size_t)r != w[i].len)
 			return real_short(&w[i], (long)r);
 	}
-	if ((flags & JIO_W_DATASYNC) && fdatasync(fh) < 0)
-		return jio_err_errno(errno, "fdatasync", NULL, UINT64_MAX);
-	return 0;
+	return (flags & JIO_W_DATASYNC) ? real_sync(fh) : 0;
 }
 
 /*
@@ -458,13 +467,6 @@ static int real_chain(struct jio_real *r, int fh, const struct jio_wr *w, unsign
 	return first_rc;
 }
 
-static int real_sync(int fh)
-{
-	if (fdatasync(fh) < 0)
-		return jio_err_errno(errno, "fdatasync", NULL, UINT64_MAX);
-	return 0;
-}
-
 /* One sector-aligned write through fh's O_DIRECT twin: 0 when written, 1
  * when the twin cannot serve it (nothing was written), or an error. */
 static int real_write_direct(struct jio_real *r, int fh, const struct jio_wr *w)
@@ -492,7 +494,7 @@ static int real_write_direct(struct jio_real *r, int fh, const struct jio_wr *w)
 		int *d = twin_slot(r, fh, 0);
 		close(dfd);
 		if (d)
-			*d = -1;   /* buffered from now on */
+			*d = TWIN_NONE;   /* buffered from now on */
 		return 1;
 	}
 	return rc;
@@ -527,17 +529,13 @@ static int real_write(jio_t *io, int fh, const struct jio_wr *w, unsigned n, uns
 		w += take;
 		n -= take;
 	}
-	if (sync && fdatasync(fh) < 0)
-		return jio_err_errno(errno, "fdatasync", NULL, UINT64_MAX);
-	return 0;
+	return sync ? real_sync(fh) : 0;
 }
 
 static int real_fdatasync(jio_t *io, int fh)
 {
 	(void)io;
-	if (fdatasync(fh) < 0)
-		return jio_err_errno(errno, "fdatasync", NULL, UINT64_MAX);
-	return 0;
+	return real_sync(fh);
 }
 
 static int real_preallocate(jio_t *io, int fh, uint64_t off, uint64_t len)
@@ -696,7 +694,7 @@ int jio_real_create(unsigned queue_depth, unsigned flags, unsigned file_mode, ji
 	if (!r)
 		return jio_err(KEEL_E_NOMEM, "out of memory for the I/O backend");
 	for (unsigned i = 0; i < TWINS_MAX; i++)
-		r->twin[i].dfd = -3;   /* free slot */
+		r->twin[i].dfd = TWIN_FREE;
 	r->qd = queue_depth;
 	r->file_mode = file_mode ? file_mode : 0600;
 	r->io.ops = &real_ops_uring;

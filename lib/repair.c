@@ -97,8 +97,7 @@ static int mark_buckets(keel_t *h, struct part *p, struct shm_sweep *sw, char *w
 		int needed = s <= log2 - SHM_BUCKETS_LOG2_MIN;
 		if (!seg && !needed)
 			continue;
-		if (!seg || table_bucket_off(h, dir, s ? 1ull << (SHM_BUCKETS_LOG2_MIN + s - 1) : 0) == 0 ||
-		    shm_sweep_mark(sw, seg) != 0) {
+		if (!seg || table_bucket_off(h, dir, bseg_first(s)) == 0 || shm_sweep_mark(sw, seg) != 0) {
 			snprintf(why, cap, "bucket segment %u at %llu is %s", s, (unsigned long long)seg,
 				 seg ? "not a block of the partition" : "missing");
 			return -1;
@@ -107,11 +106,12 @@ static int mark_buckets(keel_t *h, struct part *p, struct shm_sweep *sw, char *w
 	return 0;
 }
 
-/* A dummy node reached in the list must be its bucket, in its segment. */
-static int dummy_in_place(keel_t *h, const struct part *p, uint64_t off, uint64_t sokey)
+/* A dummy node reached in the list must be its bucket, in its segment (one
+ * of the 2^log2 in use, or of the next segment, which a grow cut short may
+ * have linked). */
+static int dummy_in_place(keel_t *h, const struct bucket_dir *dir, uint64_t log2, uint64_t off,
+			  uint64_t sokey)
 {
-	uint64_t log2;
-	const struct bucket_dir *dir = table_dir(h, p, &log2);
 	uint64_t i = rev64(sokey);
 	return dir && (sokey & 1) == 0 && i < (2ull << log2) && table_bucket_off(h, dir, i) == off;
 }
@@ -145,6 +145,8 @@ static int sweep_part(keel_t *h, struct part *p)
 	p->retire_count = n_retired;
 	/* The bucket directory and its segments (the dummies live in them). */
 	char why[160];
+	uint64_t log2 = 0;
+	const struct bucket_dir *dir = table_dir(h, p, &log2);
 	if (mark_buckets(h, p, sw, why, sizeof(why)) != 0) {
 		shm_sweep_end(sw, 0, &res);
 		free(stamps.v);
@@ -161,7 +163,7 @@ static int sweep_part(keel_t *h, struct part *p)
 			break;
 		}
 		if (!(d->sokey & 1)) {
-			if (!dummy_in_place(h, p, cur, d->sokey)) {
+			if (!dummy_in_place(h, dir, log2, cur, d->sokey)) {
 				rc = shm_err(KEEL_E_CORRUPT, "partition \"%s\": list node %llu is no bucket of the partition",
 					     p->name, (unsigned long long)cur);
 				break;
@@ -357,10 +359,9 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 	char why[160];
 	uint64_t log2 = 0, dummies = 0;
 	const struct bucket_dir *dir = table_dir(h, p, &log2);
-	if (mark_buckets(h, p, sw, why, sizeof(why)) != 0) {
+	int buckets_ok = mark_buckets(h, p, sw, why, sizeof(why)) == 0;
+	if (!buckets_ok)
 		report(au, where, "%s", why);
-		dir = NULL;
-	}
 	steps = 0;
 	for (uint64_t cur = p->head; cur && steps++ < walk_max(h);) {
 		const struct dummy *d = shm_ptr(&h->a, cur, sizeof(*d));
@@ -369,7 +370,7 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 			break;
 		}
 		if (!(d->sokey & 1)) {
-			if (!dummy_in_place(h, p, cur, d->sokey)) {
+			if (!dummy_in_place(h, dir, log2, cur, d->sokey)) {
 				report(au, where, "list node %llu is no bucket of the partition (a dummy outside the bucket segments)",
 				       (unsigned long long)cur);
 				break;
@@ -430,7 +431,7 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 		}
 		cur = d->next;
 	}
-	if (dir && steps <= walk_max(h) && dummies != (1ull << log2))
+	if (buckets_ok && steps <= walk_max(h) && dummies != (1ull << log2))
 		report(au, where, "the list holds %llu of the %llu bucket dummies", (unsigned long long)dummies,
 		       (unsigned long long)(1ull << log2));
 	if (part_is_timers(p))

@@ -60,11 +60,17 @@ static struct dummy *bucket_dummy(keel_t *h, const struct bucket_dir *d, uint64_
 	return off ? shm_at(&h->a, off) : NULL;
 }
 
-void table_prefetch_bucket(keel_t *h, const struct part *p, uint64_t hash)
+/* The bucket (dummy) a hash falls in, or NULL when damaged. */
+static struct dummy *hash_bucket(keel_t *h, const struct part *p, uint64_t hash)
 {
 	uint64_t log2;
 	const struct bucket_dir *dir = table_dir(h, p, &log2);
-	const struct dummy *bk = dir ? bucket_dummy(h, dir, hash & ((1ull << log2) - 1)) : NULL;
+	return dir ? bucket_dummy(h, dir, hash & ((1ull << log2) - 1)) : NULL;
+}
+
+void table_prefetch_bucket(keel_t *h, const struct part *p, uint64_t hash)
+{
+	const struct dummy *bk = hash_bucket(h, p, hash);
 
 	if (bk)
 		__builtin_prefetch(bk);
@@ -86,9 +92,7 @@ void table_prefetch(keel_t *h, const struct part *p, uint64_t hash)
 
 void table_prefetch_first(keel_t *h, const struct part *p, uint64_t hash)
 {
-	uint64_t log2;
-	const struct bucket_dir *dir = table_dir(h, p, &log2);
-	const struct dummy *bk = dir ? bucket_dummy(h, dir, hash & ((1ull << log2) - 1)) : NULL;
+	const struct dummy *bk = hash_bucket(h, p, hash);
 	const void *n = bk ? shm_ptr(&h->a, shm_load(&bk->next), sizeof(struct node)) : NULL;
 
 	if (n)
@@ -237,12 +241,9 @@ static void trace_invisible(keel_t *h, struct part *p, const struct node *n, con
 const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t klen,
 			     uint64_t hash, const struct snap *snap)
 {
-	uint64_t sk = sokey_regular(hash), cur, steps = 0, max = walk_max(h), log2;
-	const struct bucket_dir *dir = table_dir(h, p, &log2);
+	uint64_t sk = sokey_regular(hash), cur, steps = 0, max = walk_max(h);
+	const struct dummy *bk = hash_bucket(h, p, hash);
 
-	if (!dir)
-		return NULL;
-	const struct dummy *bk = bucket_dummy(h, dir, hash & ((1ull << log2) - 1));
 	if (!bk)
 		return NULL;
 	cur = shm_load_acq(&bk->next);   /* A5 */
@@ -267,12 +268,11 @@ const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t 
 struct node *table_find_locked(keel_t *h, struct part *p, const void *key, size_t klen,
 			       uint64_t hash, volatile uint64_t **link)
 {
-	uint64_t sk = sokey_regular(hash), steps = 0, max = walk_max(h), log2;
-	const struct bucket_dir *dir = table_dir(h, p, &log2);
-	struct dummy *prev;
+	uint64_t sk = sokey_regular(hash), steps = 0, max = walk_max(h);
+	struct dummy *prev = hash_bucket(h, p, hash);
 
 	*link = NULL;
-	if (!dir || !(prev = bucket_dummy(h, dir, hash & ((1ull << log2) - 1))))
+	if (!prev)
 		return NULL;
 	for (uint64_t cur = prev->next; cur && steps++ < max;) {
 		struct dummy *d = link_node(h, cur);
@@ -381,13 +381,9 @@ void table_maybe_grow(keel_t *h, struct part *p)
 
 static void unlink_tomb(keel_t *h, struct part *p, struct node *t)
 {
-	uint64_t off = shm_off(&h->a, t), steps = 0, log2;
-	const struct bucket_dir *dir = table_dir(h, p, &log2);
-	struct dummy *prev;
+	uint64_t off = shm_off(&h->a, t), steps = 0;
+	struct dummy *prev = hash_bucket(h, p, rev64(t->sokey));   /* the hash, top bit set */
 
-	if (!dir)
-		return;
-	prev = bucket_dummy(h, dir, rev64(t->sokey) & ((1ull << log2) - 1));
 	for (uint64_t cur; prev && (cur = prev->next) != 0 && steps++ < walk_max(h);) {
 		if (cur == off) {
 			set_link(prev, t->next);
