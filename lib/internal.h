@@ -139,6 +139,11 @@ struct keel_root {
 	uint32_t durability;
 	/* Durability (durable.c); written by the flusher under flush_lock. */
 	volatile uint64_t durable_pos;   /* ring position: records before it are on disk */
+	/* The journal's written end: records before written_pos (LSNs up to
+	 * written_lsn) are written, perhaps not synced yet (under flush_lock). */
+	volatile uint64_t written_pos;
+	volatile uint64_t written_lsn;
+	volatile uint64_t written_ns;    /* monotonic time of the last write */
 	volatile uint32_t flush_seq;     /* futex word: +1 after every flush */
 	volatile uint32_t flush_waiters; /* processes sleeping on flush_seq */
 	volatile uint32_t flush_last_waiters; /* how many the last flush woke */
@@ -363,6 +368,7 @@ struct keel {
 	int durability;
 	int closed;
 	pthread_mutex_t mu;             /* guards `readers` */
+	pthread_mutex_t flush_mu;       /* this handle's journal writer: one thread at a time (durable.c) */
 	uint32_t readers[SHM_READERS_MAX / 8];
 	uint32_t nreaders;
 	uint64_t vis_horizon;            /* cached: LSNs below it need no state slot */

@@ -513,10 +513,11 @@ static int real_write(jio_t *io, int fh, const struct jio_wr *w, unsigned n, uns
 				       w[i].len, i);
 	if (!r->uring_ok)
 		return real_write_sys(io, fh, w, n, flags);
-	if (sync && n == 1 && w->off % JIO_SECTOR_BYTES == 0 && w->len % JIO_SECTOR_BYTES == 0) {
+	if ((flags & (JIO_W_DATASYNC | JIO_W_DIRECT)) && n == 1 && w->off % JIO_SECTOR_BYTES == 0 &&
+	    w->len % JIO_SECTOR_BYTES == 0) {
 		int rc = real_write_direct(r, fh, w);
 		if (rc <= 0)
-			return rc < 0 ? rc : real_sync(fh);
+			return rc < 0 || !sync ? rc : real_sync(fh);
 		/* rc > 0: direct I/O does not serve this file; write it buffered */
 	}
 	/* Chains of at most qd writes; then the sync (see the top). */

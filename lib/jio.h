@@ -67,6 +67,8 @@ enum jio_open_flags {
 /* Flags of jio_write. */
 enum jio_write_flags {
 	JIO_W_DATASYNC = 1u << 0, /* follow the writes with one fdatasync, as a unit */
+	JIO_W_DIRECT = 1u << 1,   /* a hint: the bytes go to the device now (direct
+				     I/O where the backend can); a later sync follows */
 };
 
 /* One write of a batch. */

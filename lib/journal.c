@@ -40,7 +40,10 @@
  *     4    2 kind       1 RECORD, 2 PAD
  *     6    2 reserved   0
  *     8    4 len        RECORD: payload bytes; PAD: padding bytes
- *    12    4 reserved   0
+ *    12    4 unsynced   how many LSNs just before batch_lsn were written but
+ *                       not yet known durable when this flush was written
+ *                       (flushes that overlap, W6); 0 when each flush was
+ *                       synced before the next was written
  *    16    8 lsn        RECORD: its LSN; PAD: the LSN of the record before it
  *    24    8 batch_lsn  LSN of the first record of the flush it was written by
  *    32    8 checksum   XXH3-64 of the whole record (header, payload and
@@ -51,10 +54,11 @@
  *
  * Validity rule.  Walking a segment from offset 512 with E the next LSN
  * expected (the header's first_lsn at first), the item at offset `off` is
- *   - the next RECORD if and only if: magic, kind 1, reserved fields zero,
+ *   - the next RECORD if and only if: magic, kind 1, reserved field zero,
  *     len <= JNL_PAYLOAD_MAX(seg_bytes) and the record ends at least 40
  *     bytes (a pad header) before the end of the segment, lsn == E,
- *     first_lsn <= batch_lsn <= lsn, and the checksum matches;
+ *     first_lsn <= batch_lsn - unsynced, batch_lsn <= lsn, and the checksum
+ *     matches;
  *   - a PAD if and only if: magic, kind 2, reserved zero, len <= 511 and the
  *     pad ends on a 512-byte boundary inside the segment, it follows a record
  *     of this segment, lsn == E - 1, batch_lsn equals that record's, and the
@@ -82,9 +86,19 @@
  *     durable, and a valid record proves that the header of its segment
  *     was.
  *  W4 After any failed write or sync the writer stops (sticky failure).
- *  W5 The flush in flight at a crash is the only one that can be damaged; a
- *     record of a later flush (batch_lsn greater than the damaged one's)
- *     proves the earlier flush completed and was synced.
+ *  W5 A flush whose records were all synced before the next flush was
+ *     written is the only one in flight at a crash; so a record of a later
+ *     flush that does not reach back over it (batch_lsn - unsynced greater
+ *     than the damaged flush's first LSN) proves the damaged flush was
+ *     synced: media corruption.
+ *  W6 Flushes may overlap (the caller writes the next one while the sync
+ *     of the last is in flight, journal.h: jnl_write, jnl_sync).  Each
+ *     flush still starts on a sector boundary after the previous one's end,
+ *     and records how far back it reaches over unsynced flushes (unsynced).
+ *     A sync returning 0 makes durable every flush written before it began;
+ *     the caller acknowledges nothing of a flush before that.  So at a power
+ *     loss, a damaged flush followed by intact records of flushes that reach
+ *     back over it held nothing acknowledged: a torn tail, cut there.
  *
  * Reading: how the journal ends
  * -----------------------------
@@ -100,7 +114,8 @@
  *   - the last segment: look beyond p for intact records (checksum valid
  *     with this segment's salt).  One whose batch_lsn differs from the
  *     batch open at p (or, when the batch was closed, from E) belongs to
- *     another flush, so the damaged flush was synced (W5): media corruption.
+ *     another flush; unless it reaches back over the damaged flush (W6),
+ *     the damaged flush was synced (W5): media corruption.
  *     Otherwise the end is TORN if a flush was left open (no PAD), intact
  *     records of the same flush lie beyond p, or (ZEROED) any byte after p
  *     is not zero; else CLEAN.  An UNUSED segment right after the chain
@@ -161,7 +176,7 @@ struct jnl_rec_disk {
 	uint16_t kind;
 	uint16_t reserved0;
 	uint32_t len;
-	uint32_t reserved1;
+	uint32_t unsynced;
 	uint64_t lsn;
 	uint64_t batch_lsn;
 	uint64_t checksum;
@@ -177,6 +192,7 @@ _Static_assert(offsetof(struct jnl_seg_disk, checksum) == 56, "layout");
 _Static_assert(sizeof(struct jnl_rec_disk) == JNL_REC_HEADER_BYTES, "record header");
 _Static_assert(offsetof(struct jnl_rec_disk, kind) == 4, "layout");
 _Static_assert(offsetof(struct jnl_rec_disk, len) == 8, "layout");
+_Static_assert(offsetof(struct jnl_rec_disk, unsynced) == 12, "layout");
 _Static_assert(offsetof(struct jnl_rec_disk, lsn) == 16, "layout");
 _Static_assert(offsetof(struct jnl_rec_disk, batch_lsn) == 24, "layout");
 _Static_assert(offsetof(struct jnl_rec_disk, checksum) == 32, "layout");
@@ -367,6 +383,7 @@ struct rec {
 	unsigned kind;
 	uint32_t len;
 	uint64_t lsn, batch;
+	uint32_t unsynced; /* LSNs before batch not known durable when written (W6) */
 	uint64_t total;    /* bytes of the whole record (0 if not in bounds) */
 	uint64_t sum_found, sum_calc;
 	const char *why;   /* why not ok */
@@ -403,6 +420,7 @@ static void rec_parse(uint8_t *seg, uint64_t seg_bytes, uint64_t off, uint64_t s
 	r->len = le32toh(d.len);
 	r->lsn = le64toh(d.lsn);
 	r->batch = le64toh(d.batch_lsn);
+	r->unsynced = le32toh(d.unsynced);
 	r->sum_found = le64toh(d.checksum);
 	if (r->kind == JNL_KIND_PAD) {
 		total = JNL_REC_HEADER_BYTES + (uint64_t)r->len;
@@ -430,10 +448,12 @@ static void rec_parse(uint8_t *seg, uint64_t seg_bytes, uint64_t off, uint64_t s
 		r->why = "no record magic";
 	else if (r->kind != JNL_KIND_RECORD && r->kind != JNL_KIND_PAD)
 		r->why = "unknown record kind";
-	else if (d.reserved0 || d.reserved1)
-		r->why = "reserved header fields are not zero";
+	else if (d.reserved0)
+		r->why = "reserved header field is not zero";
 	else if (r->batch > r->lsn)
 		r->why = "batch LSN after the record's LSN";
+	else if (r->unsynced >= r->batch)
+		r->why = "the flush reaches back before LSN 1";
 	else if (r->sum_calc != r->sum_found)
 		r->why = "checksum mismatch";
 	else
@@ -441,8 +461,8 @@ static void rec_parse(uint8_t *seg, uint64_t seg_bytes, uint64_t off, uint64_t s
 }
 
 /* Encode a record or pad at `at` (zeroed tail included) and seal it. */
-static void rec_encode(uint8_t *at, unsigned kind, uint64_t lsn, uint64_t batch, const void *payload,
-		       uint32_t len, uint64_t total, uint64_t salt)
+static void rec_encode(uint8_t *at, unsigned kind, uint64_t lsn, uint64_t batch, uint32_t unsynced,
+		       const void *payload, uint32_t len, uint64_t total, uint64_t salt)
 {
 	struct jnl_rec_disk d;
 	uint64_t sum;
@@ -455,6 +475,7 @@ static void rec_encode(uint8_t *at, unsigned kind, uint64_t lsn, uint64_t batch,
 	d.len = htole32(len);
 	d.lsn = htole64(lsn);
 	d.batch_lsn = htole64(batch);
+	d.unsynced = htole32(unsynced);
 	memcpy(at, &d, sizeof d);
 	if (payload && len)
 		memcpy(at + JNL_REC_HEADER_BYTES, payload, len);
@@ -681,7 +702,10 @@ static void evid_scan(uint8_t *seg, uint64_t seg_bytes, uint64_t from, uint64_t 
 			q += 8;
 			continue;
 		}
-		if (check && r.batch != batch && !ev->foreign) {
+		/* W5/W6: another flush proves this one synced unless it
+		 * reaches back over it. */
+		if (check && r.batch != batch && !(r.batch > batch && r.batch - r.unsynced <= batch) &&
+		    !ev->foreign) {
 			ev->foreign = 1;
 			ev->foreign_off = q;
 			ev->foreign_lsn = r.lsn;
@@ -795,7 +819,7 @@ static int write_pad(struct scan *sc, int fh, uint64_t segno, uint64_t p, uint64
 	uint64_t total = end - p;
 
 	JNL_VERIFY(total <= sizeof pad && total >= JNL_REC_HEADER_BYTES);
-	rec_encode(pad, JNL_KIND_PAD, lsn, batch, NULL, (uint32_t)(total - JNL_REC_HEADER_BYTES), total,
+	rec_encode(pad, JNL_KIND_PAD, lsn, batch, 0, NULL, (uint32_t)(total - JNL_REC_HEADER_BYTES), total,
 		   jnl_salt(sc->uuid, segno));
 	*pad_end = end;
 	return jio_write1(sc->io, fh, pad, (size_t)total, p);
@@ -990,7 +1014,7 @@ static int walk_segment(struct scan *sc, const struct seginfo *si, uint8_t *seg,
 			break;
 		}
 		rec_parse(seg, seg_bytes, off, salt, &r);
-		if (r.ok && r.kind == JNL_KIND_RECORD && r.lsn == *E && r.batch >= si->h.first_lsn &&
+		if (r.ok && r.kind == JNL_KIND_RECORD && r.lsn == *E && r.batch - r.unsynced >= si->h.first_lsn &&
 		    *E != UINT64_MAX) {
 			if (sc->fn && *E >= sc->from_lsn) {
 				int rc = sc->fn(sc->ctx, *E, seg + off + JNL_REC_HEADER_BYTES, r.len);
@@ -1330,6 +1354,9 @@ struct jnl {
 	uint64_t off;            /* durable end, sector-aligned: buf goes here */
 	uint64_t next_lsn;
 	uint64_t batch_lsn;      /* first LSN in buf (0: empty) */
+	uint32_t batch_unsynced; /* its unsynced field (W6) */
+	uint64_t synced_lsn;     /* every LSN <= this is known durable */
+	uint64_t written_lsn;    /* the last LSN written (synced or not) */
 	uint64_t buf_records;
 	uint8_t *buf;
 	size_t len, cap;
@@ -1577,8 +1604,8 @@ static void check_buffer(jnl_t *j, uint64_t total)
 }
 #endif
 
-/* Write and sync the buffer (W1).  Failures are sticky. */
-static int flush_buffer(jnl_t *j)
+/* Write the buffer, and sync it when `sync` (W1, W6).  Failures are sticky. */
+static int flush_buffer(jnl_t *j, int sync)
 {
 	uint64_t start = j->off + j->len;
 	uint64_t pad_total = align_sector(start + JNL_REC_HEADER_BYTES) - start;
@@ -1591,7 +1618,7 @@ static int flush_buffer(jnl_t *j)
 	rc = ensure_cap(j, j->len + (size_t)pad_total);
 	if (rc < 0)
 		return jnl_fail(j, rc);
-	rec_encode(j->buf + j->len, JNL_KIND_PAD, last, j->batch_lsn, NULL,
+	rec_encode(j->buf + j->len, JNL_KIND_PAD, last, j->batch_lsn, j->batch_unsynced, NULL,
 		   (uint32_t)(pad_total - JNL_REC_HEADER_BYTES), pad_total, j->salt);
 	total = j->len + pad_total;
 	JNL_VERIFY(j->off % JIO_SECTOR_BYTES == 0 && (j->off + total) % JIO_SECTOR_BYTES == 0);
@@ -1602,7 +1629,7 @@ static int flush_buffer(jnl_t *j)
 	w.off = j->off;
 	w.buf = j->buf;
 	w.len = (size_t)total;
-	rc = jio_write(j->io, j->fh, &w, 1, JIO_W_DATASYNC);
+	rc = jio_write(j->io, j->fh, &w, 1, JIO_W_DIRECT | (sync ? JIO_W_DATASYNC : 0));
 	if (rc < 0) {
 		char path[JIO_PATH_MAX];
 
@@ -1617,6 +1644,9 @@ static int flush_buffer(jnl_t *j)
 	j->batch_lsn = 0;
 	j->buf_records = 0;
 	j->flushes++;
+	j->written_lsn = last;
+	if (sync)
+		j->synced_lsn = last;
 	return 0;
 }
 
@@ -1638,7 +1668,7 @@ int jnl_append(jnl_t *j, uint64_t lsn, const void *payload, size_t len)
 	total = JNL_REC_HEADER_BYTES + align8(len);
 	/* W2: room for this record and a pad header after it. */
 	if (j->off + j->len + total + JNL_REC_HEADER_BYTES > j->seg_bytes) {
-		rc = flush_buffer(j);
+		rc = flush_buffer(j, 1);
 		if (rc == 0)
 			rc = switch_next(j);
 		if (rc == KEEL_E_STATE)
@@ -1650,11 +1680,18 @@ int jnl_append(jnl_t *j, uint64_t lsn, const void *payload, size_t len)
 	rc = ensure_cap(j, j->len + (size_t)total + 2 * JIO_SECTOR_BYTES);
 	if (rc < 0)
 		return rc; /* nothing changed: not sticky */
-	if (j->len == 0)
+	if (j->len == 0) {
+		/* W6: how far back over unsynced flushes of this segment the
+		 * batch reaches (a segment switch syncs all before it). */
+		uint64_t known = j->synced_lsn + 1 > j->seg_first_lsn ? j->synced_lsn : j->seg_first_lsn - 1;
 		j->batch_lsn = lsn;
+		JNL_VERIFY(known < lsn && lsn - 1 - known < UINT32_MAX);
+		j->batch_unsynced = (uint32_t)(lsn - 1 - known);
+	}
 	at = j->buf + j->len;
 	JNL_ASSERT(j->batch_lsn >= j->seg_first_lsn && j->batch_lsn <= lsn);
-	rec_encode(at, JNL_KIND_RECORD, lsn, j->batch_lsn, payload, (uint32_t)len, total, j->salt);
+	rec_encode(at, JNL_KIND_RECORD, lsn, j->batch_lsn, j->batch_unsynced, payload, (uint32_t)len, total,
+		   j->salt);
 	JNL_ASSERT(j->off + j->len + total + JNL_REC_HEADER_BYTES <= j->seg_bytes);
 	j->len += (size_t)total;
 	j->buf_records++;
@@ -1666,7 +1703,42 @@ int jnl_flush(jnl_t *j)
 {
 	if (j->failed)
 		return jnl_panic(j);
-	return flush_buffer(j);
+	return flush_buffer(j, 1);
+}
+
+int jnl_write(jnl_t *j)
+{
+	if (j->failed)
+		return jnl_panic(j);
+	return flush_buffer(j, 0);
+}
+
+int jnl_sync(jnl_t *j)
+{
+	uint64_t upto = j->written_lsn;
+	int rc;
+
+	if (j->failed)
+		return jnl_panic(j);
+	if (j->fh < 0 || upto <= j->synced_lsn)
+		return 0;
+	rc = jio_fdatasync(j->io, j->fh);
+	if (rc < 0) {
+		char path[JIO_PATH_MAX];
+
+		seg_path(path, sizeof path, j->dir, j->segno);
+		jio_err(rc, "journal sync of %s up to LSN %" PRIu64 " failed: %s; those commits are "
+			"not durable", path, upto, jio_errmsg());
+		return jnl_fail(j, rc);
+	}
+	j->synced_lsn = upto;
+	return 0;
+}
+
+void jnl_set_synced(jnl_t *j, uint64_t lsn)
+{
+	if (lsn > j->synced_lsn && lsn < j->next_lsn)
+		j->synced_lsn = lsn;
 }
 
 /* Rebuild the segment lists from the directory (another process may have
@@ -1788,6 +1860,7 @@ static void jnl_reset(jnl_t *j)
 	j->buf_records = 0;
 	j->segno = 0;
 	j->max_segno = 0;
+	j->synced_lsn = j->written_lsn = 0;
 }
 
 /* Find the append position on disk (jnl_open, jnl_reload). */
@@ -1846,7 +1919,7 @@ static int jnl_load(jnl_t *j)
 	struct jdir jd;
 	struct scan sc;
 	jnl_scan_result_t *res = NULL;
-	int rc;
+	int rc, from_at = 0;
 
 	jnl_reset(j);
 	rc = jio_mkdir(j->io, j->dir);
@@ -1876,7 +1949,10 @@ static int jnl_load(jnl_t *j)
 	    j->opts.at->off <= j->opts.at->seg_bytes && j->opts.at->off % JIO_SECTOR_BYTES == 0 &&
 	    j->opts.at->next_lsn >= j->opts.at->seg_first_lsn &&
 	    (!j->opts.at_span || ((jd.v[jd.hi - 1].h.flags & JNL_F_ZEROED) && (j->opts.flags & JNL_OPEN_REPAIR)))) {
-		/* The shared durable end: no need to read a whole segment. */
+		/* The shared end: no need to read a whole segment.  What lies
+		 * before it may not be synced yet (W6): the caller says what
+		 * is (jnl_set_synced). */
+		from_at = 1;
 		res->end = JNL_END_CLEAN;
 		res->end_segno = j->opts.at->segno;
 		res->end_off = j->opts.at->off;
@@ -1923,6 +1999,8 @@ static int jnl_load(jnl_t *j)
 	j->segno = res->end_segno;
 	j->off = res->end_off;
 	j->next_lsn = res->next_lsn;
+	j->written_lsn = j->next_lsn - 1;
+	j->synced_lsn = from_at ? 0 : j->next_lsn - 1;   /* a scan repaired and synced the end */
 	{
 		const struct seginfo *last = &jd.v[jd.hi - 1];
 

@@ -110,6 +110,21 @@ int jnl_append(jnl_t *j, uint64_t lsn, const void *payload, size_t len);
 int jnl_flush(jnl_t *j);
 
 /*
+ * jnl_flush in two halves, so that flushes can overlap (journal.c, W6):
+ * jnl_write writes every buffered record (nothing is durable yet, and the
+ * append position moves past them); jnl_sync then fdatasyncs the current
+ * segment, after which every record written before the call is durable.
+ * Another writer may append and write after jnl_write returned, while this
+ * one syncs.  jnl_set_synced tells the writer the highest LSN known durable
+ * (synced by any writer): each flush records how far back it reaches over
+ * flushes not known durable, which is what lets recovery tell a torn tail
+ * of overlapping flushes from media corruption.  Errors as jnl_flush.
+ */
+int jnl_write(jnl_t *j);
+int jnl_sync(jnl_t *j);
+void jnl_set_synced(jnl_t *j, uint64_t lsn);
+
+/*
  * Recycle the segments whose every record has an LSN below `lsn` (a
  * checkpoint covers them): rename each to a new segment number after the
  * last (up to spare_max kept) or unlink it, then fsync the directory.  The

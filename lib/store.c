@@ -99,7 +99,8 @@ static uint64_t store_layout_sig(void)
 	uint64_t v[] = { sizeof(struct keel_root), sizeof(struct part), sizeof(struct node),
 			 sizeof(struct rec), sizeof(struct rec_op), sizeof(struct shm_heap),
 			 SHM_CLASSES_MAX, SHM_PARTS_MAX, KEEL_KEY_MAX, KEEL_VALUE_MAX, USER_BYTES,
-			 sizeof(struct bucket_dir), SHM_BUCKETS_LOG2_MIN, SHM_BUCKETS_LOG2_MAX };
+			 sizeof(struct bucket_dir), SHM_BUCKETS_LOG2_MIN, SHM_BUCKETS_LOG2_MAX,
+			 offsetof(struct keel_root, written_lsn) };
 	return XXH3_64bits(v, sizeof(v));
 }
 
@@ -414,6 +415,7 @@ again:
 	h->fork_gen = keel_fork_gen;
 	h->pid = (uint32_t)getpid();
 	pthread_mutex_init(&h->mu, NULL);
+	pthread_mutex_init(&h->flush_mu, NULL);
 	pthread_mutex_lock(&serial_mu);
 	h->serial = serial_next++;
 	pthread_mutex_unlock(&serial_mu);
@@ -465,6 +467,7 @@ int keel_close(keel_t *h)
 	/* In a forked child the slots belong to the parent: only unmap. */
 	shm_arena_close(&h->a);
 	pthread_mutex_destroy(&h->mu);
+	pthread_mutex_destroy(&h->flush_mu);
 	h->closed = 1;
 	free(h);
 	return 0;

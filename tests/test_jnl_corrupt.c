@@ -5,7 +5,9 @@
  * (refused, naming segment, offset, LSN and both checksums; salvage cuts
  * there and reports the loss), a wrong magic or version, a changed first LSN
  * or UUID in a segment header, a shortened segment file, and garbage in the
- * never-written end of a sealed segment.
+ * never-written end of a sealed segment; and overlapping flushes, where a
+ * damaged flush under a later intact one is a torn tail only if the later
+ * one was written before the damaged one was synced.
  */
 #include <xxhash.h>
 
@@ -384,6 +386,61 @@ static void case_foreign(void)
 	jio_sim_destroy(sim);
 }
 
+/*
+ * Overlapping flushes (journal.c, W6): flush A (LSN 4..6) is written but not
+ * synced when flush B (7..9) is written.  A power loss that keeps B but
+ * damages A held nothing acknowledged, so the scan calls it a torn tail and
+ * cuts at A.  When A was synced before B was written, the same damage is
+ * media corruption, refused.  `synced` picks the second history.
+ */
+static void case_overlap(int synced)
+{
+	jio_sim_t *sim;
+	jnl_opts_t o;
+	jnl_t *j;
+	jnl_pos_t p0, p1, p2;
+	jnl_scan_result_t res;
+	uint8_t junk[JIO_SECTOR_BYTES];
+
+	CHECK_OK(jio_sim_create(&sim));
+	CHECK_OK(jio_sim_mkdirs(sim, "/s"));
+	jnl_opts_init(&o);
+	o.seg_bytes = SEG;
+	CHECK_OK(jnl_open(DIR, jio_sim_io(sim), tju_uuid, &o, &j));
+	CHECK_OK(tju_append_range(j, salt, LEN_MAX, 1, 3));
+	CHECK_OK(jnl_flush(j));
+	jnl_get_pos(j, &p0);
+	CHECK_OK(tju_append_range(j, salt, LEN_MAX, 4, 6));
+	CHECK_OK(jnl_write(j));   /* A */
+	if (synced)
+		CHECK_OK(jnl_sync(j));
+	jnl_get_pos(j, &p1);
+	CHECK_OK(tju_append_range(j, salt, LEN_MAX, 7, 9));
+	CHECK_OK(jnl_write(j));   /* B: reaches back over A unless A was synced */
+	jnl_get_pos(j, &p2);
+	CHECK_OK(jnl_close(j));
+	CHECK(p0.off < p1.off && p1.off < p2.off && p2.next_lsn == 10);
+	/* A's first sector garbled; B intact. */
+	memset(junk, 0xa5, sizeof junk);
+	poke(sim, 1, p0.off, junk, sizeof junk);
+	int rc = scan(sim, 0, &col, &res);
+	if (synced) {
+		CHECK_RC(rc, KEEL_E_CORRUPT);
+		CHECK(res.bad == JNL_BAD_RECORD && res.bad_lsn == 4 && res.bad_off == p0.off);
+		printf("overlap, A synced before B: %s\n", res.msg);
+	} else {
+		CHECK_OK(rc);
+		CHECK(res.end == JNL_END_TORN && res.next_lsn == 4 && res.cut_off == p0.off);
+		CHECK(res.cut_records == 3 && res.cut_lsn_min == 7 && res.cut_lsn_max == 9);
+		CHECK(!col.bad && col.first == 1 && col.last == 3);
+		printf("overlap, A unsynced under B: %s\n", res.msg);
+		CHECK_OK(scan(sim, JNL_SCAN_REPAIR, &col, &res));
+		CHECK(res.repaired);
+		append_after(sim, 4);
+	}
+	jio_sim_destroy(sim);
+}
+
 int main(int argc, char **argv)
 {
 	tju_init(argc, argv, "Hand-made corrupt journals and what the scan says about them.");
@@ -395,6 +452,8 @@ int main(int argc, char **argv)
 	for (int how = 0; how < 5; how++)
 		case_header(how);
 	case_foreign();
+	case_overlap(0);
+	case_overlap(1);
 	printf("ok\n");
 	return 0;
 }
