@@ -30,13 +30,14 @@
  *                          (or started) its flush.  Not acknowledged.
  *   CP_FLUSH_WRITTEN       durable.c flush_locked: the batch of records is
  *                          appended to this process's journal writer, which
- *                          writes and fdatasyncs it as one unit next (a
- *                          segment switch inside the batch may have written
- *                          part of it already); durable LSN unchanged.  The
- *                          flush lock is held.
- *   CP_FLUSH_SYNCED        the batch is written and synced; durable LSN,
- *                          journal position and waiters not yet updated.
- *                          The flush lock is held.
+ *                          writes it next (a segment switch inside the batch
+ *                          may have written and synced part of it already);
+ *                          written and durable LSN unchanged.  The flush
+ *                          lock is held.
+ *   CP_FLUSH_SYNCED        durable.c flush_sync: the batch is written (and
+ *                          published as written) and synced; durable LSN
+ *                          and waiters not yet updated.  The flush lock is
+ *                          released.
  *   CP_CHECKPOINT_WRITTEN  ckptfile.c ckpt_write_commit: ckpt-<lsn>.tmp is
  *                          complete and synced, not yet renamed into place.
  *

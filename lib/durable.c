@@ -677,7 +677,13 @@ static int wait_durable(keel_t *h, uint64_t lsn)
 		if ((rc = failed_code(h)))
 			break;
 		uint32_t seq = shm_load32_acq(&root->flush_seq);
-		rc = flush_turn(h, 0);
+		/* Written by another flusher, whose sync is in flight: wait for
+		 * it rather than take the flush lock for nothing. */
+		if (lsn <= shm_load_acq(&root->written_lsn) &&
+		    shm_mono_ns() - shm_load(&root->written_ns) <= STALE_SYNC_NS)
+			rc = SHM_LOCK_BUSY;
+		else
+			rc = flush_turn(h, 0);
 		if (rc != SHM_LOCK_BUSY) {
 			if (rc)
 				break;

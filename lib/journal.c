@@ -1650,6 +1650,22 @@ static int flush_buffer(jnl_t *j, int sync)
 	return 0;
 }
 
+/* W3 with W6: before the next segment starts, every record of this one is
+ * synced, including writes of this or another writer not yet known synced
+ * (with an empty buffer, flush_buffer syncs nothing). */
+static int sync_segment(jnl_t *j)
+{
+	int rc;
+
+	if (j->synced_lsn + 1 >= j->next_lsn)
+		return 0;
+	rc = jio_fdatasync(j->io, j->fh);
+	if (rc < 0)
+		return rc;
+	j->synced_lsn = j->next_lsn - 1;
+	return 0;
+}
+
 int jnl_append(jnl_t *j, uint64_t lsn, const void *payload, size_t len)
 {
 	uint64_t total, max = JNL_PAYLOAD_MAX(j->opts.seg_bytes);
@@ -1669,6 +1685,8 @@ int jnl_append(jnl_t *j, uint64_t lsn, const void *payload, size_t len)
 	/* W2: room for this record and a pad header after it. */
 	if (j->off + j->len + total + JNL_REC_HEADER_BYTES > j->seg_bytes) {
 		rc = flush_buffer(j, 1);
+		if (rc == 0)
+			rc = sync_segment(j);
 		if (rc == 0)
 			rc = switch_next(j);
 		if (rc == KEEL_E_STATE)

@@ -3,7 +3,8 @@
  * simulated disk, with every crash policy.
  *
  * Each round draws a workload (appends, flushes, buffered appends left
- * unflushed, recycling below a "checkpoint" LSN, spare preparation) with
+ * unflushed, writes left unsynced under later writes as overlapping flushes
+ * leave them, recycling below a "checkpoint" LSN, spare preparation) with
  * 8 KiB segments so that segments switch and recycle often.  A dry run
  * counts its I/O operations; the real run dies at a random operation K (every
  * operation from K on fails, as if the process were gone).  Then the disk
@@ -12,7 +13,8 @@
  *   - the scan never reports corruption (a crash only makes torn tails);
  *   - what it delivers starts at the checkpoint LSN, has consecutive LSNs
  *     and the right payloads, and includes every acknowledged record
- *     (jnl_flush returned 0), and nothing that was never appended.
+ *     (jnl_flush, or a jnl_sync after the write, returned 0), and nothing
+ *     that was never appended.
  * A second cycle repairs the tail, reopens, appends and flushes more, loses
  * power again, and checks the same, so repair and reuse of recycled
  * segments are covered too.  --long runs ten times as many rounds.
@@ -76,9 +78,15 @@ static void workload(jio_t *io, uint64_t wseed, struct run *st)
 					st->appended = next++;
 			}
 			if (r <= 6 && !st->dead) {
-				if (jnl_flush(j) < 0)
+				/* A flush, or its write alone (overlapping flushes,
+				 * journal.c W6: the next batch is written before this
+				 * one is synced), or its write and then its sync. */
+				uint64_t how = wrand(&wseed) % 3;
+				if (how == 0 ? jnl_flush(j) < 0 : jnl_write(j) < 0)
 					st->dead = 1;
-				else
+				else if (how == 2 && jnl_sync(j) < 0)
+					st->dead = 1;
+				else if (how != 1)
 					st->acked = next - 1;
 			}
 		} else if (r == 8) {
