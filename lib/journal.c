@@ -1127,8 +1127,8 @@ static int scan_tail(struct scan *sc, size_t i, uint8_t *seg, const struct walk 
 		char beyond[128] = "";
 
 		if (ev.recs)
-			msgf(beyond, sizeof beyond, ", dropping %" PRIu64 " intact records of that unsynced "
-			     "flush found beyond the gap (LSN %" PRIu64 "..%" PRIu64 ")", ev.recs,
+			msgf(beyond, sizeof beyond, ", dropping %" PRIu64 " intact records of unsynced "
+			     "flushes found beyond the gap (LSN %" PRIu64 "..%" PRIu64 ")", ev.recs,
 			     ev.lsn_min, ev.lsn_max);
 		msgf(res->msg, sizeof res->msg,
 		     "torn journal tail: segment file %s, offset %" PRIu64 ": the last flush before the "
