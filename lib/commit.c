@@ -1053,8 +1053,10 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 			goto out;
 		any_write |= tp->writes;
 	}
-	/* The buckets were prefetched as the ops were added: their first
-	 * nodes next, while the locks are taken. */
+	/* The wall clock, read while the buckets prefetched as the ops were
+	 * added arrive (a commit's mtime is the time it started). */
+	uint64_t mtime = shm_now_ns();
+	/* Their first nodes next, while the locks are taken. */
 	for (uint32_t i = 0; i < t->nops && i < 8; i++)
 		if (t->parts[t->ops[i].pidx].p)
 			table_prefetch_first(h, t->parts[t->ops[i].pidx].p, t->ops[i].hash);
@@ -1114,7 +1116,7 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 		shm_store_rel(&p->applying_lsn, r->lsn);
 	}
 	KEEL_CRASH_POINT(CP_COMMIT_RESERVED);
-	r->mtime_ns = shm_now_ns();
+	r->mtime_ns = mtime;
 	r->durability = (uint32_t)(t->durability ? t->durability : h->durability);
 	r->nops = write_body(&c, r);
 	r->checksum = XXH3_64bits(r->body, r->len - sizeof(struct rec));
