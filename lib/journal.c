@@ -156,6 +156,7 @@
 #define JNL_F_ZEROED 1u
 #define JNL_PAD_LEN_MAX (JIO_SECTOR_BYTES - 1u)
 #define JNL_NAME_LEN 24u /* "seg-" + 16 + ".jnl" */
+#define JNL_SPARE_STEP (1u << 20) /* bytes per synced step of jnl_spare_fill */
 
 /* The on-disk structs, little-endian; pinned below. */
 struct jnl_seg_disk {
@@ -1791,6 +1792,84 @@ static int refresh_lists(jnl_t *j)
 			     "valid on disk; reopen the journal", j->segno);
 	jdir_free(&jd);
 	return rc;
+}
+
+int jnl_spare_fill(jio_t *io, const char *dir, const char *name, uint64_t seg_bytes,
+		   void (*pace)(void *ctx), void *ctx)
+{
+	char path[JIO_PATH_MAX];
+	int fh, rc, rc2;
+
+	if (jnl_parse_name(name, &(uint64_t){ 0 }) || seg_bytes < JNL_SEG_BYTES_MIN ||
+	    seg_bytes > JNL_SEG_BYTES_MAX || seg_bytes % JIO_SECTOR_BYTES)
+		return jio_err(KEEL_E_INVAL, "jnl_spare_fill: bad name %s or size %" PRIu64, name, seg_bytes);
+	rc = jio_join(path, sizeof path, dir, name);
+	if (rc < 0)
+		return rc;
+	rc = jio_unlink(io, path);   /* a leftover of an earlier try */
+	if (rc < 0 && rc != KEEL_E_NOTFOUND)
+		return rc;
+	rc = jio_open(io, path, JIO_RDWR | JIO_CREATE | JIO_EXCL, &fh);
+	if (rc < 0)
+		return rc;
+	rc = jio_preallocate(io, fh, 0, seg_bytes);
+	/* In synced steps, with the caller's pause between them, so that
+	 * the writer's syncs never queue behind the whole fill. */
+	for (uint64_t off = 0; rc == 0 && off < seg_bytes; off += JNL_SPARE_STEP) {
+		uint64_t n = seg_bytes - off < JNL_SPARE_STEP ? seg_bytes - off : JNL_SPARE_STEP;
+		rc = jio_zero(io, fh, off, n, 1);
+		if (rc == 0 && pace && off + n < seg_bytes)
+			pace(ctx);
+	}
+	rc2 = jio_close(io, fh);
+	return rc ? rc : rc2;
+}
+
+int jnl_spare_adopt(jnl_t *j, const char *name)
+{
+	char from[JIO_PATH_MAX], to[JIO_PATH_MAX];
+	uint8_t sector[JNL_HEADER_BYTES];
+	struct seghdr h = { .first_lsn = 0, .seg_bytes = j->opts.seg_bytes, .flags = JNL_F_ZEROED };
+	uint64_t size = 0;
+	int fh, rc, rc2;
+
+	if (j->failed)
+		return jnl_panic(j);
+	rc = refresh_lists(j);
+	if (rc < 0)
+		return rc;
+	h.segno = (j->max_segno > j->segno ? j->max_segno : j->segno) + 1;
+	rc = jio_join(from, sizeof from, j->dir, name);
+	if (rc == 0)
+		rc = seg_path(to, sizeof to, j->dir, h.segno);
+	if (rc == 0)
+		rc = jio_open(j->io, from, JIO_RDWR, &fh);
+	if (rc < 0)
+		return rc;
+	/* W3: the zeros were synced by jnl_spare_fill; the spare header that
+	 * proves them goes on top, synced, before the name is a segment's. */
+	rc = jio_size(j->io, fh, &size);
+	if (rc == 0 && size != h.seg_bytes)
+		rc = jio_err(KEEL_E_INVAL, "spare file %s holds %" PRIu64 " bytes, not %" PRIu64, from, size,
+			     h.seg_bytes);
+	seghdr_encode(sector, j->uuid, &h);
+	if (rc == 0) {
+		struct jio_wr w = { .off = 0, .buf = sector, .len = sizeof sector };
+
+		rc = jio_write(j->io, fh, &w, 1, JIO_W_DATASYNC);
+	}
+	rc2 = jio_close(j->io, fh);
+	if (rc == 0)
+		rc = rc2;
+	if (rc < 0)
+		return rc;   /* still under its own name: not a segment */
+	rc = jio_rename(j->io, from, to);
+	if (rc == 0)
+		rc = jio_fsync_dir(j->io, j->dir);
+	if (rc < 0)
+		return jnl_fail(j, jio_err(rc, "adopting journal spare %s failed: %s", to, jio_errmsg()));
+	j->max_segno = h.segno;
+	return u64_push(&j->spare, &j->nspare, &j->spare_cap, h.segno);
 }
 
 int jnl_prepare(jnl_t *j, unsigned count)

@@ -140,6 +140,22 @@ int jnl_recycle_below(jnl_t *j, uint64_t lsn);
 int jnl_prepare(jnl_t *j, unsigned count);
 
 /*
+ * jnl_prepare in two halves, so that the slow part runs without the
+ * writers' lock: jnl_spare_fill makes file `name` (not a segment name) in
+ * the journal directory, seg_bytes long, zero-filled and synced in steps
+ * of 1 MiB with pace(ctx) called between them (NULL: none), touching
+ * nothing else; jnl_spare_adopt, under the caller's lock like any writer
+ * call, makes it the next spare: spare header written and synced, renamed to
+ * the segment number after the last, directory synced.  A fill cut short
+ * leaves only its own file, which the next fill of that name replaces.
+ * Errors: INVAL, IO, NOSPC, OS, STATE (another writer moved on: position
+ * first); a failed rename or directory sync is sticky, as in jnl_prepare.
+ */
+int jnl_spare_fill(jio_t *io, const char *dir, const char *name, uint64_t seg_bytes,
+		   void (*pace)(void *ctx), void *ctx);
+int jnl_spare_adopt(jnl_t *j, const char *name);
+
+/*
  * Re-read the append position from disk, as jnl_open does, dropping the
  * buffer.  flags: 0 or JNL_OPEN_REPAIR.  For a process taking over as the
  * writer after the previous writer died during a flush: its last flush may

@@ -441,6 +441,44 @@ static void case_overlap(int synced)
 	jio_sim_destroy(sim);
 }
 
+/* A spare filled without the writer (jnl_spare_fill), then adopted
+ * (jnl_spare_adopt), is the segment the writer switches to; a file of the
+ * wrong size is refused and stays a non-segment. */
+static void case_spare(void)
+{
+	jio_sim_t *sim;
+	jnl_opts_t o;
+	jnl_t *j;
+	jnl_info_t info;
+	jnl_scan_result_t res;
+	uint64_t lsn = 1;
+
+	CHECK_OK(jio_sim_create(&sim));
+	CHECK_OK(jio_sim_mkdirs(sim, "/s"));
+	jnl_opts_init(&o);
+	o.seg_bytes = SEG;
+	CHECK_OK(jnl_open(DIR, jio_sim_io(sim), tju_uuid, &o, &j));
+	CHECK_OK(jnl_spare_fill(jio_sim_io(sim), DIR, "spare-1-1.tmp", SEG / 2, NULL, NULL));
+	CHECK_RC(jnl_spare_adopt(j, "spare-1-1.tmp"), KEEL_E_INVAL);
+	CHECK_RC(jnl_spare_fill(jio_sim_io(sim), DIR, "seg-0000000000000009.jnl", SEG, NULL, NULL), KEEL_E_INVAL);
+	CHECK_OK(jnl_spare_fill(jio_sim_io(sim), DIR, "spare-1-1.tmp", SEG, NULL, NULL));
+	CHECK_OK(jnl_spare_adopt(j, "spare-1-1.tmp"));
+	jnl_info(j, &info);
+	CHECK(info.segno == 1 && info.spares == 1);
+	while (info.segno == 1) {
+		CHECK_OK(tju_append_range(j, salt, LEN_MAX, lsn, lsn + 1));
+		lsn += 2;
+		CHECK_OK(jnl_flush(j));
+		jnl_info(j, &info);
+	}
+	CHECK(info.segno == 2 && info.spares == 0);
+	CHECK_OK(jnl_close(j));
+	CHECK_OK(scan(sim, 0, &col, &res));
+	CHECK(res.end == JNL_END_CLEAN && !col.bad && col.first == 1 && col.last == lsn - 1);
+	printf("spare: filled apart, adopted, switched to; %" PRIu64 " records scan clean\n", lsn - 1);
+	jio_sim_destroy(sim);
+}
+
 int main(int argc, char **argv)
 {
 	tju_init(argc, argv, "Hand-made corrupt journals and what the scan says about them.");
@@ -454,6 +492,7 @@ int main(int argc, char **argv)
 	case_foreign();
 	case_overlap(0);
 	case_overlap(1);
+	case_spare();
 	printf("ok\n");
 	return 0;
 }
