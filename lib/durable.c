@@ -362,6 +362,34 @@ static int writer_ready(keel_t *h, int died)
 	return jnl_set_pos(h->jnl, (const jnl_pos_t *)root->jpos);
 }
 
+/*
+ * This handle's journal writer, for work outside a flush (recycling after a
+ * checkpoint, adopting a spare): flush_mu (another thread of the handle may
+ * be between its write and its sync), then flush_lock, taking over a dead
+ * holder's, and the writer positioned at the shared end.  0 with both held
+ * and *ready the positioning's result (writer_give releases them); nonzero
+ * when flush_lock could not be had.
+ */
+static int writer_take(keel_t *h, int *ready)
+{
+	pthread_mutex_lock(&h->flush_mu);
+	int lr = shm_lock_acquire(&h->root->flush_lock);
+	if (lr < 0) {
+		pthread_mutex_unlock(&h->flush_mu);
+		return lr;
+	}
+	if (lr == SHM_LOCK_DIED)
+		shm_lock_consistent(&h->root->flush_lock);
+	*ready = writer_ready(h, lr == SHM_LOCK_DIED);
+	return 0;
+}
+
+static void writer_give(keel_t *h)
+{
+	shm_lock_release(&h->root->flush_lock);
+	pthread_mutex_unlock(&h->flush_mu);
+}
+
 /* Publish that every record before ring position `pos` (LSNs up to `lsn`)
  * is written to the journal; under flush_lock. */
 static void set_written(keel_t *h, uint64_t pos, uint64_t lsn)
@@ -794,22 +822,6 @@ __attribute__((constructor)) static void maint_module_init(void)
  * next spare (a header, a rename, two syncs).  Files "spare-<pid>-<n>.tmp"
  * of dead processes are removed.
  */
-struct spare_sweep { jio_t *io; const char *dir; };
-
-static int sweep_spare(void *ctx, const char *name)
-{
-	struct spare_sweep *sw = ctx;
-	unsigned pid = 0;
-	unsigned long long n = 0;
-	char path[4200];
-
-	if (sscanf(name, "spare-%u-%llu.tmp", &pid, &n) == 2 && pid && !shm_pid_alive(pid, 0)) {
-		join(path, sizeof(path), sw->dir, name);
-		jio_unlink(sw->io, path);
-	}
-	return 0;
-}
-
 /* Between two 1 MiB steps of a fill: 2 ms, so that the fill takes about a
  * third of a disk that writes 1.5 GB/s, and commits' syncs never wait for
  * more than one step. */
@@ -822,82 +834,71 @@ static void spare_pace(void *ctx)
 		nanosleep(&ts, NULL);
 }
 
-/* Counts the segment files numbered after the current one (spares, by the
- * writer's rules), from names alone. */
-struct spare_count { uint64_t after; unsigned n; };
-_Static_assert(offsetof(jnl_pos_t, seg_bytes) == 2 * 8 && offsetof(jnl_pos_t, off) == 3 * 8,
-	       "prepare_spare reads root->jpos by index");
+/* One walk of the journal directory's names: count the segment files
+ * numbered after the current one (spares, by the writer's rules), and
+ * remove the spare files that dead processes were filling. */
+struct spare_scan {
+	jio_t *io;
+	const char *dir;
+	uint64_t after;
+	unsigned spares;
+};
 
-static int count_spare(void *ctx, const char *name)
+static int scan_spare(void *ctx, const char *name)
 {
-	struct spare_count *c = ctx;
+	struct spare_scan *sc = ctx;
 	uint64_t segno;
+	unsigned pid = 0;
+	unsigned long long n = 0;
+	char path[4200];
 
-	if (jnl_parse_name(name, &segno) && segno > c->after)
-		c->n++;
+	if (jnl_parse_name(name, &segno)) {
+		sc->spares += segno > sc->after;
+	} else if (sscanf(name, "spare-%u-%llu.tmp", &pid, &n) == 2 && pid && !shm_pid_alive(pid, 0)) {
+		join(path, sizeof(path), sc->dir, name);
+		jio_unlink(sc->io, path);
+	}
 	return 0;
 }
 
-/* Whether the current segment is past half and no spare follows it: read
- * from the shared journal position and the directory's names, without the
- * flush lock (a process stopped while holding it would stop every
- * committer). */
-static int spare_needed(keel_t *h, jio_t *io, const char *dir, uint64_t *seg_bytes)
-{
-	struct keel_root *root = h->root;
-	jnl_pos_t at;
-
-	if (!root->jpos_valid)
-		return 0;
-	memcpy(&at, (const void *)root->jpos, sizeof(at));
-	if (at.seg_bytes == 0 || at.off <= at.seg_bytes / 2)
-		return 0;
-	struct spare_count c = { at.segno, 0 };
-	if (jio_list(io, dir, count_spare, &c) != 0 || c.n > 0)
-		return 0;
-	*seg_bytes = at.seg_bytes;
-	return 1;
-}
-
+/* When the current segment is past half and no spare follows it, fill one.
+ * What it needs is read from the shared journal position and the
+ * directory's names, without the flush lock (a process stopped while
+ * holding it would stop every committer). */
 static void prepare_spare(keel_t *h)
 {
 	struct keel_root *root = h->root;
 	char dir[4200], name[64], path[4300];
-	uint64_t seg_bytes = 0;
-
 	jio_t *io = NULL;
+	jnl_pos_t at;
 
-	if (h->readonly || root->failed || !h->io_owned || !root->jpos_valid ||
-	    root->jpos[3] <= root->jpos[2] / 2)   /* jnl_pos_t: off, seg_bytes */
+	if (h->readonly || root->failed || !h->io_owned || !root->jpos_valid)
+		return;
+	memcpy(&at, (const void *)root->jpos, sizeof(at));
+	if (at.off <= at.seg_bytes / 2)
 		return;
 	/* Through an I/O backend of its own: the handle's belongs to its
 	 * flushes, which go on meanwhile. */
 	if (jio_real_create(0, keel_jio_flags(), 0600, &io))
 		return;
 	journal_dir(h, dir, sizeof(dir));
-	if (!spare_needed(h, io, dir, &seg_bytes)) {
+	struct spare_scan sc = { io, dir, at.segno, 0 };
+	if (jio_list(io, dir, scan_spare, &sc) != 0 || sc.spares > 0) {
 		jio_destroy(io);
 		return;
 	}
-	struct spare_sweep sw = { io, dir };
-	jio_list(io, dir, sweep_spare, &sw);
 	snprintf(name, sizeof(name), "spare-%u-%llu.tmp", (unsigned)h->pid, (unsigned long long)h->serial);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int rc = jnl_spare_fill(io, dir, name, seg_bytes, spare_pace, h);
+	int rc = jnl_spare_fill(io, dir, name, at.seg_bytes, spare_pace, h);
 	if (rc == 0) {
-		pthread_mutex_lock(&h->flush_mu);
-		int lr = shm_lock_acquire(&root->flush_lock);
-		if (lr >= 0) {
-			if (lr == SHM_LOCK_DIED)
-				shm_lock_consistent(&root->flush_lock);
-			rc = writer_ready(h, lr == SHM_LOCK_DIED);
-			if (rc == 0 && !root->failed)
-				rc = jnl_spare_adopt(h->jnl, name);
+		int ready;
+		rc = KEEL_E_OS;
+		if (writer_take(h, &ready) == 0) {
+			rc = ready ? ready : root->failed ? KEEL_E_PANIC : jnl_spare_adopt(h->jnl, name);
 			if (rc == KEEL_E_IO || rc == KEEL_E_NOSPC || rc == KEEL_E_PANIC)
 				fail(h, rc);
-			shm_lock_release(&root->flush_lock);
+			writer_give(h);
 		}
-		pthread_mutex_unlock(&h->flush_mu);
 	}
 	if (rc)
 		jio_unlink(io, path);   /* not adopted: do not leave 64 MiB behind */
@@ -1263,16 +1264,10 @@ int keel_checkpoint(keel_t *h, uint64_t *lsn_out)
 	if ((rc = ckpt_write_commit(c.w, NULL)))
 		goto out;
 	shm_store_rel(&root->ckpt_lsn, s);
-	/* Segments wholly below the checkpoint are recycled by the writer (this
-	 * handle's writer is another thread's between its write and its sync). */
-	pthread_mutex_lock(&h->flush_mu);
-	int lr = shm_lock_acquire(&root->flush_lock);
-	if (lr >= 0) {
-		if (lr == SHM_LOCK_DIED)
-			shm_lock_consistent(&root->flush_lock);
-		int rr = writer_ready(h, lr == SHM_LOCK_DIED);
-		if (rr == 0)
-			rr = jnl_recycle_below(h->jnl, s + 1);
+	/* Segments wholly below the checkpoint are recycled by the writer. */
+	int ready;
+	if (writer_take(h, &ready) == 0) {
+		int rr = ready ? ready : jnl_recycle_below(h->jnl, s + 1);
 		if (rr == 0) {
 			jnl_info_t ji;
 			jnl_info(h->jnl, &ji);
@@ -1284,9 +1279,8 @@ int keel_checkpoint(keel_t *h, uint64_t *lsn_out)
 			if (rr == KEEL_E_IO || rr == KEEL_E_NOSPC || rr == KEEL_E_PANIC)
 				fail(h, rr);
 		}
-		shm_lock_release(&root->flush_lock);
+		writer_give(h);
 	}
-	pthread_mutex_unlock(&h->flush_mu);
 	ckpt_prune(cdir, io, s, NULL);
 	if (lsn_out)
 		*lsn_out = s;

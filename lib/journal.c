@@ -1357,7 +1357,6 @@ struct jnl {
 	uint64_t batch_lsn;      /* first LSN in buf (0: empty) */
 	uint32_t batch_unsynced; /* its unsynced field (W6) */
 	uint64_t synced_lsn;     /* every LSN <= this is known durable */
-	uint64_t written_lsn;    /* the last LSN written (synced or not) */
 	uint64_t buf_records;
 	uint8_t *buf;
 	size_t len, cap;
@@ -1448,13 +1447,29 @@ static int ensure_cap(jnl_t *j, size_t need)
 }
 
 /* Create segment `segno` as a zero-filled spare (W3), durable with its name. */
+/* Write spare header h on open file fh, synced, and close fh (W3: the zero
+ * body it proves was synced first). */
+static int seal_spare(jnl_t *j, int fh, int rc, const struct seghdr *h)
+{
+	uint8_t sector[JNL_HEADER_BYTES];
+	int rc2;
+
+	seghdr_encode(sector, j->uuid, h);
+	if (rc == 0) {
+		struct jio_wr w = { .off = 0, .buf = sector, .len = sizeof sector };
+
+		rc = jio_write(j->io, fh, &w, 1, JIO_W_DATASYNC);
+	}
+	rc2 = jio_close(j->io, fh);
+	return rc ? rc : rc2;
+}
+
 static int make_spare(jnl_t *j, uint64_t segno)
 {
 	char path[JIO_PATH_MAX];
-	uint8_t sector[JNL_HEADER_BYTES];
 	struct seghdr h = { .segno = segno, .first_lsn = 0, .seg_bytes = j->opts.seg_bytes,
 			    .flags = JNL_F_ZEROED };
-	int fh, rc, rc2;
+	int fh, rc;
 
 	rc = seg_path(path, sizeof path, j->dir, segno);
 	if (rc < 0)
@@ -1468,15 +1483,7 @@ static int make_spare(jnl_t *j, uint64_t segno)
 	rc = jio_preallocate(j->io, fh, 0, h.seg_bytes);
 	if (rc == 0)
 		rc = jio_zero(j->io, fh, 0, h.seg_bytes, 1);
-	seghdr_encode(sector, j->uuid, &h);
-	if (rc == 0) {
-		struct jio_wr w = { .off = 0, .buf = sector, .len = sizeof sector };
-
-		rc = jio_write(j->io, fh, &w, 1, JIO_W_DATASYNC);
-	}
-	rc2 = jio_close(j->io, fh);
-	if (rc == 0)
-		rc = rc2;
+	rc = seal_spare(j, fh, rc, &h);
 	if (rc == 0)
 		rc = jio_fsync_dir(j->io, j->dir);
 	if (rc < 0)
@@ -1645,7 +1652,6 @@ static int flush_buffer(jnl_t *j, int sync)
 	j->batch_lsn = 0;
 	j->buf_records = 0;
 	j->flushes++;
-	j->written_lsn = last;
 	if (sync)
 		j->synced_lsn = last;
 	return 0;
@@ -1734,7 +1740,9 @@ int jnl_write(jnl_t *j)
 
 int jnl_sync(jnl_t *j)
 {
-	uint64_t upto = j->written_lsn;
+	/* Everything before the append position is written: by this writer,
+	 * or by the others whose position it took over (jnl_set_pos). */
+	uint64_t upto = j->next_lsn - 1 - j->buf_records;
 	int rc;
 
 	if (j->failed)
@@ -1828,10 +1836,9 @@ int jnl_spare_fill(jio_t *io, const char *dir, const char *name, uint64_t seg_by
 int jnl_spare_adopt(jnl_t *j, const char *name)
 {
 	char from[JIO_PATH_MAX], to[JIO_PATH_MAX];
-	uint8_t sector[JNL_HEADER_BYTES];
 	struct seghdr h = { .first_lsn = 0, .seg_bytes = j->opts.seg_bytes, .flags = JNL_F_ZEROED };
 	uint64_t size = 0;
-	int fh, rc, rc2;
+	int fh, rc;
 
 	if (j->failed)
 		return jnl_panic(j);
@@ -1852,15 +1859,7 @@ int jnl_spare_adopt(jnl_t *j, const char *name)
 	if (rc == 0 && size != h.seg_bytes)
 		rc = jio_err(KEEL_E_INVAL, "spare file %s holds %" PRIu64 " bytes, not %" PRIu64, from, size,
 			     h.seg_bytes);
-	seghdr_encode(sector, j->uuid, &h);
-	if (rc == 0) {
-		struct jio_wr w = { .off = 0, .buf = sector, .len = sizeof sector };
-
-		rc = jio_write(j->io, fh, &w, 1, JIO_W_DATASYNC);
-	}
-	rc2 = jio_close(j->io, fh);
-	if (rc == 0)
-		rc = rc2;
+	rc = seal_spare(j, fh, rc, &h);
 	if (rc < 0)
 		return rc;   /* still under its own name: not a segment */
 	rc = jio_rename(j->io, from, to);
@@ -1957,7 +1956,7 @@ static void jnl_reset(jnl_t *j)
 	j->buf_records = 0;
 	j->segno = 0;
 	j->max_segno = 0;
-	j->synced_lsn = j->written_lsn = 0;
+	j->synced_lsn = 0;
 }
 
 /* Find the append position on disk (jnl_open, jnl_reload). */
@@ -2096,7 +2095,6 @@ static int jnl_load(jnl_t *j)
 	j->segno = res->end_segno;
 	j->off = res->end_off;
 	j->next_lsn = res->next_lsn;
-	j->written_lsn = j->next_lsn - 1;
 	j->synced_lsn = from_at ? 0 : j->next_lsn - 1;   /* a scan repaired and synced the end */
 	{
 		const struct seginfo *last = &jd.v[jd.hi - 1];

@@ -69,19 +69,28 @@ static void index_segment(jio_sim_t *sim, uint64_t segno)
 
 /* A fresh journal: flushes of 2 or 3 records until `nseg` segments exist.
  * Returns the last LSN. */
+/* A new simulated disk with an empty journal of SEG-byte segments. */
+static jnl_t *fresh(jio_sim_t **simp)
+{
+	jnl_opts_t o;
+	jnl_t *j;
+
+	CHECK_OK(jio_sim_create(simp));
+	CHECK_OK(jio_sim_mkdirs(*simp, "/s"));
+	jnl_opts_init(&o);
+	o.seg_bytes = SEG;
+	CHECK_OK(jnl_open(DIR, jio_sim_io(*simp), tju_uuid, &o, &j));
+	return j;
+}
+
 static uint64_t build(jio_sim_t **simp, unsigned nseg)
 {
 	jio_sim_t *sim;
-	jnl_opts_t o;
 	jnl_t *j;
 	jnl_info_t info;
 	uint64_t lsn = 1;
 
-	CHECK_OK(jio_sim_create(&sim));
-	CHECK_OK(jio_sim_mkdirs(sim, "/s"));
-	jnl_opts_init(&o);
-	o.seg_bytes = SEG;
-	CHECK_OK(jnl_open(DIR, jio_sim_io(sim), tju_uuid, &o, &j));
+	j = fresh(&sim);
 	for (;;) {
 		unsigned n = 2 + (unsigned)(lsn % 2);
 
@@ -337,15 +346,10 @@ static void case_header(int how)
 		 * sector: one record up to offset 7680, and the next one too
 		 * large for the rest. */
 		jnl_t *j;
-		jnl_opts_t o;
 		static uint8_t big[7000];
 
 		jio_sim_destroy(sim);
-		CHECK_OK(jio_sim_create(&sim));
-		CHECK_OK(jio_sim_mkdirs(sim, "/s"));
-		jnl_opts_init(&o);
-		o.seg_bytes = SEG;
-		CHECK_OK(jnl_open(DIR, jio_sim_io(sim), tju_uuid, &o, &j));
+		j = fresh(&sim);
 		CHECK_OK(jnl_append(j, 1, big, sizeof big));
 		CHECK_OK(jnl_flush(j));
 		CHECK_OK(jnl_append(j, 2, big, 600));
@@ -396,17 +400,12 @@ static void case_foreign(void)
 static void case_overlap(int synced)
 {
 	jio_sim_t *sim;
-	jnl_opts_t o;
 	jnl_t *j;
 	jnl_pos_t p0, p1, p2;
 	jnl_scan_result_t res;
 	uint8_t junk[JIO_SECTOR_BYTES];
 
-	CHECK_OK(jio_sim_create(&sim));
-	CHECK_OK(jio_sim_mkdirs(sim, "/s"));
-	jnl_opts_init(&o);
-	o.seg_bytes = SEG;
-	CHECK_OK(jnl_open(DIR, jio_sim_io(sim), tju_uuid, &o, &j));
+	j = fresh(&sim);
 	CHECK_OK(tju_append_range(j, salt, LEN_MAX, 1, 3));
 	CHECK_OK(jnl_flush(j));
 	jnl_get_pos(j, &p0);
@@ -447,17 +446,12 @@ static void case_overlap(int synced)
 static void case_spare(void)
 {
 	jio_sim_t *sim;
-	jnl_opts_t o;
 	jnl_t *j;
 	jnl_info_t info;
 	jnl_scan_result_t res;
 	uint64_t lsn = 1;
 
-	CHECK_OK(jio_sim_create(&sim));
-	CHECK_OK(jio_sim_mkdirs(sim, "/s"));
-	jnl_opts_init(&o);
-	o.seg_bytes = SEG;
-	CHECK_OK(jnl_open(DIR, jio_sim_io(sim), tju_uuid, &o, &j));
+	j = fresh(&sim);
 	CHECK_OK(jnl_spare_fill(jio_sim_io(sim), DIR, "spare-1-1.tmp", SEG / 2, NULL, NULL));
 	CHECK_RC(jnl_spare_adopt(j, "spare-1-1.tmp"), KEEL_E_INVAL);
 	CHECK_RC(jnl_spare_fill(jio_sim_io(sim), DIR, "seg-0000000000000009.jnl", SEG, NULL, NULL), KEEL_E_INVAL);
@@ -479,6 +473,38 @@ static void case_spare(void)
 	jio_sim_destroy(sim);
 }
 
+/* A writer that takes over another's position (jnl_set_pos) and syncs makes
+ * the other's unsynced write durable: jnl_sync covers everything before the
+ * append position, not only what this writer wrote itself. */
+static void case_sync_other(void)
+{
+	jio_sim_t *sim;
+	jnl_t *a = fresh(&sim), *b;
+	jnl_opts_t o;
+	jnl_pos_t p;
+	jnl_scan_result_t res;
+
+	CHECK_OK(tju_append_range(a, salt, LEN_MAX, 1, 3));
+	CHECK_OK(jnl_flush(a));
+	jnl_opts_init(&o);
+	o.seg_bytes = SEG;
+	CHECK_OK(jnl_open(DIR, jio_sim_io(sim), tju_uuid, &o, &b));
+	CHECK_OK(tju_append_range(a, salt, LEN_MAX, 4, 6));
+	CHECK_OK(jnl_write(a));   /* a's sync never comes */
+	jnl_get_pos(a, &p);
+	CHECK_OK(jnl_set_pos(b, &p));
+	uint64_t syncs = jio_sim_syncs(sim);
+	CHECK_OK(jnl_sync(b));
+	CHECK(jio_sim_syncs(sim) > syncs);
+	CHECK_OK(jnl_close(a));
+	CHECK_OK(jnl_close(b));
+	CHECK_OK(jio_sim_crash(sim, tju_rand(), JIO_CRASH_DROP));
+	CHECK_OK(scan(sim, 0, &col, &res));
+	CHECK(res.end == JNL_END_CLEAN && !col.bad && col.first == 1 && col.last == 6);
+	printf("sync of another writer's write: LSN 1..6 after a power loss\n");
+	jio_sim_destroy(sim);
+}
+
 int main(int argc, char **argv)
 {
 	tju_init(argc, argv, "Hand-made corrupt journals and what the scan says about them.");
@@ -493,6 +519,7 @@ int main(int argc, char **argv)
 	case_overlap(0);
 	case_overlap(1);
 	case_spare();
+	case_sync_other();
 	printf("ok\n");
 	return 0;
 }
