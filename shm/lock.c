@@ -92,6 +92,12 @@ int shm_lock_acquire(shm_lock_t *l)
 
 	if (__builtin_expect(ndamaged != 0, 0) && is_damaged(l))
 		return -EDEADLK;
+	/* A free lock is taken without reading the clock: the deadline of a
+	 * timed wait costs a clock_gettime, about 4% of a memory-mode put when
+	 * paid on every uncontended acquisition. */
+	int rc0 = pthread_mutex_trylock(&l->m);
+	if (rc0 != EBUSY)
+		return after_lock(l, rc0);
 
 	for (;;) {
 		struct timespec ts;
