@@ -91,6 +91,7 @@ struct bench_config {
 	unsigned redis_clients;   /* connections driving Redis (50) */
 	char dir_parent[PATH_MAX];/* --dir, or /var/tmp */
 	char dir[PATH_MAX];       /* the temp dir made for this run under it */
+	char arena_dir[PATH_MAX]; /* --arena-dir: arenas and the raw table; "" = /dev/shm */
 };
 extern struct bench_config bench_cfg;
 
@@ -126,6 +127,10 @@ int bench_mkdir(const char *path);        /* mode 0700; exists is an error */
 int bench_rmtree(const char *path);
 /* 1 if path is on a tmpfs (e.g. /dev/shm), 0 if not, <0 on error. */
 int bench_on_tmpfs(const char *path);
+/* Of this process's mapping of `path`: resident KiB, and how much of it is
+ * mapped with huge pages (ShmemPmdMapped in /proc/self/smaps).  0 when
+ * found, else an error. */
+int bench_huge_kib(const char *path, uint64_t *rss_kib, uint64_t *huge_kib);
 /* Absolute path of an executable found on PATH into out, or NOTFOUND. */
 int bench_which(const char *prog, char *out, size_t cap);
 
@@ -225,6 +230,7 @@ int bench_report(const char *const *suites, unsigned nsuites, unsigned *fails);
 /* Keel (peer_keel.c).  One struct per store directory used by the run. */
 struct bench_keel {
 	char dir[PATH_MAX];
+	char arena[PATH_MAX];     /* opt.arena_path with --arena-dir */
 	keel_options_t opt;       /* durability set; children open with it */
 	keel_t *h;                /* the parent's handle (keeps the arena) */
 	int durability;           /* KEEL_DURABILITY_* */

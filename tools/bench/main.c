@@ -171,6 +171,10 @@ static void usage(FILE *f)
 "  --duration SECS    length of one timed phase (default %.1f)\n"
 "  --dir DIR          make the bench directory under DIR (default /var/tmp);\n"
 "                     the durable suites refuse a tmpfs\n"
+"  --arena-dir DIR    put Keel's arenas and the raw table in DIR instead of\n"
+"                     /dev/shm (keel_options_t.arena_path): a tmpfs mounted\n"
+"                     with huge=always gives them huge pages (README: Huge\n"
+"                     pages); the mem suite reports how much was huge\n"
 "  --redis-clients N  connections driving Redis (default %u)\n"
 "  --json             print one JSON document (schema in tools/bench/main.c)\n"
 "  --check-targets    exit 1 when a target FAILs\n"
@@ -215,7 +219,7 @@ static int parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, u
 
 static int parse_args(int argc, char **argv)
 {
-	enum { O_ALL = 256, O_QUICK, O_KEYS, O_SEED, O_RUNS, O_DURATION, O_DIR, O_REDIS,
+	enum { O_ALL = 256, O_QUICK, O_KEYS, O_SEED, O_RUNS, O_DURATION, O_DIR, O_ARENA_DIR, O_REDIS,
 	       O_JSON, O_CHECK, O_HELP };
 	static const struct option opts[] = {
 		{ "all", no_argument, NULL, O_ALL },
@@ -225,6 +229,7 @@ static int parse_args(int argc, char **argv)
 		{ "runs", required_argument, NULL, O_RUNS },
 		{ "duration", required_argument, NULL, O_DURATION },
 		{ "dir", required_argument, NULL, O_DIR },
+		{ "arena-dir", required_argument, NULL, O_ARENA_DIR },
 		{ "redis-clients", required_argument, NULL, O_REDIS },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "check-targets", no_argument, NULL, O_CHECK },
@@ -273,6 +278,13 @@ static int parse_args(int argc, char **argv)
 			else
 				snprintf(bench_cfg.dir_parent, sizeof(bench_cfg.dir_parent), "%s",
 					 optarg);
+			break;
+		case O_ARENA_DIR:
+			if (!optarg[0] || strlen(optarg) > PATH_MAX - 128)
+				rc = usage_error("--arena-dir: \"%s\" is empty or longer than %d bytes",
+						 optarg, PATH_MAX - 128);
+			else
+				snprintf(bench_cfg.arena_dir, sizeof(bench_cfg.arena_dir), "%s", optarg);
 			break;
 		case O_REDIS:
 			rc = parse_u64("--redis-clients", optarg, 1, REDIS_CLIENTS_MAX, &v);
@@ -590,6 +602,17 @@ static int suite_mem(void)
 			    (double)st.arena_bytes);
 	rc = rc ? rc : fig1("mem.raw.bytes_per_entry", "raw entry (16 B key + 100 B value)",
 			    "B/entry", BENCH_RAW_ENTRY_BYTES);
+	/* How much of the arena the kernel maps with huge pages: none on a
+	 * tmpfs without huge=, the default of /dev/shm (see --arena-dir). */
+	uint64_t rss, huge;
+	char arena[PATH_MAX];
+	if (!rc && keel_arena_path(run.kmem.dir, &run.kmem.opt, arena, sizeof(arena)) == 0 &&
+	    bench_huge_kib(arena, &rss, &huge) == 0) {
+		bench_progress("mem: arena %s: %llu KiB resident, %llu KiB of it in huge pages", arena,
+			       (unsigned long long)rss, (unsigned long long)huge);
+		rc = fig1("mem.keel.arena_huge_pct", "keel arena resident in huge pages", "%",
+			  rss ? 100.0 * (double)huge / (double)rss : 0.0);
+	}
 	failed(rc, "mem", "figures");
 	return 0;
 }

@@ -56,6 +56,13 @@ int bench_keel_open(struct bench_keel *k, const char *dir, int durability)
 	keel_options_init(&k->opt);
 	k->opt.durability = durability;
 	k->durability = durability;
+	if (bench_cfg.arena_dir[0]) {
+		const char *base = strrchr(dir, '/');
+		if (snprintf(k->arena, sizeof(k->arena), "%s/keel-bench-%d-%s.arena", bench_cfg.arena_dir,
+			     (int)getpid(), base ? base + 1 : dir) >= (int)sizeof(k->arena))
+			return bench_fail(KEEL_E_INVAL, "--arena-dir %s is too long", bench_cfg.arena_dir);
+		k->opt.arena_path = k->arena;
+	}
 	k->arena_made = 1;        /* even a failed open may leave one */
 	rc = keel_open(k->dir, &k->opt, &k->h);
 	if (rc) {

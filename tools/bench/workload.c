@@ -258,6 +258,36 @@ int bench_on_tmpfs(const char *path)
 	return sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
 }
 
+int bench_huge_kib(const char *path, uint64_t *rss_kib, uint64_t *huge_kib)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[PATH_MAX + 128];
+	size_t plen = strlen(path);
+	int in = 0, found = 0;
+
+	*rss_kib = *huge_kib = 0;
+	if (!f)
+		return bench_fail(KEEL_E_OS, "open /proc/self/smaps: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = strlen(line);
+		unsigned long long v, lo, hi;
+
+		if (n && line[n - 1] == '\n')
+			line[--n] = 0;
+		if (sscanf(line, "%llx-%llx ", &lo, &hi) == 2) {   /* a mapping's header */
+			in = n > plen && strcmp(line + n - plen, path) == 0 && line[n - plen - 1] == ' ';
+			found |= in;
+			continue;
+		}
+		if (in && sscanf(line, "Rss: %llu kB", &v) == 1)
+			*rss_kib += v;
+		else if (in && sscanf(line, "ShmemPmdMapped: %llu kB", &v) == 1)
+			*huge_kib += v;
+	}
+	fclose(f);
+	return found ? 0 : bench_fail(KEEL_E_NOTFOUND, "%s is not mapped by this process", path);
+}
+
 int bench_which(const char *prog, char *out, size_t cap)
 {
 	const char *path = getenv("PATH");
