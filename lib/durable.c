@@ -588,7 +588,7 @@ static int flush_round(keel_t *h, int wait, int first)
 	if (rc == SHM_LOCK_BUSY)
 		return SHM_LOCK_BUSY;
 	if (rc < 0)
-		return shm_err(KEEL_E_OS, "flush lock: error %d", -rc);
+		return shm_lock_err(&root->flush_lock, rc, "flush lock");
 	if (rc == SHM_LOCK_DIED) {
 		died = 1;   /* a flusher died: its write may be torn */
 		shm_lock_consistent(&root->flush_lock);

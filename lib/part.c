@@ -8,6 +8,7 @@
  * Partitions are never removed, so a published id stays valid for the
  * arena's life; clear() empties one.
  */
+#include <stdio.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -130,7 +131,7 @@ static int dir_lock(keel_t *h)
 		return 0;
 	}
 	if (rc < 0)
-		return shm_err(KEEL_E_OS, "directory lock: error %d", -rc);
+		return shm_lock_err(&root->dir_lock, rc, "directory lock");
 	return 0;
 }
 
@@ -247,8 +248,11 @@ static int lock_taken(keel_t *h, struct part *p, int rc)
 		}
 		return 0;
 	}
-	if (rc < 0)
-		return shm_err(KEEL_E_OS, "lock of partition \"%s\": error %d", p->name, -rc);
+	if (rc < 0) {
+		char what[KEEL_PARTITION_NAME_MAX + 32];
+		snprintf(what, sizeof(what), "lock of partition \"%s\"", p->name);
+		return shm_lock_err(&p->lock, rc, what);
+	}
 	return 0;
 }
 

@@ -455,6 +455,11 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 
 static void check_lock(struct audit *au, shm_lock_t *l, const char *name, int repair, struct part *p)
 {
+	if (!shm_lock_sane(l)) {   /* never handed to pthreads: glibc trusts the kind */
+		report(au, name, "damaged: its mutex is not a robust process-shared one (kind %d)",
+		       l->m.__data.__kind);
+		return;
+	}
 	uint32_t pid = l->holder_pid;
 	if (!pid || shm_pid_alive(pid, 0))
 		return;
@@ -574,6 +579,7 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 		report(&au, "page headers", "%s", shm_errmsg());
 	check_lock(&au, &h->root->apply_lock, "apply lock", 0, NULL);
 	check_lock(&au, &h->root->dir_lock, "directory lock", 0, NULL);
+	check_lock(&au, &h->root->flush_lock, "flush lock", 0, NULL);
 	check_lock(&au, &h->a.hdr->galloc_lock, "allocator lock", 0, NULL);
 	uint32_t n = shm_load32_acq(&h->root->nparts);
 	for (uint32_t i = 0; i < n && i < SHM_PARTS_MAX; i++) {

@@ -174,7 +174,7 @@ int shm_galloc_lock(shm_arena_t *a)
 		return 0;
 	}
 	if (rc < 0)
-		return shm_err(KEEL_E_OS, "allocator lock: error %d", -rc);
+		return shm_lock_err(&a->hdr->galloc_lock, rc, "allocator lock");
 	return 0;
 }
 

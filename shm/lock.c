@@ -4,6 +4,9 @@
 #include "shm/lock.h"
 
 #include <errno.h>
+#include <string.h>
+
+#include "shm/err.h"
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,10 +29,61 @@ static void reset_tid(void)
 	pid_cached = (uint32_t)getpid();
 }
 
+/*
+ * The mutex kind that shm_lock_init gives every lock (robust, process-shared,
+ * normal), read from a template.  glibc trusts the kind stored in the mutex:
+ * a damaged one can send pthread_mutex_trylock or _timedlock down the
+ * priority-protect path, whose priority ceiling (from the lock word) fails
+ * an assertion and aborts the process.  So every acquisition first checks
+ * the kind, and a lock whose kind is not the template's is damage.  (The
+ * field is glibc's __data.__kind; Keel builds on glibc only.)
+ */
+static int kind_expected = -1;
+
+static int lock_attr_init(pthread_mutexattr_t *a)
+{
+	int rc = pthread_mutexattr_init(a);
+
+	if (rc)
+		return rc;
+	pthread_mutexattr_setpshared(a, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(a, PTHREAD_MUTEX_ROBUST);
+	return 0;
+}
+
+static int kind_ok(const shm_lock_t *l)
+{
+	return __atomic_load_n(&l->m.__data.__kind, __ATOMIC_RELAXED) == kind_expected;
+}
+
+int shm_lock_sane(const shm_lock_t *l)
+{
+	return kind_ok(l);
+}
+
+int shm_lock_err(const shm_lock_t *l, int rc, const char *what)
+{
+	if (rc == -EDEADLK)
+		return shm_err(KEEL_E_CORRUPT, "the %s is damaged (%s); 'keel verify' reports it", what,
+			       kind_ok(l) ? "held by a process that is gone, and not handed over"
+					     : "its mutex is not a robust process-shared one");
+	return shm_err(KEEL_E_OS, "%s: %s", what, strerror(-rc));
+}
+
 __attribute__((constructor)) static void lock_module_init(void)
 {
+	pthread_mutexattr_t a;
+	pthread_mutex_t t;
+
 	pid_cached = (uint32_t)getpid();
 	pthread_atfork(NULL, NULL, reset_tid);
+	if (lock_attr_init(&a) == 0) {
+		if (pthread_mutex_init(&t, &a) == 0) {
+			kind_expected = t.__data.__kind;
+			pthread_mutex_destroy(&t);
+		}
+		pthread_mutexattr_destroy(&a);
+	}
 }
 
 int shm_lock_init(shm_lock_t *l)
@@ -37,10 +91,8 @@ int shm_lock_init(shm_lock_t *l)
 	pthread_mutexattr_t a;
 	int rc;
 
-	if ((rc = pthread_mutexattr_init(&a)))
+	if ((rc = lock_attr_init(&a)))
 		return -rc;
-	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
 	rc = pthread_mutex_init(&l->m, &a);
 	pthread_mutexattr_destroy(&a);
 	l->holder_pid = 0;
@@ -92,6 +144,8 @@ int shm_lock_acquire(shm_lock_t *l)
 
 	if (__builtin_expect(ndamaged != 0, 0) && is_damaged(l))
 		return -EDEADLK;
+	if (!kind_ok(l))
+		return -EDEADLK;
 	/* A free lock is taken without reading the clock: the deadline of a
 	 * timed wait costs a clock_gettime, about 4% of a memory-mode put when
 	 * paid on every uncontended acquisition. */
@@ -126,6 +180,8 @@ int shm_lock_acquire(shm_lock_t *l)
 
 int shm_lock_try(shm_lock_t *l)
 {
+	if (!kind_ok(l))
+		return -EDEADLK;
 	return after_lock(l, pthread_mutex_trylock(&l->m));
 }
 

@@ -36,11 +36,18 @@ _Static_assert(sizeof(shm_lock_t) == 64, "shm_lock_t is one cache line");
 enum { SHM_LOCK_OK = 0, SHM_LOCK_DIED = 1, SHM_LOCK_BUSY = 2 };
 
 int shm_lock_init(shm_lock_t *l);
-/* 0 (SHM_LOCK_OK), SHM_LOCK_DIED (held; repair, then consistent), or -errno. */
+/* 0 (SHM_LOCK_OK), SHM_LOCK_DIED (held; repair, then consistent), or -errno:
+ * -EDEADLK for a damaged lock (its mutex kind is not the one shm_lock_init
+ * set, or it stayed held by a holder that is gone). */
 int shm_lock_acquire(shm_lock_t *l);
 /* Like acquire, or SHM_LOCK_BUSY. */
 int shm_lock_try(shm_lock_t *l);
 void shm_lock_consistent(shm_lock_t *l);
+/* 1 when the mutex kind is the one shm_lock_init set (audits). */
+int shm_lock_sane(const shm_lock_t *l);
+/* The KEEL_E_* error for a negative result rc of acquire or try on lock l,
+ * named `what`: CORRUPT for a damaged lock, else OS; sets the message. */
+int shm_lock_err(const shm_lock_t *l, int rc, const char *what);
 void shm_lock_release(shm_lock_t *l);
 /* This thread's tid (cached). */
 uint32_t shm_tid(void);

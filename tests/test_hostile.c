@@ -42,6 +42,7 @@
 #include <stddef.h>
 
 #include "common/t.h"
+#include "lib/internal.h"
 #include "shm/arena.h"
 
 static t_store_t st;
@@ -442,6 +443,46 @@ static void refusals(void)
 				  o.msg);
 			printf("test_hostile: %-18s refused: %s\n", "PID ns (real)", o.msg);
 		}
+	}
+
+	/* A lock whose mutex kind was overwritten (here: priority-protect with
+	 * a ceiling out of range, which glibc asserts on): an error, no abort. */
+	{
+		off_t lk = (off_t)offsetof(struct shm_hdr, root) + (off_t)offsetof(struct keel_root, dir_lock);
+		int kind = 64 | 128;              /* PRIO_PROTECT_NP | PSHARED */
+		unsigned lockword = 0xfff80000u;  /* the ceiling bits, all set */
+		int fds[2], stv;
+		struct outcome o = { 0 };
+
+		patch(lk + (off_t)offsetof(pthread_mutex_t, __data.__kind), &kind, sizeof(kind));
+		patch(lk + (off_t)offsetof(pthread_mutex_t, __data.__lock), &lockword, sizeof(lockword));
+		CHECK(pipe(fds) == 0);
+		pid_t pid = t_fork();
+		if (pid == 0) {
+			keel_options_t opt = st.opt;
+			keel_t *h = NULL;
+
+			close(fds[0]);
+			alarm(20);
+			opt.flags |= KEEL_OPEN_NOCREATE;
+			o.rc = keel_open(st.dir, &opt, &h);
+			if (o.rc == 0)
+				o.rc = keel_put(h, "a-new-partition", "k", 1, "v", 1, NULL);
+			snprintf(o.msg, sizeof(o.msg), "%s", keel_errmsg());
+			CHECK(write(fds[1], &o, sizeof(o)) == (ssize_t)sizeof(o));
+			_exit(0);
+		}
+		close(fds[1]);
+		ssize_t n = read(fds[0], &o, sizeof(o));
+		close(fds[0]);
+		t_waitpid(pid, &stv);
+		CHECK_MSG(!WIFSIGNALED(stv), "a damaged lock kind killed the process: signal %d (%s)",
+			  WIFSIGNALED(stv) ? WTERMSIG(stv) : 0, strsignal(WIFSIGNALED(stv) ? WTERMSIG(stv) : 0));
+		CHECK_MSG(n == (ssize_t)sizeof(o), "the child exited without a report");
+		CHECK_MSG(o.rc == KEEL_E_CORRUPT, "a damaged lock kind gave %d (%s), expected "
+			  "KEEL_E_CORRUPT: %s", o.rc, keel_strerror(o.rc), o.msg);
+		printf("test_hostile: %-18s refused: %s\n", "damaged lock kind", o.msg);
+		restore();
 	}
 
 	/* After all that, the pristine image still opens and reads. */
