@@ -124,6 +124,7 @@ static int after_lock(shm_lock_t *l, int rc)
  * dead holder's robust lock would have been handed over by the kernel), so
  * the wait ends with -EDEADLK instead of hanging on a hostile arena. */
 #define LOCK_SLICE_NS 250000000ll
+#define LOCK_SPINS 256   /* pause-and-look rounds before sleeping: a few microseconds */
 #define LOCK_DEAD_SLICES_MAX 4
 
 #define DAMAGED_LOCKS_MAX 16
@@ -152,6 +153,22 @@ int shm_lock_acquire(shm_lock_t *l)
 	int rc0 = pthread_mutex_trylock(&l->m);
 	if (rc0 != EBUSY)
 		return after_lock(l, rc0);
+	/* Held: the holder is most likely inside a short critical section on
+	 * another CPU, so watch the lock word for a while before sleeping in
+	 * the kernel (a robust mutex never spins by itself, and a futex sleep
+	 * plus the holder's wake-up cost far more than a partition's commit).
+	 * Measured with processes putting into one partition (memory mode,
+	 * 2-core host): 2 processes 1.18M -> 1.97-2.04M puts/s, 4 processes
+	 * 1.07-1.13M -> 1.48-1.78M, 8 processes 0.75M -> 1.17-1.27M; processes
+	 * in their own partitions unchanged.  A dead holder's word is never 0
+	 * (the kernel sets FUTEX_OWNER_DIED), so the timed wait below hands
+	 * its lock over as before. */
+	for (int i = 0; i < LOCK_SPINS; i++) {
+		__builtin_ia32_pause();
+		if (__atomic_load_n(&l->m.__data.__lock, __ATOMIC_RELAXED) == 0 &&
+		    (rc0 = pthread_mutex_trylock(&l->m)) != EBUSY)
+			return after_lock(l, rc0);
+	}
 
 	for (;;) {
 		struct timespec ts;
