@@ -443,7 +443,7 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 		uint64_t phys = head % rb;
 		uint64_t pad = phys + need > rb ? rb - phys : 0;
 		int states_free = lsn <= VIS_STATES || lsn - VIS_STATES <= h->vis_horizon ||
-				  lsn - VIS_STATES <= (h->vis_horizon = lsn_horizon(h));
+				  lsn - VIS_STATES <= (h->vis_horizon = vis_horizon(h));
 		if (head + pad + need - tail <= rb && states_free) {
 			shm_store(&me->rsv_pos, head);
 			shm_store(&me->rsv_len, pad + need);

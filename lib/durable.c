@@ -825,6 +825,7 @@ __attribute__((constructor)) static void maint_module_init(void)
 /* Between two 1 MiB steps of a fill: 2 ms, so that the fill takes about a
  * third of a disk that writes 1.5 GB/s, and commits' syncs never wait for
  * more than one step. */
+#define SPARE_AFTER_PART 8   /* make the spare once 1/8 of the segment is used */
 static void spare_pace(void *ctx)
 {
 	keel_t *h = ctx;
@@ -875,7 +876,7 @@ static void prepare_spare(keel_t *h)
 	if (h->readonly || root->failed || !h->io_owned || !root->jpos_valid)
 		return;
 	memcpy(&at, (const void *)root->jpos, sizeof(at));
-	if (at.off <= at.seg_bytes / 2)
+	if (at.off <= at.seg_bytes / SPARE_AFTER_PART)
 		return;
 	/* Through an I/O backend of its own: the handle's belongs to its
 	 * flushes, which go on meanwhile. */
@@ -927,8 +928,8 @@ static void *maint_main(void *arg)
 		pthread_mutex_lock(&maint_fork_mu);
 		if (next_lsn(h->root) - 1 > shm_load_acq(&h->root->durable_lsn))
 			durable_try_flush(h);
-		maybe_checkpoint(h);
 		prepare_spare(h);
+		maybe_checkpoint(h);
 		pthread_mutex_unlock(&maint_fork_mu);
 	}
 	return NULL;
@@ -1229,7 +1230,7 @@ int keel_checkpoint(keel_t *h, uint64_t *lsn_out)
 		return rc;
 	if (!io)
 		io = h->io;   /* a test's backend: the caller keeps to one thread */
-	struct shm_reader *r = reader_enter(h, &snap);
+	struct shm_reader *r = reader_enter_novis(h, &snap);
 	if (!r) {
 		if (io != h->io)
 			jio_destroy(io);

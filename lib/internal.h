@@ -526,6 +526,9 @@ int part_repair(keel_t *h, struct part *p);
  * the page pool; takes each partition lock in turn (hold none). */
 void store_trim(keel_t *h);
 uint64_t lsn_horizon(keel_t *h);
+/* Like lsn_horizon, over the readers that may read visibility states: the
+ * oldest LSN whose state slot a reader may still consult is above it. */
+uint64_t vis_horizon(keel_t *h);
 
 /* ---- durability (durable.c) ------------------------------------------------------------- */
 int durable_open(keel_t *h, const keel_options_t *opt, int created);
@@ -582,6 +585,8 @@ int part_sweep(keel_t *h, struct part *p);
 
 /* ---- reading (read.c) ---------------------------------------------------------------------------- */
 struct shm_reader *reader_enter(keel_t *h, struct snap *snap);
+/* A pin for a snapshot that reads no visibility states (read.c). */
+struct shm_reader *reader_enter_novis(keel_t *h, struct snap *snap);
 void reader_leave(keel_t *h, struct shm_reader *r);
 
 #endif

@@ -64,19 +64,49 @@ struct shm_reader *reader_enter(keel_t *h, struct snap *snap)
 	if (!t)
 		return NULL;
 	struct shm_reader *r = shm_reader_slot(&h->a, t->slot);
-	if (t->depth++ == 0)
+	if (t->depth++ == 0) {
 		snap->w = shm_pin(r, &h->root->applied_lsn, &h->root->gen);
-	else
+	} else {
+		if (__builtin_expect(shm_load32(&r->novis) != 0, 0)) {
+			/* Inside a checkpoint's pin, which reads no visibility
+			 * states: this snapshot does, so the slot counts again. */
+			shm_store32(&r->novis, 0);
+			shm_fence();
+		}
 		snap->w = shm_load_acq(&h->root->applied_lsn);   /* the outer pin covers it */
+	}
 	shm_load_pair(&h->root->visx, &snap->v, &snap->x);   /* A9: after w */
 	return r;
+}
+
+/*
+ * A pin for a snapshot that reads no visibility states: a checkpoint's
+ * {s, 0, 0} (every LSN <= s, nothing else).  Its slot is marked novis
+ * before the pin, so the pin holds back the reuse of superseded blocks as
+ * any pin does, but not the reuse of visibility-state slots.  Without the
+ * mark a checkpoint of a large store, pinned for a second or more, stopped
+ * every commit once VIS_STATES LSNs had passed its snapshot (measured:
+ * async puts stalled 0.6-1.4 s at every checkpoint of a 1M-key store).
+ * Inside a scope of the same handle the outer pin stands, unmarked.
+ */
+struct shm_reader *reader_enter_novis(keel_t *h, struct snap *snap)
+{
+	struct tls_slot *t = tls_for(h);
+	if (!t)
+		return NULL;
+	if (t->depth == 0)
+		shm_store32(&shm_reader_slot(&h->a, t->slot)->novis, 1);   /* ordered before the pin's release */
+	return reader_enter(h, snap);
 }
 
 void reader_leave(keel_t *h, struct shm_reader *r)
 {
 	struct tls_slot *t = tls_for(h);
-	if (t && --t->depth == 0)
+	if (t && --t->depth == 0) {
 		shm_unpin(r);
+		if (shm_load32(&r->novis))
+			shm_store32_rel(&r->novis, 0);   /* after the unpin */
+	}
 }
 
 static int enter_or_fail(keel_t *h, struct shm_reader **r, struct snap *snap)

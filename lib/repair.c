@@ -453,13 +453,20 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 /* What a dead process left is a repair still to do, not damage by itself. */
 #define DEAD_NOTE " (a repair still to do: the next process to take its lock does it; keel_reclaim, keeld or 'keel verify --repair' do it now)"
 
+/* A lock whose mutex kind is not the one shm_lock_init set is never handed
+ * to pthreads (glibc trusts the kind): report it.  0 when the kind is sane. */
+static int check_lock_kind(struct audit *au, const shm_lock_t *l, const char *name)
+{
+	if (shm_lock_sane(l))
+		return 0;
+	report(au, name, "damaged: its mutex is not a robust process-shared one (kind %d)", l->m.__data.__kind);
+	return -1;
+}
+
 static void check_lock(struct audit *au, shm_lock_t *l, const char *name, int repair, struct part *p)
 {
-	if (!shm_lock_sane(l)) {   /* never handed to pthreads: glibc trusts the kind */
-		report(au, name, "damaged: its mutex is not a robust process-shared one (kind %d)",
-		       l->m.__data.__kind);
+	if (check_lock_kind(au, l, name))
 		return;
-	}
 	uint32_t pid = l->holder_pid;
 	if (!pid || shm_pid_alive(pid, 0))
 		return;
@@ -579,7 +586,8 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 		report(&au, "page headers", "%s", shm_errmsg());
 	check_lock(&au, &h->root->apply_lock, "apply lock", 0, NULL);
 	check_lock(&au, &h->root->dir_lock, "directory lock", 0, NULL);
-	check_lock(&au, &h->root->flush_lock, "flush lock", 0, NULL);
+	/* A dead flusher's lock is taken over by the next flush: only its kind. */
+	check_lock_kind(&au, &h->root->flush_lock, "flush lock");
 	check_lock(&au, &h->a.hdr->galloc_lock, "allocator lock", 0, NULL);
 	uint32_t n = shm_load32_acq(&h->root->nparts);
 	for (uint32_t i = 0; i < n && i < SHM_PARTS_MAX; i++) {

@@ -409,6 +409,12 @@ uint64_t lsn_horizon(keel_t *h)
 	return ms < w ? ms : w;
 }
 
+uint64_t vis_horizon(keel_t *h)
+{
+	uint64_t w = shm_load_acq(&h->root->applied_lsn), ms = shm_readers_vis_horizon(&h->a);
+	return ms < w ? ms : w;
+}
+
 #define UNLINK_BATCH_MAX 256
 
 void table_reclaim(keel_t *h, struct part *p, uint64_t budget)

@@ -116,6 +116,7 @@ static void clear_readers(struct shm_arena *a, uint32_t proc)
 		struct shm_reader *r = shm_reader_slot(a, i);
 		if (shm_load32(&r->owner) == proc + 1) {
 			shm_store(&r->snap, 0);
+			shm_store32(&r->novis, 0);
 			shm_store32_rel(&r->owner, 0);
 		}
 	}
@@ -179,6 +180,7 @@ int shm_reader_claim(struct shm_arena *a, uint32_t proc, uint32_t *idx)
 				continue;
 			r->tid = 0;
 			shm_store(&r->snap, 0);
+			shm_store32(&r->novis, 0);   /* a dead checkpointer may have left it */
 			raise_hi(&a->hdr->readers_hi, i + 1);
 			*idx = i;
 			return 0;
@@ -193,6 +195,7 @@ void shm_reader_release(struct shm_arena *a, uint32_t idx)
 {
 	struct shm_reader *r = shm_reader_slot(a, idx);
 	shm_store(&r->snap, 0);
+	shm_store32(&r->novis, 0);
 	shm_store32_rel(&r->owner, 0);
 }
 
@@ -214,4 +217,20 @@ void shm_readers_horizon(struct shm_arena *a, uint64_t *min_snap, uint64_t *min_
 	}
 	*min_snap = ms;
 	*min_gen = mg;
+}
+
+uint64_t shm_readers_vis_horizon(struct shm_arena *a)
+{
+	uint32_t hi = shm_load32_acq(&a->hdr->readers_hi);
+	uint64_t ms = UINT64_MAX;
+
+	for (uint32_t i = 0; i < hi && i < SHM_READERS_MAX; i++) {
+		struct shm_reader *r = shm_reader_slot(a, i);
+		uint64_t s = shm_load_acq(&r->snap);
+		if (s == 0 || shm_load32(&r->novis))
+			continue;
+		if (s - 1 < ms)
+			ms = s - 1;
+	}
+	return ms;
 }

@@ -18,7 +18,11 @@
  *   8  u64 gen          pinned reclamation generation
  *   16 u32 owner        process slot index + 1; 0 = free
  *   20 u32 tid
- *   24 u64 pad[5]
+ *   24 u32 novis        1: the pinned snapshot never reads visibility
+ *                       states (a checkpoint's), so it does not hold
+ *                       their reuse back (lib/commit.c, ring_reserve)
+ *   28 u32 pad0
+ *   32 u64 pad[4]
  *
  * The read protocol (written once, here):
  *
@@ -67,7 +71,9 @@ struct shm_reader {
 	volatile uint64_t gen;
 	volatile uint32_t owner;
 	uint32_t tid;
-	uint64_t pad[5];
+	volatile uint32_t novis;
+	uint32_t pad0;
+	uint64_t pad[4];
 };
 
 _Static_assert(sizeof(struct shm_proc) == 64, "proc slot is a cache line");
@@ -117,5 +123,9 @@ static inline void shm_unpin(struct shm_reader *r)
 /* Oldest pinned snapshot and generation over all reader slots
  * (UINT64_MAX when none is pinned). */
 void shm_readers_horizon(struct shm_arena *a, uint64_t *min_snap, uint64_t *min_gen);
+/* Oldest pinned snapshot over the reader slots without novis (UINT64_MAX
+ * when none).  novis is set before the pin and cleared after the unpin, so
+ * a slot read mid-change counts: the answer can only be too old. */
+uint64_t shm_readers_vis_horizon(struct shm_arena *a);
 
 #endif
