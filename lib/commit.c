@@ -488,15 +488,11 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 			help_record(h, rec_at(h, shm_load_acq(&root->applied_pos)), 1);
 		if (attempt == 100)
 			t0 = shm_mono_ns();
-		if (attempt > 100 && attempt % 1024 == 0 && shm_mono_ns() - t0 > RING_WAIT_NS_MAX &&
-		    head + pad + need - tail <= rb && !states_free) {
-			uint64_t oldest = shm_readers_vis_horizon(&h->a);
-			return shm_err(KEEL_E_BUSY, "a read scope or iterator pinned at LSN %llu is still open after %u later commits; commits wait for it to end (waited %llu s); keep read scopes short",
-				       (unsigned long long)oldest, VIS_STATES,
-				       (unsigned long long)(RING_WAIT_NS_MAX / 1000000000ull));
-		}
-		if (attempt > 100 && attempt % 1024 == 0 && shm_mono_ns() - t0 > RING_WAIT_NS_MAX)
-		{
+		if (attempt > 100 && attempt % 1024 == 0 && shm_mono_ns() - t0 > RING_WAIT_NS_MAX) {
+			if (head + pad + need - tail <= rb && !states_free)   /* room, but a reader holds the slot */
+				return shm_err(KEEL_E_BUSY, "a read scope, iterator or transaction pinned at LSN %llu is still open after %u later commits; commits wait for it to end (waited %llu s); keep read scopes short",
+					       (unsigned long long)vis_horizon(h), VIS_STATES,
+					       (unsigned long long)(RING_WAIT_NS_MAX / 1000000000ull));
 			struct rec *b = rec_at(h, shm_load(&root->applied_pos));
 			return shm_err(KEEL_E_BUSY, "commit ring (%llu bytes) full for %llu s: a commit in progress is stuck (ring head %llu, applied position %llu, applied LSN %llu; record there: magic %08x LSN %llu state %u pid %u)",
 				       (unsigned long long)rb, (unsigned long long)(RING_WAIT_NS_MAX / 1000000000ull),

@@ -405,14 +405,15 @@ static void unlink_tomb(keel_t *h, struct part *p, struct node *t)
 uint64_t lsn_horizon(keel_t *h)
 {
 	uint64_t ms, mg, w = shm_load_acq(&h->root->applied_lsn);
-	shm_readers_horizon(&h->a, &ms, &mg);
+	shm_readers_horizon(&h->a, &ms, &mg, NULL);
 	return ms < w ? ms : w;
 }
 
 uint64_t vis_horizon(keel_t *h)
 {
-	uint64_t w = shm_load_acq(&h->root->applied_lsn), ms = shm_readers_vis_horizon(&h->a);
-	return ms < w ? ms : w;
+	uint64_t ms, mg, mv, w = shm_load_acq(&h->root->applied_lsn);
+	shm_readers_horizon(&h->a, &ms, &mg, &mv);
+	return mv < w ? mv : w;
 }
 
 #define UNLINK_BATCH_MAX 256
@@ -427,7 +428,7 @@ void table_reclaim(keel_t *h, struct part *p, uint64_t budget)
 	if (!p->retire_head)
 		return;
 	w = shm_load_acq(&h->root->applied_lsn);
-	shm_readers_horizon(&h->a, &ms, &mg);
+	shm_readers_horizon(&h->a, &ms, &mg, NULL);
 	lh = ms < w ? ms : w;
 	while (*link && (budget == 0 || examined < budget)) {
 		uint64_t off = *link;

@@ -4,13 +4,13 @@
 #include "shm/lock.h"
 
 #include <errno.h>
-#include <string.h>
-
-#include "shm/err.h"
 #include <signal.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+
+#include "shm/err.h"
 
 static __thread uint32_t tid_cached;
 static uint32_t pid_cached;

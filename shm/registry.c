@@ -199,10 +199,10 @@ void shm_reader_release(struct shm_arena *a, uint32_t idx)
 	shm_store32_rel(&r->owner, 0);
 }
 
-void shm_readers_horizon(struct shm_arena *a, uint64_t *min_snap, uint64_t *min_gen)
+void shm_readers_horizon(struct shm_arena *a, uint64_t *min_snap, uint64_t *min_gen, uint64_t *min_vis)
 {
 	uint32_t hi = shm_load32_acq(&a->hdr->readers_hi);
-	uint64_t ms = UINT64_MAX, mg = UINT64_MAX;
+	uint64_t ms = UINT64_MAX, mg = UINT64_MAX, mv = UINT64_MAX;
 
 	for (uint32_t i = 0; i < hi && i < SHM_READERS_MAX; i++) {
 		struct shm_reader *r = shm_reader_slot(a, i);
@@ -211,26 +211,14 @@ void shm_readers_horizon(struct shm_arena *a, uint64_t *min_snap, uint64_t *min_
 			continue;
 		if (s - 1 < ms)
 			ms = s - 1;
+		if (s - 1 < mv && !shm_load32(&r->novis))
+			mv = s - 1;
 		uint64_t g = shm_load(&r->gen);
 		if (g < mg)
 			mg = g;
 	}
 	*min_snap = ms;
 	*min_gen = mg;
-}
-
-uint64_t shm_readers_vis_horizon(struct shm_arena *a)
-{
-	uint32_t hi = shm_load32_acq(&a->hdr->readers_hi);
-	uint64_t ms = UINT64_MAX;
-
-	for (uint32_t i = 0; i < hi && i < SHM_READERS_MAX; i++) {
-		struct shm_reader *r = shm_reader_slot(a, i);
-		uint64_t s = shm_load_acq(&r->snap);
-		if (s == 0 || shm_load32(&r->novis))
-			continue;
-		if (s - 1 < ms)
-			ms = s - 1;
-	}
-	return ms;
+	if (min_vis)
+		*min_vis = mv;
 }

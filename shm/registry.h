@@ -120,12 +120,11 @@ static inline void shm_unpin(struct shm_reader *r)
 	shm_store_rel(&r->snap, 0);      /* R3: reads of the snapshot are done */
 }
 
-/* Oldest pinned snapshot and generation over all reader slots
- * (UINT64_MAX when none is pinned). */
-void shm_readers_horizon(struct shm_arena *a, uint64_t *min_snap, uint64_t *min_gen);
-/* Oldest pinned snapshot over the reader slots without novis (UINT64_MAX
- * when none).  novis is set before the pin and cleared after the unpin, so
- * a slot read mid-change counts: the answer can only be too old. */
-uint64_t shm_readers_vis_horizon(struct shm_arena *a);
+/* Oldest pinned snapshot and generation over all reader slots, and (when
+ * min_vis is not NULL) the oldest pinned snapshot of the slots without
+ * novis; UINT64_MAX when none.  novis is set before the pin and cleared
+ * after the unpin, so a slot read mid-change counts: min_vis can only come
+ * out too old. */
+void shm_readers_horizon(struct shm_arena *a, uint64_t *min_snap, uint64_t *min_gen, uint64_t *min_vis);
 
 #endif
