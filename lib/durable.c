@@ -191,7 +191,8 @@ int store_id_create(jio_t *io, const char *dir, uint8_t uuid[16])
 	if ((rc = jio_mkdir(io, sub)))
 		return rc;
 	join(path, sizeof(path), dir, "keel.id");
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return shm_err(KEEL_E_INVAL, "store directory path too long: %s", dir);
 	if ((rc = jio_open(io, tmp, JIO_RDWR | JIO_CREATE | JIO_TRUNC, &fh)))
 		return rc;
 	struct jio_wr w = { 0, b, sizeof(b) };

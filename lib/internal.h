@@ -292,10 +292,39 @@ struct node {
 _Static_assert(sizeof(struct node) == 72, "node header");
 _Static_assert(offsetof(struct node, klen) == 64, "node layout");
 
+/*
+ * A dummy's second word holds its sort key (rev64 of the bucket index: bits
+ * 37-63, since a bucket index has at most LOG2_MAX + 1 bits) and, in bits
+ * 1-36, a prefetch hint: the offset / 16 of the node two links after the
+ * dummy when the first is a key (every block is 16-aligned and the arena is
+ * at most 2^40 bytes), else 0.  Bit 0 stays 0, which marks a dummy.  A lookup reads the dummy, then
+ * needs the first node after it and, about a third of the time at a full
+ * table, the second; the hint lets both loads start together instead of one
+ * after the other.  The hint is only ever a prefetch address: a stale or
+ * damaged one costs a wasted load, never a wrong answer, so writers keep it
+ * up to date under the partition lock without ordering it with anything,
+ * and repair and the audit ignore it.  Read the sort key of a node that may
+ * be a dummy through link_sokey().
+ */
 struct dummy {
 	volatile uint64_t next;
-	uint64_t sokey;
+	volatile uint64_t sokey;
 };
+#define DUMMY_HINT_BITS 36u
+#define DUMMY_SOKEY_MASK (~((1ull << (DUMMY_HINT_BITS + 1)) - 1))
+_Static_assert(SHM_BUCKETS_LOG2_MAX + 1 <= 64 - DUMMY_HINT_BITS - 1, "bucket index bits above the hint");
+_Static_assert(SHM_ARENA_BYTES_MAX >> 4 <= (1ull << DUMMY_HINT_BITS), "a hint holds any 16-aligned offset");
+static inline uint64_t link_sokey(const struct dummy *d)
+{
+	uint64_t w = shm_load(&d->sokey);
+	return (w & 1) ? w : (w & DUMMY_SOKEY_MASK);
+}
+/* The hinted offset of the node two links after dummy d (0: none). */
+static inline uint64_t dummy_hint(const struct dummy *d)
+{
+	uint64_t w = shm_load(&d->sokey);
+	return (w & 1) ? 0 : ((w >> 1) & ((1ull << DUMMY_HINT_BITS) - 1)) << 4;
+}
 
 static inline const uint8_t *node_key(const struct node *n) { return n->data; }
 static inline const uint8_t *node_val(const struct node *n) { return n->data + n->klen; }
@@ -465,6 +494,8 @@ void table_prefetch(keel_t *h, const struct part *p, uint64_t hash);
 void table_prefetch_bucket(keel_t *h, const struct part *p, uint64_t hash);
 /* The next step: the first node of that bucket (reads the bucket). */
 void table_prefetch_first(keel_t *h, const struct part *p, uint64_t hash);
+/* Under the lock: recompute the prefetch hint of the dummy at off (struct dummy). */
+void table_hint_refresh(keel_t *h, uint64_t off);
 /* Offset of bucket i's dummy, or 0 when its segment is missing or damaged. */
 uint64_t table_bucket_off(keel_t *h, const struct bucket_dir *d, uint64_t i);
 /* Under the lock: grow the bucket array if loaded; failure is harmless. */

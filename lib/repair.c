@@ -163,11 +163,12 @@ static int sweep_part(keel_t *h, struct part *p)
 			break;
 		}
 		if (!(d->sokey & 1)) {
-			if (!dummy_in_place(h, dir, log2, cur, d->sokey)) {
+			if (!dummy_in_place(h, dir, log2, cur, link_sokey(d))) {
 				rc = shm_err(KEEL_E_CORRUPT, "partition \"%s\": list node %llu is no bucket of the partition",
 					     p->name, (unsigned long long)cur);
 				break;
 			}
+			table_hint_refresh(h, cur);   /* the list may have been relinked */
 			cur = d->next;
 			continue;
 		}
@@ -370,15 +371,16 @@ static void audit_part(struct audit *au, struct part *p, int repair)
 			break;
 		}
 		if (!(d->sokey & 1)) {
-			if (!dummy_in_place(h, dir, log2, cur, d->sokey)) {
+			uint64_t dsk = link_sokey(d);
+			if (!dummy_in_place(h, dir, log2, cur, dsk)) {
 				report(au, where, "list node %llu is no bucket of the partition (a dummy outside the bucket segments)",
 				       (unsigned long long)cur);
 				break;
 			}
-			if (d->sokey < prev_sk)
+			if (dsk < prev_sk)
 				report(au, where, "list out of order at %llu", (unsigned long long)cur);
-			prev_sk = d->sokey;
-			dummies += rev64(d->sokey) < (1ull << log2);
+			prev_sk = dsk;
+			dummies += rev64(dsk) < (1ull << log2);
 			cur = d->next;
 			continue;
 		}

@@ -68,6 +68,17 @@ static struct dummy *hash_bucket(keel_t *h, const struct part *p, uint64_t hash)
 	return dir ? bucket_dummy(h, dir, hash & ((1ull << log2) - 1)) : NULL;
 }
 
+/* Start loading the node a dummy's hint names (two links on). */
+static inline void prefetch_hinted(keel_t *h, const struct dummy *d)
+{
+	uint64_t off = dummy_hint(d);
+	const char *n = off ? shm_ptr(&h->a, off, 128) : NULL;
+	if (n) {
+		__builtin_prefetch(n);
+		__builtin_prefetch(n + 64);
+	}
+}
+
 void table_prefetch_bucket(keel_t *h, const struct part *p, uint64_t hash)
 {
 	const struct dummy *bk = hash_bucket(h, p, hash);
@@ -97,6 +108,8 @@ void table_prefetch_first(keel_t *h, const struct part *p, uint64_t hash)
 
 	if (n)
 		__builtin_prefetch(n);
+	if (bk)
+		prefetch_hinted(h, bk);
 }
 
 /* Every node lives in the heap: an offset below it is damage, never a node. */
@@ -115,6 +128,41 @@ static void set_link(struct dummy *prev, uint64_t v)
 	shm_store_rel(&prev->next, v);   /* R5 */
 }
 
+/* Recompute dummy d's prefetch hint (struct dummy); under the lock.  Only
+ * a bucket whose first node is a key has one: an empty bucket's lookup ends
+ * at the next dummy, and leaving its hint 0 means an insert right after a
+ * dummy never changes the hint of the dummy before that one. */
+static void hint_refresh(keel_t *h, struct dummy *d)
+{
+	uint64_t w = shm_load(&d->sokey), second = 0;
+	if (w & 1)
+		return;
+	const struct dummy *first = link_node(h, shm_load(&d->next));
+	if (first && (shm_load(&first->sokey) & 1))
+		second = shm_load(&first->next);
+	uint64_t hint = (second & 15) == 0 && second < SHM_ARENA_BYTES_MAX ? second >> 4 : 0;
+	shm_store(&d->sokey, (w & DUMMY_SOKEY_MASK) | (hint << 1));
+}
+
+/* set_link, then the hints that name prev's old successor: prev's own if it
+ * is a dummy, and bucket's (the dummy the walk to prev started from) if
+ * prev is the first node after it. */
+static void set_link_hinted(keel_t *h, struct dummy *prev, uint64_t v, struct dummy *bucket)
+{
+	set_link(prev, v);
+	hint_refresh(h, prev);
+	if (bucket && bucket != prev && shm_load(&bucket->next) == shm_off(&h->a, prev))
+		hint_refresh(h, bucket);
+}
+
+void table_hint_refresh(keel_t *h, uint64_t off)
+{
+	struct dummy *d = link_node(h, off);
+	if (d)
+		hint_refresh(h, d);
+}
+
+
 /* Link the dummy of bucket i (its segment allocated), walking from its
  * parent's dummy; a dummy already in the list is left as it is. */
 static int ensure_dummy(keel_t *h, struct part *p, const struct bucket_dir *dir, uint64_t i)
@@ -132,20 +180,23 @@ static int ensure_dummy(keel_t *h, struct part *p, const struct bucket_dir *dir,
 		if (!c)
 			return shm_err(KEEL_E_CORRUPT, "partition \"%s\": list link %llu outside the arena",
 				       p->name, (unsigned long long)cur);
-		if (c->sokey == sk) {   /* linked by an earlier, interrupted grow */
+		uint64_t csk = link_sokey(c);
+		if (csk == sk) {   /* linked by an earlier, interrupted grow */
 			if (cur != off)
 				return shm_err(KEEL_E_CORRUPT, "partition \"%s\": the list holds bucket %llu's dummy at %llu, not in its segment",
 					       p->name, (unsigned long long)i, (unsigned long long)cur);
+			hint_refresh(h, c);
 			return 0;
 		}
-		if (c->sokey > sk)
+		if (csk > sk)
 			break;
 		prev = c;
 	}
 	struct dummy *d = shm_at(&h->a, off);
 	d->sokey = sk;
 	d->next = cur;
-	set_link(prev, off);
+	hint_refresh(h, d);   /* before it is linked: readers find it set */
+	set_link_hinted(h, prev, off, bucket_dummy(h, dir, parent));
 	return 0;
 }
 
@@ -247,6 +298,7 @@ const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t 
 	if (!bk)
 		return NULL;
 	cur = shm_load_acq(&bk->next);   /* A5 */
+	prefetch_hinted(h, bk);
 	while (cur && steps++ < max) {
 		const struct dummy *d = link_node(h, cur);
 		if (!d)
@@ -255,9 +307,10 @@ const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t 
 		 * them with the first, not one after the other. */
 		__builtin_prefetch((const char *)d + 64);
 		__builtin_prefetch((const char *)d + 128);
-		if (d->sokey > sk)
+		uint64_t dsk = link_sokey(d);
+		if (dsk > sk)
 			return NULL;
-		if (d->sokey == sk) {
+		if (dsk == sk) {
 			const struct node *n = full_node(h, cur);
 			if (n && n->klen == klen && memcmp(node_key(n), key, klen) == 0) {
 				const struct node *v = node_visible(h, n, snap);
@@ -280,11 +333,13 @@ struct node *table_find_locked(keel_t *h, struct part *p, const void *key, size_
 	*link = NULL;
 	if (!prev)
 		return NULL;
+	prefetch_hinted(h, prev);
 	for (uint64_t cur = prev->next; cur && steps++ < max;) {
 		struct dummy *d = link_node(h, cur);
-		if (!d || d->sokey > sk)
+		uint64_t dsk = d ? link_sokey(d) : 0;
+		if (!d || dsk > sk)
 			break;
-		if (d->sokey == sk) {
+		if (dsk == sk) {
 			const struct node *n = full_node(h, cur);
 			if (n && n->klen == klen && memcmp(node_key(n), key, klen) == 0) {
 				*link = &prev->next;
@@ -338,10 +393,11 @@ void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
 	n->sokey = sokey_regular(hash);
 	n->retire_next = 0;
 	n->stamp = 0;
+	struct dummy *bucket = hash_bucket(h, p, hash);
 	if (old) {
 		n->next = old->next;
 		n->prev_ver = shm_off(&h->a, old);
-		set_link((struct dummy *)link, off);   /* next is at offset 0 */
+		set_link_hinted(h, (struct dummy *)link, off, bucket);   /* next is at offset 0 */
 		if (old->flags & NODE_RETIRED) {
 			/* A tombstone waiting to be unlinked is now just an old version. */
 			old->stamp = n->lsn;
@@ -352,7 +408,7 @@ void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
 	} else {
 		n->next = *link;
 		n->prev_ver = 0;
-		set_link((struct dummy *)link, off);
+		set_link_hinted(h, (struct dummy *)link, off, bucket);
 	}
 	if (!is_live)
 		retire(h, p, n, NODE_KIND_TOMB, n->lsn);
@@ -388,15 +444,16 @@ void table_maybe_grow(keel_t *h, struct part *p)
 static void unlink_tomb(keel_t *h, struct part *p, struct node *t)
 {
 	uint64_t off = shm_off(&h->a, t), steps = 0;
-	struct dummy *prev = hash_bucket(h, p, rev64(t->sokey));   /* the hash, top bit set */
+	struct dummy *bucket = hash_bucket(h, p, rev64(t->sokey));   /* the hash, top bit set */
+	struct dummy *prev = bucket;
 
 	for (uint64_t cur; prev && (cur = prev->next) != 0 && steps++ < walk_max(h);) {
 		if (cur == off) {
-			set_link(prev, t->next);
+			set_link_hinted(h, prev, t->next, bucket);
 			return;
 		}
 		struct dummy *d = link_node(h, cur);
-		if (!d || d->sokey > t->sokey)
+		if (!d || link_sokey(d) > t->sokey)
 			return;
 		prev = d;
 	}
