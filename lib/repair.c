@@ -630,6 +630,14 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 			break;
 		}
 		uint32_t st = shm_load32_acq(&r->state);
+		if (repair && (st == REC_RESERVED || st == REC_COMPLETE) && !shm_pid_alive(r->pid, r->start_time)) {
+			/* Behind a live process's commit in flight, the repair at
+			 * the start did not reach it: settle it here. */
+			struct rec *live = rec_at(h, pos);
+			help_record(h, live, 0);
+			advance_applied(h);
+			st = shm_load32_acq(&live->state);
+		}
 		if ((st == REC_RESERVED || st == REC_COMPLETE) && !shm_pid_alive(r->pid, r->start_time)) {
 			snprintf(where, sizeof(where), "ring record LSN %llu", (unsigned long long)r->lsn);
 			report(&au, where, "%s by dead process %u" DEAD_NOTE, st == REC_RESERVED ? "reserved" : "complete but not applied",
