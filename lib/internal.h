@@ -469,6 +469,12 @@ int table_init(keel_t *h, struct part *p);
 /* Lock-free lookup at snapshot S: the visible version, or NULL (absent or tomb). */
 const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t klen,
 			     uint64_t hash, const struct snap *snap);
+/* The same from the key's bucket, found (and its load started) before the
+ * pin by table_bucket_start: buckets are never freed while their partition
+ * lives, and a bucket found before a grow still leads to the key. */
+const struct dummy *table_bucket_start(keel_t *h, const struct part *p, uint64_t hash);
+const struct node *table_get_at(keel_t *h, struct part *p, const struct dummy *bk, const void *key,
+				size_t klen, uint64_t hash, const struct snap *snap);
 /* Under the lock: the newest version (may be a tombstone) and its predecessor. */
 struct node *table_find_locked(keel_t *h, struct part *p, const void *key, size_t klen,
 			       uint64_t hash, volatile uint64_t **link);
@@ -490,8 +496,6 @@ const struct bucket_dir *table_dir(keel_t *h, const struct part *p, uint64_t *lo
  * need (its bucket, and the retired node the next reclaim looks at), so
  * the misses overlap the commit's own work.  Reads only; no lock needed. */
 void table_prefetch(keel_t *h, const struct part *p, uint64_t hash);
-/* Only the bucket (for reads). */
-void table_prefetch_bucket(keel_t *h, const struct part *p, uint64_t hash);
 /* The next step: the first node of that bucket (reads the bucket). */
 void table_prefetch_first(keel_t *h, const struct part *p, uint64_t hash);
 /* Under the lock: recompute the prefetch hint of the dummy at off (struct dummy). */

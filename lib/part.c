@@ -89,6 +89,15 @@ struct part_cache {
 static __thread struct part_cache pcache[4];
 static __thread unsigned pcache_next;
 
+/* strcmp(a, b) == 0, inline: partition names are short, and a call into
+ * libc for one costs more than the compare (about 10% of a cached get). */
+static inline int name_eq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
 int part_find(keel_t *h, const char *name, struct part **out)
 {
 	size_t len;
@@ -96,7 +105,7 @@ int part_find(keel_t *h, const char *name, struct part **out)
 
 	if (name) {
 		for (unsigned i = 0; i < 4; i++) {
-			if (pcache[i].serial == h->serial && strcmp(pcache[i].name, name) == 0) {
+			if (pcache[i].serial == h->serial && name_eq(pcache[i].name, name)) {
 				*out = pcache[i].p;
 				return 0;
 			}

@@ -24,8 +24,9 @@ struct tls_slot {
 
 static __thread struct tls_slot tls[TLS_SLOTS];
 static __thread uint64_t tls_clock;
+static __thread struct tls_slot *tls_last;   /* the slot found last: most reads hit it */
 
-static struct tls_slot *tls_for(keel_t *h)
+static struct tls_slot *tls_find(keel_t *h)
 {
 	struct tls_slot *victim = NULL;
 
@@ -56,6 +57,19 @@ static struct tls_slot *tls_for(keel_t *h)
 	victim->depth = 0;
 	victim->last_use = ++tls_clock;
 	return victim;
+}
+
+/* This thread's slot cache entry for handle h (claiming a reader slot the
+ * first time), or NULL when none is free.  Two lookups per get (enter and
+ * leave), so the last entry found is tried first. */
+static inline struct tls_slot *tls_for(keel_t *h)
+{
+	struct tls_slot *t = tls_last;
+	if (__builtin_expect(t != NULL && t->serial == h->serial, 1))
+		return t;
+	if ((t = tls_find(h)))
+		tls_last = t;
+	return t;
 }
 
 struct shm_reader *reader_enter(keel_t *h, struct snap *snap)
@@ -168,11 +182,10 @@ int keel_get(keel_t *h, const char *part, const void *key, size_t klen, void *bu
 	uint64_t hash = key_hash(key, klen);
 	if ((rc = part_find(h, part, &p)))
 		return rc;
-	if (p)
-		table_prefetch_bucket(h, p, hash);
+	const struct dummy *bk = p ? table_bucket_start(h, p, hash) : NULL;
 	if ((rc = enter_or_fail(h, &r, &snap)))
 		return rc;
-	n = p ? table_get(h, p, key, klen, hash, &snap) : NULL;
+	n = bk ? table_get_at(h, p, bk, key, klen, hash, &snap) : NULL;
 	if (n) {
 		if (cap)
 			memcpy(buf, node_val(n), n->vlen < cap ? n->vlen : cap);

@@ -79,17 +79,18 @@ static inline void prefetch_hinted(keel_t *h, const struct dummy *d)
 	}
 }
 
-void table_prefetch_bucket(keel_t *h, const struct part *p, uint64_t hash)
+const struct dummy *table_bucket_start(keel_t *h, const struct part *p, uint64_t hash)
 {
 	const struct dummy *bk = hash_bucket(h, p, hash);
 
 	if (bk)
 		__builtin_prefetch(bk);
+	return bk;
 }
 
 void table_prefetch(keel_t *h, const struct part *p, uint64_t hash)
 {
-	table_prefetch_bucket(h, p, hash);
+	table_bucket_start(h, p, hash);
 	if (p->retire_head) {   /* the next reclaim reads it, and frees it */
 		uint64_t off = p->retire_head;
 		const void *n = shm_ptr(&h->a, off, sizeof(struct node));
@@ -292,8 +293,13 @@ static void trace_invisible(keel_t *h, struct part *p, const struct node *n, con
 const struct node *table_get(keel_t *h, struct part *p, const void *key, size_t klen,
 			     uint64_t hash, const struct snap *snap)
 {
+	return table_get_at(h, p, hash_bucket(h, p, hash), key, klen, hash, snap);
+}
+
+const struct node *table_get_at(keel_t *h, struct part *p, const struct dummy *bk, const void *key,
+				size_t klen, uint64_t hash, const struct snap *snap)
+{
 	uint64_t sk = sokey_regular(hash), cur, steps = 0, max = walk_max(h);
-	const struct dummy *bk = hash_bucket(h, p, hash);
 
 	if (!bk)
 		return NULL;

@@ -32,7 +32,15 @@ int shm_err_ctx(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ctx, sizeof(ctx), fmt, ap);
 	va_end(ap);
-	snprintf(errmsg, sizeof(errmsg), "%s: %s", ctx, old);
+	/* "ctx: old", cut short when longer than the buffer */
+	size_t len = 0;
+	const char *parts[] = { ctx, ": ", old };
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		size_t n = strnlen(parts[i], sizeof(errmsg) - 1 - len);
+		memcpy(errmsg + len, parts[i], n);
+		len += n;
+	}
+	errmsg[len] = 0;
 	return code;
 }
 
