@@ -838,7 +838,8 @@ static void spare_pace(void *ctx)
 
 /* One walk of the journal directory's names: count the segment files
  * numbered after the current one (spares, by the writer's rules), and
- * remove the spare files that dead processes were filling. */
+ * remove the spare files that dead processes were filling and any drop
+ * file left behind (journal.h). */
 struct spare_scan {
 	jio_t *io;
 	const char *dir;
@@ -856,7 +857,8 @@ static int scan_spare(void *ctx, const char *name)
 
 	if (jnl_parse_name(name, &segno)) {
 		sc->spares += segno > sc->after;
-	} else if (sscanf(name, "spare-%u-%llu.tmp", &pid, &n) == 2 && pid && !shm_pid_alive(pid, 0)) {
+	} else if (jnl_is_drop_name(name) ||   /* a checkpointer died before unlinking it */
+		   (sscanf(name, "spare-%u-%llu.tmp", &pid, &n) == 2 && pid && !shm_pid_alive(pid, 0))) {
 		join(path, sizeof(path), sc->dir, name);
 		jio_unlink(sc->io, path);
 	}
@@ -1283,6 +1285,10 @@ int keel_checkpoint(keel_t *h, uint64_t *lsn_out)
 		}
 		writer_give(h);
 	}
+	/* The segments beyond the spares, now that no flush waits for it. */
+	char jdir[4200];
+	journal_dir(h, jdir, sizeof(jdir));
+	jnl_drop_files(io, jdir);
 	ckpt_prune(cdir, io, s, NULL);
 	if (lsn_out)
 		*lsn_out = s;

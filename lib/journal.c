@@ -1902,8 +1902,12 @@ static int recycle_one(jnl_t *j, uint64_t segno, int *dirty)
 	if (rc < 0)
 		return rc;
 	*dirty = 1;
-	if (j->nspare >= j->opts.spare_max)
-		return jio_unlink(j->io, from);
+	if (j->nspare >= j->opts.spare_max) {   /* a drop file, unlinked later (journal.h) */
+		char name[48];
+		snprintf(name, sizeof name, "drop-%016" PRIx64 ".tmp", segno);
+		rc = jio_join(to, sizeof to, j->dir, name);
+		return rc < 0 ? rc : jio_rename(j->io, from, to);
+	}
 	rc = seg_path(to, sizeof to, j->dir, j->max_segno + 1);
 	if (rc == 0)
 		rc = jio_rename(j->io, from, to);
@@ -1911,6 +1915,40 @@ static int recycle_one(jnl_t *j, uint64_t segno, int *dirty)
 		return rc;
 	j->max_segno++;
 	return u64_push(&j->spare, &j->nspare, &j->spare_cap, j->max_segno);
+}
+
+int jnl_is_drop_name(const char *name)
+{
+	unsigned long long segno;
+	int end = 0;
+
+	return strlen(name) == 25 && sscanf(name, "drop-%16llx.tmp%n", &segno, &end) == 1 && end == 25;
+}
+
+struct drop_scan {
+	jio_t *io;
+	const char *dir;
+	int removed;
+};
+
+static int drop_one(void *ctx, const char *name)
+{
+	struct drop_scan *ds = ctx;
+	char path[JIO_PATH_MAX];
+
+	if (!jnl_is_drop_name(name) || jio_join(path, sizeof path, ds->dir, name) < 0)
+		return 0;
+	if (jio_unlink(ds->io, path) == 0)
+		ds->removed++;
+	return 0;   /* gone already, or not removable now: the next call tries again */
+}
+
+int jnl_drop_files(jio_t *io, const char *dir)
+{
+	struct drop_scan ds = { io, dir, 0 };
+	int rc = jio_list(io, dir, drop_one, &ds);
+
+	return rc < 0 ? rc : ds.removed;
 }
 
 int jnl_recycle_below(jnl_t *j, uint64_t lsn)

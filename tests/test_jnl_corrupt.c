@@ -473,6 +473,79 @@ static void case_spare(void)
 	jio_sim_destroy(sim);
 }
 
+/* Segments recycled past spare_max become drop files: renamed under the
+ * writers' lock, unlinked after it by jnl_drop_files.  Until then they are
+ * no part of the journal: a scan and a reopen ignore them, and so does a
+ * power loss between the rename and the unlink. */
+struct dir_count {
+	unsigned segs, drops, other;
+};
+
+static int count_name(void *ctx, const char *name)
+{
+	struct dir_count *dc = ctx;
+	uint64_t segno;
+
+	if (jnl_parse_name(name, &segno))
+		dc->segs++;
+	else if (jnl_is_drop_name(name))
+		dc->drops++;
+	else
+		dc->other++;
+	return 0;
+}
+
+static void case_drop(void)
+{
+	jio_sim_t *sim;
+	jnl_t *j;
+	jnl_opts_t o;
+	jnl_info_t info;
+	jnl_scan_result_t res;
+	struct dir_count dc = { 0 };
+	uint64_t lsn = 1;
+
+	CHECK_OK(jio_sim_create(&sim));
+	CHECK_OK(jio_sim_mkdirs(sim, "/s"));
+	jnl_opts_init(&o);
+	o.seg_bytes = SEG;
+	o.spare_max = 1;
+	CHECK_OK(jnl_open(DIR, jio_sim_io(sim), tju_uuid, &o, &j));
+	for (jnl_info(j, &info); info.segno < 6; jnl_info(j, &info)) {
+		CHECK_OK(tju_append_range(j, salt, LEN_MAX, lsn, lsn + 1));
+		lsn += 2;
+		CHECK_OK(jnl_flush(j));
+	}
+	CHECK_OK(jnl_recycle_below(j, lsn - 1));   /* all but the current segment */
+	CHECK_OK(jio_list(jio_sim_io(sim), DIR, count_name, &dc));
+	if (dc.segs != 2 || dc.drops != 4 || dc.other != 0)
+		printf("after recycling 5 segments with 1 spare kept: %u segments, %u drop files, %u others\n",
+		       dc.segs, dc.drops, dc.other);
+	CHECK(dc.segs == 2 && dc.drops == 4 && dc.other == 0);
+	CHECK_OK(jnl_close(j));
+	/* A power loss before the unlink: the drop files stay, and are ignored. */
+	CHECK_OK(jio_sim_crash(sim, tju_rand(), JIO_CRASH_DROP));
+	tju_collect_init(&col, salt, LEN_MAX);
+	CHECK_OK(jnl_scan(DIR, jio_sim_io(sim), tju_uuid, lsn - 1, 0, tju_collect_fn, &col, &res));
+	CHECK(res.end == JNL_END_CLEAN && !col.bad && col.last == lsn - 1);
+	CHECK_OK(jnl_open(DIR, jio_sim_io(sim), tju_uuid, &o, &j));
+	CHECK_OK(tju_append_range(j, salt, LEN_MAX, lsn, lsn + 1));
+	lsn += 2;
+	CHECK_OK(jnl_flush(j));
+	CHECK_OK(jnl_close(j));
+	int removed = jnl_drop_files(jio_sim_io(sim), DIR);
+	memset(&dc, 0, sizeof(dc));
+	CHECK_OK(jio_list(jio_sim_io(sim), DIR, count_name, &dc));
+	CHECK_RC(removed, 4);
+	CHECK(dc.drops == 0);
+	CHECK_RC(jnl_drop_files(jio_sim_io(sim), DIR), 0);
+	tju_collect_init(&col, salt, LEN_MAX);
+	CHECK_OK(jnl_scan(DIR, jio_sim_io(sim), tju_uuid, lsn - 3, 0, tju_collect_fn, &col, &res));
+	CHECK(res.end == JNL_END_CLEAN && !col.bad && col.last == lsn - 1);
+	printf("drop: 4 segments past the spare renamed to drop files, ignored across a power loss and a reopen, then removed\n");
+	jio_sim_destroy(sim);
+}
+
 /* A writer that takes over another's position (jnl_set_pos) and syncs makes
  * the other's unsynced write durable: jnl_sync covers everything before the
  * append position, not only what this writer wrote itself. */
@@ -511,6 +584,7 @@ int main(int argc, char **argv)
 	salt = tju_seed;
 	case_truncated_last();
 	case_torn_flush();
+	case_drop();
 	for (int how = 0; how < 3; how++)
 		case_middle(how);
 	for (int how = 0; how < 5; how++)
