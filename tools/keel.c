@@ -1178,6 +1178,8 @@ static int cmd_verify(struct cli *c)
  * What a store directory holds, by Keel's own file names:
  *   keel.id, keel.id.tmp                       the store's identity
  *   journal/seg-<16 hex>.jnl[.lost]            journal segments
+ *   journal/spare-<pid>-<n>.tmp                a spare segment being filled
+ *   journal/drop-<16 hex>.tmp                  a recycled segment to unlink
  *   checkpoint/ckpt-<16 hex>[.tmp]             checkpoints
  * Anything else is the user's, and destroy leaves it alone.
  */
@@ -1203,10 +1205,20 @@ static int keel_subdir_file(const char *sub, const char *name)
 {
 	size_t n = strlen(name);
 
-	if (strcmp(sub, "journal") == 0)   /* seg-<16 hex>.jnl[.lost] */
+	if (strcmp(sub, "journal") == 0) {
+		unsigned pid;
+		unsigned long long k;
+		int end = 0;
+		if (n == 25 && strncmp(name, "drop-", 5) == 0 && all_hex(name + 5, 16) &&
+		    strcmp(name + 21, ".tmp") == 0)
+			return 1;
+		if (sscanf(name, "spare-%u-%llu.tmp%n", &pid, &k, &end) == 2 && (size_t)end == n)
+			return 1;
+		/* seg-<16 hex>.jnl[.lost] */
 		return (n == 24 || (n == 29 && strcmp(name + 24, ".lost") == 0)) &&
 		       strncmp(name, "seg-", 4) == 0 && all_hex(name + 4, 16) &&
 		       strncmp(name + 20, ".jnl", 4) == 0;
+	}
 	/* ckpt-<16 hex>[.tmp] */
 	return (n == 21 || (n == 25 && strcmp(name + 21, ".tmp") == 0)) &&
 	       strncmp(name, "ckpt-", 5) == 0 && all_hex(name + 5, 16);
