@@ -96,7 +96,7 @@ static void file_pwrite(const char *path, const void *buf, size_t len, uint64_t 
 
 static void path_of(char *buf, const t_store_t *s, const char *rel)
 {
-	snprintf(buf, PATH_MAX, "%s/%s", s->dir, rel);
+	CHECK(snprintf(buf, PATH_MAX, "%s/%s", s->dir, rel) < PATH_MAX);
 }
 
 /* ---- the store -------------------------------------------------------------------------------- */
@@ -270,8 +270,8 @@ static void journal_parse(const t_store_t *s, struct jfile *j)
 			used++;
 			j->n = n;
 			memcpy(j->r, found, n * sizeof found[0]);
-			snprintf(j->path, sizeof j->path, "%s", path);
-			snprintf(j->name, sizeof j->name, "%s", de->d_name);
+			CHECK(snprintf(j->path, sizeof j->path, "%s", path) < (int)sizeof j->path);
+			CHECK(snprintf(j->name, sizeof j->name, "%s", de->d_name) < (int)sizeof j->name);
 		}
 		free(b);
 	}
@@ -409,7 +409,7 @@ static void case_mid_checksum(void) { middle_common(1); }
 
 static void ckpt_path(char *buf, const t_store_t *s, uint64_t lsn, const char *suffix)
 {
-	snprintf(buf, PATH_MAX, "%s/checkpoint/ckpt-%016" PRIx64 "%s", s->dir, lsn, suffix);
+	CHECK(snprintf(buf, PATH_MAX, "%s/checkpoint/ckpt-%016" PRIx64 "%s", s->dir, lsn, suffix) < PATH_MAX);
 }
 
 /* The recovery line of KEEL_RECOVERY_VERBOSE must say "checkpoint LSN lsn". */

@@ -114,8 +114,12 @@ int bench_raw_create(struct bench_raw *r)
 	r->fd = -1;
 	while (slots * 3 < bench_cfg.keys * 4)
 		slots <<= 1;
-	snprintf(r->path, sizeof(r->path), "%s/keel-bench-raw.%d",
-		 bench_cfg.arena_dir[0] ? bench_cfg.arena_dir : "/dev/shm", (int)getpid());
+	if (snprintf(r->path, sizeof(r->path), "%s/keel-bench-raw.%d",
+		     bench_cfg.arena_dir[0] ? bench_cfg.arena_dir : "/dev/shm", (int)getpid()) >=
+	    (int)sizeof(r->path)) {
+		r->path[0] = 0;
+		return bench_fail(KEEL_E_INVAL, "raw table: --arena-dir %s is too long", bench_cfg.arena_dir);
+	}
 	r->fd = open(r->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (r->fd < 0) {
 		rc = bench_fail(KEEL_E_OS, "raw table: create %s: %s", r->path, strerror(errno));
