@@ -198,7 +198,7 @@ static int w_emit(ckpt_writer_t *w, const void *data, size_t n, int hash)
 		w->len += take;
 		p += take;
 		n -= take;
-		if (w->len == w->cap && (rc = w_flush(w, 0)) < 0)
+		if (w->len == w->cap && (rc = w_flush(w, 1)) < 0)   /* synced: ckptfile.h */
 			return rc;
 	}
 	return 0;

@@ -50,7 +50,15 @@ typedef struct ckpt_writer ckpt_writer_t;
 
 /*
  * Start checkpoint `start_lsn` in directory dir (created if missing).
- * chunk_bytes: size of each write (0: CKPT_CHUNK_BYTES_DEFAULT).
+ * chunk_bytes: size of each write (0: CKPT_CHUNK_BYTES_DEFAULT); each full
+ * chunk is written and synced (fdatasync) before the next, so the device
+ * never holds more than one chunk of the checkpoint unflushed.  Without it
+ * the kernel wrote a large checkpoint back in bursts of hundreds of MB, and
+ * every journal fdatasync meanwhile waited behind them: a sync put loop of
+ * 3 KB values on a 1M-key store stalled up to 168-178 ms at checkpoints,
+ * with 160 commits over 5 ms in 20 s; with a sync per chunk, 43-63 ms and
+ * 23-25 (and 10% more commits per second), and the
+ * checkpoint of 1M keys takes as long as before (0.6-1.0 s).
  * Errors: INVAL, NOMEM, IO, NOSPC, PERM, OS.
  */
 int ckpt_write_begin(const char *dir, jio_t *io, const uint8_t uuid[CKPT_UUID_BYTES],
