@@ -348,7 +348,16 @@ int shm_arena_grow(shm_arena_t *a, uint64_t bytes)
 	if (bytes > h->arena_bytes_max)
 		return shm_err(KEEL_E_FULL, "arena full: %llu bytes needed, maximum is %llu (arena_bytes_max); delete data or reopen with a larger maximum",
 			       (unsigned long long)bytes, (unsigned long long)h->arena_bytes_max);
-	step = cur / 4 > SHM_GROW_BYTES_MIN ? cur / 4 : SHM_GROW_BYTES_MIN;
+	/* A quarter of the arena, within [GROW_MIN, GROW_MAX].  The cap bounds
+	 * the stall: the grower holds the allocator lock while the file system
+	 * allocates and zeroes the new pages, and every allocating process
+	 * waits.  Uncapped, a 1 GB arena grew by 256 MB at a time and sync
+	 * commits stalled 14-22 ms at each step; 32 MB takes about 3 ms. */
+	step = cur / 4;
+	if (step < SHM_GROW_BYTES_MIN)
+		step = SHM_GROW_BYTES_MIN;
+	if (step > SHM_GROW_BYTES_MAX)
+		step = SHM_GROW_BYTES_MAX;
 	want = round_up(bytes > cur + step ? bytes : cur + step, SHM_PAGE_BYTES);
 	if (want > h->arena_bytes_max)
 		want = h->arena_bytes_max / SHM_PAGE_BYTES * SHM_PAGE_BYTES;

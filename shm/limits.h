@@ -23,6 +23,7 @@
 #define SHM_RING_BYTES_MIN (1u << 20)
 #define SHM_RING_BYTES_MAX (1u << 30)
 #define SHM_GROW_BYTES_MIN (4u << 20)
+#define SHM_GROW_BYTES_MAX (32u << 20)        /* one growth step at most (arena.c) */
 #define SHM_RESERVE_PAGES 4u                  /* kept for deletes when full */
 #define SHM_BUCKETS_LOG2_MIN 4u
 #define SHM_BUCKETS_LOG2_MAX 26u
