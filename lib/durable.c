@@ -293,7 +293,7 @@ static void gather(keel_t *h)
 		return;
 	if (want > 64)
 		want = 64;
-	want -= want / 4;   /* GATHER_PART: the stragglers go into the next batch */
+	want -= want / 4;   /* three quarters (above): the stragglers go into the next batch */
 
 	for (;;) {
 		uint64_t pending = next_lsn(root) - 1 - shm_load_acq(&root->written_lsn);
@@ -867,7 +867,7 @@ static int scan_spare(void *ctx, const char *name)
 
 	if (jnl_parse_name(name, &segno)) {
 		sc->spares += segno > sc->after;
-	} else if (jnl_is_drop_name(name) ||   /* a checkpointer died before unlinking it */
+	} else if (jnl_is_drop_name(name) ||   /* a checkpointer's, dead or about to unlink it */
 		   (sscanf(name, "spare-%u-%llu.tmp", &pid, &n) == 2 && pid && !shm_pid_alive(pid, 0))) {
 		join(path, sizeof(path), sc->dir, name);
 		jio_unlink(sc->io, path);

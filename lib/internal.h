@@ -297,14 +297,15 @@ _Static_assert(offsetof(struct node, klen) == 64, "node layout");
  * 37-63, since a bucket index has at most LOG2_MAX + 1 bits) and, in bits
  * 1-36, a prefetch hint: the offset / 16 of the node two links after the
  * dummy when the first is a key (every block is 16-aligned and the arena is
- * at most 2^40 bytes), else 0.  Bit 0 stays 0, which marks a dummy.  A lookup reads the dummy, then
- * needs the first node after it and, about a third of the time at a full
- * table, the second; the hint lets both loads start together instead of one
- * after the other.  The hint is only ever a prefetch address: a stale or
- * damaged one costs a wasted load, never a wrong answer, so writers keep it
- * up to date under the partition lock without ordering it with anything,
- * and repair and the audit ignore it.  Read the sort key of a node that may
- * be a dummy through link_sokey().
+ * at most 2^40 bytes), else 0.  Bit 0 stays 0, which marks a dummy.
+ * A lookup reads the dummy, then needs the first node after it and, about
+ * a third of the time at a full table, the second; the hint lets both loads
+ * start together instead of one after the other.  The hint is only ever a
+ * prefetch address: a stale or damaged one costs a wasted load, never a
+ * wrong answer, so writers keep it up to date under the partition lock
+ * without ordering it with anything, the audit does not check it, and the
+ * repair sweep just recomputes it.  Read the sort key of a node that may be
+ * a dummy through link_sokey().
  */
 struct dummy {
 	volatile uint64_t next;

@@ -1919,10 +1919,12 @@ static int recycle_one(jnl_t *j, uint64_t segno, int *dirty)
 
 int jnl_is_drop_name(const char *name)
 {
-	unsigned long long segno;
-	int end = 0;
-
-	return strlen(name) == 25 && sscanf(name, "drop-%16llx.tmp%n", &segno, &end) == 1 && end == 25;
+	if (strlen(name) != 25 || strncmp(name, "drop-", 5) || strcmp(name + 21, ".tmp"))
+		return 0;
+	for (int i = 5; i < 21; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return 0;
+	return 1;
 }
 
 struct drop_scan {

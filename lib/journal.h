@@ -128,18 +128,20 @@ void jnl_set_synced(jnl_t *j, uint64_t lsn);
  * Recycle the segments whose every record has an LSN below `lsn` (a
  * checkpoint covers them): rename each to a new segment number after the
  * last (up to spare_max kept) or, past that, to a drop file
- * "drop-<segno>.tmp", then fsync the directory.  The current segment is
- * never recycled.  Errors: IO, PANIC, OS.
- *
- * Drop files are no part of the journal (no reader looks at a name that is
- * not a segment's); jnl_drop_files unlinks them, without the writers' lock
- * and from any process, at any time.  Unlinking a 64 MiB segment takes
- * milliseconds (the file system frees its extents: 38-56 ms for 7-9
- * segments measured on the test VM), and under the lock every flush of
- * every process waited for it at each checkpoint.  Returns how many it
- * removed; a name another process removed first is not an error.
+ * "drop-<16 hex segno>.tmp", then fsync the directory.  The current segment
+ * is never recycled.  Errors: IO, PANIC, OS.
  */
 int jnl_recycle_below(jnl_t *j, uint64_t lsn);
+/*
+ * Unlink the drop files in dir.  Drop files are no part of the journal (no
+ * reader looks at a name that is not a segment's), so this runs without the
+ * writers' lock, from any process, at any time.  Unlinking a 64 MiB segment
+ * takes milliseconds (the file system frees its extents: 38-56 ms for 7-9
+ * segments measured on the test VM), and when jnl_recycle_below unlinked
+ * them under the lock, every flush of every process waited at each
+ * checkpoint.  Returns how many it removed (a name another process removed
+ * first is not an error), or an error of listing dir.
+ */
 int jnl_drop_files(jio_t *io, const char *dir);
 /* 1 if name is a drop file's. */
 int jnl_is_drop_name(const char *name);

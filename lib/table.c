@@ -146,13 +146,15 @@ static void hint_refresh(keel_t *h, struct dummy *d)
 }
 
 /* set_link, then the hints that name prev's old successor: prev's own if it
- * is a dummy, and bucket's (the dummy the walk to prev started from) if
- * prev is the first node after it. */
+ * is a dummy, else bucket's (the dummy the walk to prev started from) if
+ * prev is the key right after it.  A dummy right after bucket leaves
+ * bucket's hint 0, so only a key prev needs the bucket. */
 static void set_link_hinted(keel_t *h, struct dummy *prev, uint64_t v, struct dummy *bucket)
 {
 	set_link(prev, v);
-	hint_refresh(h, prev);
-	if (bucket && bucket != prev && shm_load(&bucket->next) == shm_off(&h->a, prev))
+	if (!(shm_load(&prev->sokey) & 1))
+		hint_refresh(h, prev);
+	else if (bucket && shm_load(&bucket->next) == shm_off(&h->a, prev))
 		hint_refresh(h, bucket);
 }
 
@@ -162,7 +164,6 @@ void table_hint_refresh(keel_t *h, uint64_t off)
 	if (d)
 		hint_refresh(h, d);
 }
-
 
 /* Link the dummy of bucket i (its segment allocated), walking from its
  * parent's dummy; a dummy already in the list is left as it is. */
@@ -399,11 +400,14 @@ void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
 	n->sokey = sokey_regular(hash);
 	n->retire_next = 0;
 	n->stamp = 0;
-	struct dummy *bucket = hash_bucket(h, p, hash);
+	/* The bucket, for its hint, only when the link is in a key (see
+	 * set_link_hinted): most puts link right after their bucket's dummy. */
+	struct dummy *prev = (struct dummy *)link;   /* next is at offset 0 */
+	struct dummy *bucket = (shm_load(&prev->sokey) & 1) ? hash_bucket(h, p, hash) : NULL;
 	if (old) {
 		n->next = old->next;
 		n->prev_ver = shm_off(&h->a, old);
-		set_link_hinted(h, (struct dummy *)link, off, bucket);   /* next is at offset 0 */
+		set_link_hinted(h, prev, off, bucket);
 		if (old->flags & NODE_RETIRED) {
 			/* A tombstone waiting to be unlinked is now just an old version. */
 			old->stamp = n->lsn;
@@ -414,7 +418,7 @@ void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
 	} else {
 		n->next = *link;
 		n->prev_ver = 0;
-		set_link_hinted(h, (struct dummy *)link, off, bucket);
+		set_link_hinted(h, prev, off, bucket);
 	}
 	if (!is_live)
 		retire(h, p, n, NODE_KIND_TOMB, n->lsn);
