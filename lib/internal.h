@@ -499,6 +499,11 @@ const struct bucket_dir *table_dir(keel_t *h, const struct part *p, uint64_t *lo
 void table_prefetch(keel_t *h, const struct part *p, uint64_t hash);
 /* The next step: the first node of that bucket (reads the bucket). */
 void table_prefetch_first(keel_t *h, const struct part *p, uint64_t hash);
+/* The same from a bucket found by table_bucket_start, for a lookup: the
+ * first node's first three lines and the hinted second node.  A batch of
+ * lookups runs each step for all of its keys before the next step, so
+ * their cache misses overlap (keel_get_many). */
+void table_prefetch_from(keel_t *h, const struct dummy *bk);
 /* Under the lock: recompute the prefetch hint of the dummy at off (struct dummy). */
 void table_hint_refresh(keel_t *h, uint64_t off);
 /* Offset of bucket i's dummy, or 0 when its segment is missing or damaged. */

@@ -190,7 +190,10 @@ int keel_clear(keel_t *h, const char *part, uint64_t *removed);
  * (val is valid only during the call).  Return nonzero to stop early. */
 typedef int (*keel_get_fn)(void *ctx, size_t index, const void *val, size_t vlen,
 			   const keel_meta_t *meta);
-/* Consistent multi-get (one snapshot).  *found (may be NULL) gets how many. */
+/* Consistent multi-get (one snapshot).  *found (may be NULL) gets how many.
+ * The callback sees the found keys in index order.  The lookups run in
+ * groups of 16 whose cache misses overlap, so on a store larger than the
+ * CPU caches a key costs about a third of a keel_get (keel-bench get). */
 int keel_get_many(keel_t *h, const char *part, size_t n, const void *const *keys,
 		  const size_t *klens, keel_get_fn fn, void *ctx, size_t *found);
 /* Put n pairs in one commit. */

@@ -14,6 +14,7 @@
 #include "lib/internal.h"
 
 #define TLS_SLOTS 8
+#define GET_MANY_GROUP 16   /* keys whose lookups keel_get_many overlaps */
 
 struct tls_slot {
 	uint64_t serial;      /* handle serial (never reused in a process) */
@@ -300,16 +301,34 @@ int keel_get_many(keel_t *h, const char *part, size_t n, const void *const *keys
 		return rc;
 	if ((rc = enter_or_fail(h, &r, &snap)))
 		return rc;
-	for (size_t i = 0; p && i < n; i++) {
-		const struct node *v = table_get(h, p, keys[i], klens[i], key_hash(keys[i], klens[i]), &snap);
-		if (!v)
-			continue;
-		nf++;
-		if (fn) {
-			keel_meta_t m;
-			fill_meta(&m, v);
-			if (fn(ctx, i, node_val(v), v->vlen, &m))
-				break;
+	/* In groups of GET_MANY_GROUP keys, one step at a time for the whole
+	 * group: every bucket's load starts, then every first node's, then the
+	 * lookups run.  A lone get waits for its bucket, then for its node;
+	 * here the group's misses are in flight together. */
+	int stop = 0;
+	for (size_t base = 0; p && base < n && !stop; base += GET_MANY_GROUP) {
+		size_t m = n - base < GET_MANY_GROUP ? n - base : GET_MANY_GROUP;
+		const struct dummy *bk[GET_MANY_GROUP];
+		uint64_t hash[GET_MANY_GROUP];
+
+		for (size_t j = 0; j < m; j++) {
+			hash[j] = key_hash(keys[base + j], klens[base + j]);
+			bk[j] = table_bucket_start(h, p, hash[j]);
+		}
+		for (size_t j = 0; j < m; j++)
+			if (bk[j])
+				table_prefetch_from(h, bk[j]);
+		for (size_t j = 0; j < m && !stop; j++) {
+			const struct node *v = bk[j] ? table_get_at(h, p, bk[j], keys[base + j], klens[base + j],
+								      hash[j], &snap) : NULL;
+			if (!v)
+				continue;
+			nf++;
+			if (fn) {
+				keel_meta_t mt;
+				fill_meta(&mt, v);
+				stop = fn(ctx, base + j, node_val(v), v->vlen, &mt) != 0;
+			}
 		}
 	}
 	reader_leave(h, r);

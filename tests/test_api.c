@@ -9,6 +9,9 @@
  *   delete      del (existed), contains, exists, count, clear (removed)
  *   many        get_many (index, found, early stop), put_many (one LSN),
  *               del_many (removed)
+ *   many_groups get_many across its lookup groups of 16: long and odd
+ *               lengths, absent and repeated keys, keys of many lengths,
+ *               stops inside and at the end of a group, all against keel_get
  *   partitions  keel_partitions lists every partition once, in id order,
  *               with its key count
  *   versions    1 for a new key, +1 per write, mtime moves, meta.lsn is the
@@ -422,6 +425,120 @@ static int part_cb(void *ctx, const char *name, uint64_t keys)
 	c->ids[c->n] = ps.id;
 	c->n++;
 	return 0;
+}
+
+/* keel_get_many looks its keys up in groups (lib/read.c, GET_MANY_GROUP):
+ * every answer must still be keel_get's, in index order, once each. */
+#define MG_KEYS 600u
+#define MG_ASK 203u
+
+struct mg_ctx {
+	const uint32_t *ask;      /* key number per index; >= MG_KEYS: absent */
+	size_t last;              /* index of the last call + 1 (0: none yet) */
+	unsigned calls, stop_after;
+};
+
+static void mg_key(uint32_t i, char *k, size_t *kl)
+{
+	/* 1 to 40 bytes, so lengths differ within a group */
+	*kl = (size_t)snprintf(k, 48, "g%u.%.*s", i, (int)(i % 31), "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+}
+
+static void mg_val(uint32_t i, char *v, size_t *vl)
+{
+	*vl = (size_t)snprintf(v, 32, "value-%u", i * 7919u);
+}
+
+static int mg_cb(void *ctx, size_t index, const void *val, size_t vlen, const keel_meta_t *meta)
+{
+	struct mg_ctx *c = ctx;
+	char want[32];
+	size_t wl;
+
+	CHECK_MSG(index < MG_ASK, "get_many: callback index %zu of %u", index, MG_ASK);
+	CHECK_MSG(c->last == 0 || index >= c->last, "get_many: index %zu after %zu (not in order, or twice)",
+		  index, c->last - 1);
+	CHECK_MSG(c->ask[index] < MG_KEYS, "get_many: index %zu (an absent key) found", index);
+	mg_val(c->ask[index], want, &wl);
+	CHECK_MSG(vlen == wl && memcmp(val, want, wl) == 0, "get_many: index %zu (key %u) has the wrong value",
+		  index, c->ask[index]);
+	CHECK(meta && meta->version == 1);
+	c->last = index + 1;
+	c->calls++;
+	return c->stop_after && c->calls == c->stop_after;
+}
+
+static void test_many_groups(void)
+{
+	static char kbuf[MG_ASK][48];
+	const void *kp[MG_ASK];
+	size_t kl[MG_ASK], found;
+	uint32_t ask[MG_ASK];
+	unsigned present = 0;
+	uint64_t rng = 0x6d616e79ull;
+	t_store_t s;
+
+	t_store_init(&s);
+	t_store_open(&s);
+	for (uint32_t i = 0; i < MG_KEYS; i++) {
+		char k[48], v[32];
+		size_t klen, vlen;
+
+		mg_key(i, k, &klen);
+		mg_val(i, v, &vlen);
+		CHECK_OK(keel_put(s.h, "mg", k, klen, v, vlen, NULL));
+	}
+	/* A mix: present keys, absent ones, and repeats (the same key twice
+	 * in one group and across groups). */
+	for (unsigned j = 0; j < MG_ASK; j++) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		uint32_t r = (uint32_t)(rng >> 33);
+		ask[j] = (r % 4 == 0) ? MG_KEYS + r % 1000 : (j % 9 == 5 ? ask[j - 1] : r % MG_KEYS);
+		if (j % 9 == 5 && j && ask[j - 1] >= MG_KEYS)
+			ask[j] = r % MG_KEYS;
+		mg_key(ask[j], kbuf[j], &kl[j]);
+		kp[j] = kbuf[j];
+		present += ask[j] < MG_KEYS;
+	}
+	/* Every length, from none to more than a dozen groups. */
+	static const size_t lens[] = { 0, 1, 15, 16, 17, 31, 32, 33, MG_ASK };
+	for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+		struct mg_ctx c = { ask, 0, 0, 0 };
+		unsigned want = 0;
+
+		for (size_t j = 0; j < lens[li]; j++)
+			want += ask[j] < MG_KEYS;
+		CHECK_OK(keel_get_many(s.h, "mg", lens[li], kp, kl, mg_cb, &c, &found));
+		CHECK_MSG(found == want && c.calls == want, "get_many of %zu keys: found %zu, %u calls, want %u",
+			  lens[li], found, c.calls, want);
+		/* keel_get agrees, key by key */
+		for (size_t j = 0; j < lens[li]; j++) {
+			char v[32];
+			size_t vlen;
+			int rc = keel_get(s.h, "mg", kp[j], kl[j], v, sizeof(v), &vlen, NULL);
+			CHECK_EQ_I64(rc, ask[j] < MG_KEYS ? KEEL_OK : KEEL_E_NOTFOUND);
+		}
+	}
+	CHECK_MSG(present > MG_ASK / 2 && present < MG_ASK, "the mix has %u of %u present", present, MG_ASK);
+	/* No callback: found still counts. */
+	CHECK_OK(keel_get_many(s.h, "mg", MG_ASK, kp, kl, NULL, NULL, &found));
+	CHECK_EQ_U64(found, present);
+	/* A stop ends the walk at once, inside a group or at its last key. */
+	static const unsigned stops[] = { 1, 7, 12, 37, 100 };
+	for (size_t si = 0; si < sizeof(stops) / sizeof(stops[0]); si++) {
+		struct mg_ctx c = { ask, 0, 0, stops[si] };
+		CHECK_OK(keel_get_many(s.h, "mg", MG_ASK, kp, kl, mg_cb, &c, &found));
+		CHECK_MSG(c.calls == stops[si] && found == stops[si], "get_many stopped after %u: %u calls, found %zu",
+			  stops[si], c.calls, found);
+	}
+	/* An absent partition: nothing found, no call. */
+	{
+		struct mg_ctx c = { ask, 0, 0, 0 };
+		CHECK_OK(keel_get_many(s.h, "mg-none", MG_ASK, kp, kl, mg_cb, &c, &found));
+		CHECK_EQ_U64(found, 0);
+		CHECK_EQ_U64(c.calls, 0);
+	}
+	t_store_close(&s);
 }
 
 static void test_partitions(void)
@@ -1448,7 +1565,7 @@ static const struct {
 	{ "txn", test_txn },		 { "scope", test_scope },
 	{ "iter", test_iter },		 { "stat", test_stat },
 	{ "processes", test_processes }, { "reopen", test_reopen },
-	{ "reused_inode", test_reused_inode },
+	{ "reused_inode", test_reused_inode }, { "many_groups", test_many_groups },
 };
 
 int main(int argc, char **argv)

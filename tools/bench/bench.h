@@ -253,6 +253,8 @@ extern const struct bench_worker bench_keel_get_worker;   /* keel_get, stack buf
 extern const struct bench_worker bench_keel_read_worker;  /* keel_read_get in a scope */
 extern const struct bench_worker bench_keel_put_worker;   /* keel_put, store's mode */
 #define BENCH_KEEL_READS_PER_SCOPE 64u
+extern const struct bench_worker bench_keel_many_worker;  /* keel_get_many of a group */
+#define BENCH_KEEL_GET_MANY 16u
 
 /* The raw shared-memory hash table (peer_raw.c). */
 struct bench_raw {

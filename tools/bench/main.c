@@ -13,8 +13,9 @@
  *   raw       the shared-memory hash table peer: gets with 1 and 2
  *             processes; bytes per entry (16 + 100 = 116)
  *   get       random gets, 1 and 2 processes: keel_get (stack buffer),
- *             keel_read_get (zero-copy, 64 gets per read scope), LMDB
- *             (read-only txn per get).  Runs `raw` too for its ratios.
+ *             keel_read_get (zero-copy, 64 gets per read scope),
+ *             keel_get_many (16 keys per call), LMDB (read-only txn per
+ *             get).  Runs `raw` too for its ratios.
  *   mem       keel_stat arena_bytes_used / N after loading N keys, vs 116
  *   put       memory-mode puts, 1 and 2 processes, vs LMDB (MDB_NOSYNC,
  *             one txn per put) and SQLite (WAL, synchronous=NORMAL, one
@@ -68,7 +69,8 @@
  *     "ok": true when there were no errors
  *   }
  * Figure keys: raw.get.{1p,2p}, raw.bytes_per_entry,
- * raw.mapped_bytes_per_entry, get.{keel_get,keel_read_get,lmdb}.{1p,2p},
+ * raw.mapped_bytes_per_entry,
+ * get.{keel_get,keel_read_get,keel_get_many,lmdb}.{1p,2p},
  * mem.keel.{bytes_per_entry,bytes_per_entry_net,arena_bytes_used,
  * arena_bytes_used_empty,arena_bytes}, mem.raw.bytes_per_entry,
  * put.{keel,lmdb,sqlite}.{1p,2p}, sync.keel.{1p,2p,4p,8p,16p},
@@ -146,7 +148,8 @@ static void usage(FILE *f)
 "  raw       shared-memory hash table (open addressing, /dev/shm, forked\n"
 "            readers): gets with 1 and 2 processes, bytes per entry (116)\n"
 "  get       random gets, 1 and 2 processes: keel_get, keel_read_get (64\n"
-"            gets per read scope), raw table, LMDB (read-only txn per get)\n"
+"            gets per read scope), keel_get_many (16 keys per call), raw\n"
+"            table, LMDB (read-only txn per get)\n"
 "  mem       Keel arena bytes per entry after loading N keys, vs raw 116 B\n"
 "  put       memory-mode puts, 1 and 2 processes, vs LMDB NOSYNC and SQLite\n"
 "            WAL synchronous=NORMAL (one transaction per put)\n"
@@ -548,6 +551,10 @@ static int suite_get(void)
 			  &bench_keel_read_worker, 1 },
 			{ "get.keel_read_get.2p", "keel_read_get (64 per scope), 2 processes",
 			  &bench_keel_read_worker, 2 },
+			{ "get.keel_get_many.1p", "keel_get_many (16 keys per call), 1 process",
+			  &bench_keel_many_worker, 1 },
+			{ "get.keel_get_many.2p", "keel_get_many (16 keys per call), 2 processes",
+			  &bench_keel_many_worker, 2 },
 		};
 
 		for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {

@@ -17,6 +17,9 @@
  *   get    keel_get into a stack buffer, 64 gets per batch
  *   read   keel_read_begin, BENCH_KEEL_READS_PER_SCOPE keel_read_get
  *          (zero-copy; the first and last byte are read), keel_read_end
+ *   many   keel_get_many of BENCH_KEEL_GET_MANY keys of the sequence per
+ *          call (the callback copies the value, as keel_get does), 4
+ *          calls per batch; every key must be found
  *   put    keel_put of a random existing key with a new generation, in
  *          the store's durability mode; 64 per batch in memory and async
  *          mode, 1 in sync mode, where each put's latency is recorded and
@@ -342,6 +345,56 @@ static int keel_read_batch(void *state, uint64_t *ops)
 	return rc;
 }
 
+struct many_sink {
+	uint64_t sum;
+	unsigned bad;   /* values of the wrong length */
+};
+
+static int keel_many_cb(void *ctx, size_t index, const void *val, size_t vlen, const keel_meta_t *meta)
+{
+	struct many_sink *m = ctx;
+	uint8_t buf[BENCH_VALUE_BYTES];
+
+	(void)index;
+	(void)meta;
+	if (vlen != BENCH_VALUE_BYTES) {
+		m->bad++;
+		return 1;
+	}
+	memcpy(buf, val, sizeof(buf));
+	m->sum += buf[0] + buf[BENCH_VALUE_BYTES - 1];
+	return 0;
+}
+
+static int keel_many_batch(void *state, uint64_t *ops)
+{
+	struct keel_state *s = state;
+
+	for (unsigned c = 0; c < KEEL_OPS_PER_BATCH / BENCH_KEEL_GET_MANY; c++) {
+		const void *keys[BENCH_KEEL_GET_MANY];
+		size_t klens[BENCH_KEEL_GET_MANY], found = 0;
+		struct many_sink m = { 0, 0 };
+		size_t first = s->pos;
+
+		for (unsigned i = 0; i < BENCH_KEEL_GET_MANY; i++) {
+			keys[i] = bench_seq.keys + s->pos * BENCH_KEY_BYTES;
+			klens[i] = BENCH_KEY_BYTES;
+			s->pos = (s->pos + 1) & bench_seq.mask;
+		}
+		int rc = keel_get_many(s->h, BENCH_PART, BENCH_KEEL_GET_MANY, keys, klens, keel_many_cb,
+				       &m, &found);
+		if (rc)
+			return bench_keel_fail(rc, "keel_get_many from key %u", bench_seq.index[first]);
+		if (m.bad || found != BENCH_KEEL_GET_MANY)
+			return bench_fail(KEEL_E_CORRUPT, "keel_get_many from key %u: %zu of %u found, "
+					  "%u of the wrong length", bench_seq.index[first], found,
+					  BENCH_KEEL_GET_MANY, m.bad);
+		s->sink += m.sum;
+	}
+	*ops += KEEL_OPS_PER_BATCH;
+	return 0;
+}
+
 static int keel_put_batch(void *state, uint64_t *ops)
 {
 	struct keel_state *s = state;
@@ -380,6 +433,13 @@ const struct bench_worker bench_keel_read_worker = {
 	.name = "keel_read_get",
 	.setup = keel_worker_setup,
 	.batch = keel_read_batch,
+	.teardown = keel_worker_teardown,
+};
+
+const struct bench_worker bench_keel_many_worker = {
+	.name = "keel_get_many",
+	.setup = keel_worker_setup,
+	.batch = keel_many_batch,
 	.teardown = keel_worker_teardown,
 };
 
