@@ -228,6 +228,53 @@ static int rec_check(keel_t *h, struct part *p, struct rec *r, uint64_t lsn)
 	return 0;
 }
 
+/*
+ * A dead owner's record, whose part in one partition was just redone: redo
+ * its other parts too, then publish it.  Until every part is in, the record
+ * is not visible, but the caller holds the partition and goes on at once.
+ * For the timer partition that is a claim, and the timer index is not
+ * versioned: it holds the redone part already, so a claim could hand out a
+ * timer set by a transaction whose other writes nobody can read yet (seen
+ * in keel-demo as a step claimed ahead of its flow's state; test_timers
+ * mid_apply).  So the other partitions are taken now with trylock, which a
+ * dead owner's lock always yields to (taking it redoes that part: lock_taken
+ * in part.c); trylock never waits, so this cannot deadlock with the lock the
+ * caller holds.  A part that another process is redoing at this moment (its
+ * lock busy) is waited for, up to FINISH_WAIT_NS: a repairer only ever
+ * trylocks, so it does not wait for the lock held here.
+ */
+#define FINISH_WAIT_NS (1000ull * 1000 * 1000)
+static void finish_record(keel_t *h, struct rec *r, uint64_t lsn)
+{
+	const uint32_t *ids = (const uint32_t *)r->body;
+	uint32_t n = r->nparts <= REC_PARTS_MAX ? r->nparts : 0;
+	uint64_t t0 = 0;
+
+	for (;;) {
+		int all_clear = 1;
+		for (uint32_t i = 0; i < n; i++) {
+			struct part *q = part_by_id(h, ids[i]);
+			if (!q || shm_load_acq(&q->applying_lsn) != lsn)
+				continue;
+			if (part_trylock(h, q) == 0)
+				part_unlock(h, q);   /* taking it redid the part */
+			if (shm_load_acq(&q->applying_lsn) == lsn)
+				all_clear = 0;
+		}
+		if (all_clear) {
+			publish_visible(h, lsn);
+			shm_cas32(&r->state, REC_COMPLETE, REC_APPLIED);
+			return;
+		}
+		uint64_t now = shm_mono_ns();
+		if (!t0)
+			t0 = now;
+		else if (now - t0 > FINISH_WAIT_NS)
+			return;   /* the last repairer publishes it */
+		sched_yield();
+	}
+}
+
 /* The marker half of the table. */
 static int repair_marker(keel_t *h, struct part *p)
 {
@@ -257,19 +304,8 @@ static int repair_marker(keel_t *h, struct part *p)
 		shm_faa(&h->root->redone, 1);
 	}
 	shm_store_rel(&p->applying_lsn, 0);
-	if (st == REC_COMPLETE) {
-		const uint32_t *ids = (const uint32_t *)r->body;
-		int all_clear = 1;
-		for (uint32_t i = 0; i < r->nparts; i++) {
-			struct part *q = part_by_id(h, ids[i]);
-			if (q && shm_load_acq(&q->applying_lsn) == lsn)
-				all_clear = 0;
-		}
-		if (all_clear) {
-			publish_visible(h, lsn);
-			shm_cas32(&r->state, REC_COMPLETE, REC_APPLIED);
-		}
-	}
+	if (st == REC_COMPLETE)
+		finish_record(h, r, lsn);
 	return 0;
 }
 

@@ -1490,9 +1490,12 @@ static void report_text(struct demo *d, int ok)
 		printf("  fault injected    %s\n", fault_name(d->c.fault));
 	printf("  checks            %u of %u passed%s\n", passed, d->nchecks,
 	       passed + failed < d->nchecks ? " (the rest do not apply)" : "");
-	for (unsigned i = 0; i < d->nchecks; i++)
+	for (unsigned i = 0; i < d->nchecks; i++) {
 		printf("    [%s] %s\n", d->checks[i].status > 0 ? " ok " : d->checks[i].status == 0 ? "FAIL" : "n/a ",
 		       d->checks[i].name);
+		if (d->checks[i].status == 0 && d->checks[i].detail[0])   /* a failure says what it found */
+			printf("           %s\n", d->checks[i].detail);
+	}
 	if (d->aborted)
 		printf("  aborted           %s\n", d->abort_why);
 	printf("  result            %s\n", ok ? "all checks passed" : "CHECK FAILED");

@@ -6,6 +6,10 @@
  * compare against the timer's own parameters (a lease, a far-away due time),
  * never against a tight absolute bound.
  *
+ *   mid_apply  a claimer killed half-way through applying its step: the
+ *              next claim hands out the timer its transaction set only
+ *              with the transaction's other write visible
+ *
  *   --soak   many more kills and timers in the kill -9 section
  */
 #include "common/t.h"
@@ -381,6 +385,70 @@ static void sec_dead_holder(void)
 	t_store_destroy(&s);
 }
 
+/*
+ * A claimer killed in the middle of applying its step: the transaction puts
+ * the flow's state, acks the claimed timer and sets the next one, and the
+ * worker dies with one of its two partitions applied (commit.mid_apply).
+ * The next claim takes the timer partition over from the dead process and
+ * redoes its part; the timer it then hands out was set by that transaction,
+ * so the transaction's other write must be visible by then.  Both orders:
+ * the user partition before the timer partition (its part applied, the
+ * timers' not) and after it.
+ */
+static void mid_apply_case(const char *part, int user_first)
+{
+	t_store_t s;
+	keel_claim_t c;
+	char st[16];
+	size_t stlen = 0;
+	int stv;
+
+	open_mem(&s, 0);
+	if (user_first)
+		CHECK_OK(keel_put(s.h, part, "state", 5, "1", 1, NULL));
+	else
+		CHECK_OK(keel_timer_set(s.h, "elsewhere", "t", 1, KEEL_TIMER_DUE_MAX, NULL, 0));
+	CHECK_OK(keel_timer_set(s.h, part, "step", 4, keel_now_ms(), "1", 1));
+	if (!user_first)
+		CHECK_OK(keel_put(s.h, part, "state", 5, "1", 1, NULL));
+	pid_t pid = t_fork();
+	if (pid == 0) {
+		keel_t *h;
+		keel_txn_t *t;
+		keel_claim_t cc;
+		CHECK_OK(keel_open(s.dir, &s.opt, &h));
+		CHECK_OK(keel_timer_claim(h, NULL, 0, 600000, 0, &cc, NULL, 0));
+		CHECK_OK(keel_txn_begin(h, 0, &t));
+		CHECK_OK(keel_txn_put(t, part, "state", 5, "2", 1));
+		CHECK_OK(keel_txn_timer_ack(t, &cc));
+		CHECK_OK(keel_txn_timer_set(t, part, "next", 4, keel_now_ms(), "2", 1));
+		CHECK_OK(keel_crash_at("commit.mid_apply", 1));
+		keel_txn_commit(t, NULL);
+		_exit(3);   /* not reached: the point kills */
+	}
+	t_waitpid(pid, &stv);
+	CHECK_MSG(WIFSIGNALED(stv) && WTERMSIG(stv) == SIGKILL, "the worker did not die at commit.mid_apply");
+	/* The dead worker's transaction is redone: its "next" timer is due,
+	 * its ack took "step" away. */
+	CHECK_OK(keel_timer_claim(s.h, NULL, 0, 60000, 10000, &c, NULL, 0));
+	CHECK_MSG(c.klen == 4 && memcmp(c.key, "next", 4) == 0, "claimed %.*s, not the timer the dead transaction set",
+		  (int)c.klen, c.key);
+	/* ... and so is its state: no claim of a timer from a transaction
+	 * whose other writes are not visible. */
+	CHECK_OK(keel_get(s.h, part, "state", 5, st, sizeof(st), &stlen, NULL));
+	CHECK_MSG(stlen == 1 && st[0] == '2', "claimed the timer set with state 2, but the state reads %.*s (%s first)",
+		  (int)stlen, st, user_first ? "user partition" : "timer partition");
+	CHECK_OK(keel_timer_ack(s.h, &c));
+	CHECK_SOUND(s.h, KEEL_CHECK_REPAIR);
+	t_store_destroy(&s);
+}
+
+static void sec_mid_apply(void)
+{
+	mid_apply_case("flow-a", 1);
+	mid_apply_case("flow-b", 0);
+}
+
 /* N processes claim and ack: no timer held by two at once, none lost. */
 static void sec_exclusive(void)
 {
@@ -622,6 +690,7 @@ int main(int argc, char **argv)
 	fails += !t_run_section("dead", sec_dead);
 	fails += !t_run_section("wake", sec_wake);
 	fails += !t_run_section("holder", sec_dead_holder);
+	fails += !t_run_section("mid_apply", sec_mid_apply);
 	fails += !t_run_section("exclusive", sec_exclusive);
 	fails += !t_run_section("kill9", sec_kill9);
 	fails += !t_run_section("restart", sec_restart);
