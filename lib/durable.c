@@ -702,11 +702,54 @@ static int ncpu(void)
 	return n;
 }
 
+/*
+ * A sync commit that has waited STALL_WARN_NS for the journal: if a stopped
+ * process (SIGSTOP, ^Z, a debugger) is what holds it up, say so on stderr,
+ * naming it.  The journal is written in LSN order by one writer at a time,
+ * so a process stopped while it writes a flush (holding the flush lock) or
+ * between reserving and completing its commit record holds up every sync
+ * commit after it until it is continued (README, "Durability"); a commit
+ * that just hangs would leave the operator guessing.  At most once per
+ * STALL_WARN_EVERY_NS per process.
+ */
+#define STALL_WARN_NS (2ull * 1000 * 1000 * 1000)
+#define STALL_WARN_EVERY_NS (10ull * 1000 * 1000 * 1000)
+static void warn_stall(keel_t *h, uint64_t lsn, uint64_t waited_ns)
+{
+	static uint64_t last;   /* per process: enough for a rate limit */
+	struct keel_root *root = h->root;
+	uint64_t now = shm_mono_ns();
+	uint32_t pid = 0;
+	const char *what = NULL;
+
+	if (shm_load(&last) && now - shm_load(&last) < STALL_WARN_EVERY_NS)
+		return;
+	uint32_t fpid = shm_load32(&root->flush_lock.holder_pid), ftid = shm_load32(&root->flush_lock.holder_tid);
+	if (fpid && fpid != h->pid && shm_pid_stopped(fpid, ftid)) {
+		pid = fpid;
+		what = "while it holds the journal's flush lock (writing a flush)";
+	} else {
+		uint64_t pos = shm_load_acq(&root->written_pos);
+		struct rec *r = pos < ring_head(root) ? rec_at(h, pos) : NULL;
+		if (r && r->magic == REC_MAGIC && shm_load32_acq(&r->state) == REC_RESERVED &&
+		    r->pid != h->pid && shm_pid_stopped(r->pid, 0)) {
+			pid = r->pid;
+			what = "between reserving and completing its commit record";
+		}
+	}
+	if (!pid)
+		return;
+	shm_store(&last, now);
+	fprintf(stderr, "keel: a sync commit (LSN %llu) has waited %.1f s for the journal: process %u is "
+		"stopped (a signal or a debugger) %s, and every sync commit waits for it; continue it "
+		"(kill -CONT %u) or kill it\n", (unsigned long long)lsn, (double)waited_ns / 1e9, pid, what, pid);
+}
+
 static int wait_durable(keel_t *h, uint64_t lsn)
 {
 	struct keel_root *root = h->root;
-	uint64_t yield_from = 0;
-	int rc, yielding = 0;
+	uint64_t yield_from = 0, sleep_from = 0;
+	int rc, yielding = 0, warned = 0;
 
 	for (uint32_t i = 0;; i++) {
 		if (shm_load_acq(&root->durable_lsn) >= lsn) {   /* A10 */
@@ -752,6 +795,15 @@ static int wait_durable(keel_t *h, uint64_t lsn)
 			yielding = 0;
 		}
 		/* Someone else flushes: sleep until its flush ends. */
+		if (!warned) {
+			uint64_t now = shm_mono_ns();
+			if (!sleep_from)
+				sleep_from = now;
+			else if (now - sleep_from > STALL_WARN_NS) {
+				warn_stall(h, lsn, now - sleep_from);
+				warned = 1;
+			}
+		}
 		struct timespec ts = { 0, FUTEX_WAIT_NS };
 		waiter_add(h);
 		if (shm_load32_acq(&root->flush_seq) == seq && shm_load_acq(&root->durable_lsn) < lsn)

@@ -45,6 +45,30 @@ uint64_t shm_pid_start_time(pid_t pid)
 	return strtoull(p, NULL, 10);
 }
 
+int shm_pid_stopped(uint32_t pid, uint32_t tid)
+{
+	char path[64], buf[512];
+	ssize_t n;
+	int fd;
+
+	if (pid == 0 || pid == SHM_PID_REAPING)
+		return 0;
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%u/task/%u/stat", pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');   /* field 3, the state, follows the name */
+	return p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+}
+
 int shm_pid_alive(uint32_t pid, uint64_t start_time)
 {
 	uint64_t st;

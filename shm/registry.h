@@ -85,6 +85,10 @@ struct shm_arena;
 uint64_t shm_pid_start_time(pid_t pid);
 /* 1 if the process (pid, start_time) is alive. */
 int shm_pid_alive(uint32_t pid, uint64_t start_time);
+/* 1 if thread tid of process pid (tid 0: the process) is stopped, by a
+ * signal (SIGSTOP, SIGTSTP, ...) or a debugger; 0 if running, sleeping or
+ * gone. */
+int shm_pid_stopped(uint32_t pid, uint32_t tid);
 
 struct shm_proc *shm_proc_slot(struct shm_arena *a, uint32_t idx);
 struct shm_reader *shm_reader_slot(struct shm_arena *a, uint32_t idx);

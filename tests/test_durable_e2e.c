@@ -47,6 +47,11 @@
  *          committer went from thousands of commits a second to a few
  *          hundred.)
  *
+ * stopped  a committer stopped (SIGSTOP) at random moments until another
+ *          committer's sync commits wait for it; that one must then say on
+ *          stderr which process is stopped and how to continue it, and go
+ *          on once it is continued.
+ *
  * ckpt pin a checkpoint's pin (reader_enter_novis, snapshot {s, 0, 0}) held
  *          while more than VIS_STATES commits go by, in a memory-mode store:
  *          every commit must go through (a plain pin holds back the reuse
@@ -569,6 +574,92 @@ static void part_waiters(keel_t *h)
 	       (unsigned long long)counted);
 }
 
+/*
+ * stopped: a process stopped (SIGSTOP) while it holds up the journal is
+ * named.  A commits SYNC in a loop; B, with its stderr in a file, too.  A is
+ * stopped at random moments until B's commits stop (A was stopped holding
+ * the flush lock, or between reserving and completing its record); then
+ * within STALL_WARN_NS and some, B's stderr must name A as stopped and say
+ * how to continue it.  After SIGCONT, B commits again.
+ */
+#define STOPPED_TRIES 200u
+static void stopped_loop(const char *key, volatile uint64_t *commits)
+{
+	keel_t *c;
+	uint64_t n = 0;
+	if (keel_open(g_dir, &g_opt, &c) != 0)
+		_exit(3);
+	for (;;) {
+		if (keel_put(c, "stopped", key, strlen(key), &n, sizeof n, NULL) != 0)
+			_exit(4);
+		n++;
+		__atomic_store_n(commits, n, __ATOMIC_RELEASE);
+	}
+}
+
+static void part_stopped(void)
+{
+	volatile uint64_t *commits = t_shared_alloc(2 * sizeof(uint64_t));
+	char errpath[] = "/tmp/keel-e2e-stall-XXXXXX", text[2048], want[64];
+	int efd = mkstemp(errpath), caught = 0;
+	uint64_t rng = t_rand_stream(9);
+	unsigned tries;
+
+	CHECK_MSG(efd >= 0, "mkstemp %s: %s", errpath, strerror(errno));
+	pid_t a = t_fork();
+	if (a == 0)
+		stopped_loop("a", &commits[0]);
+	pid_t b = t_fork();
+	if (b == 0) {
+		dup2(efd, 2);
+		stopped_loop("b", &commits[1]);
+	}
+	while (!__atomic_load_n(&commits[0], __ATOMIC_ACQUIRE) || !__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE))
+		usleep(1000);
+	for (tries = 0; tries < STOPPED_TRIES && !caught; tries++) {
+		usleep((useconds_t)t_rand_below(&rng, 3000));
+		CHECK(kill(a, SIGSTOP) == 0);
+		usleep(5000);
+		uint64_t before = __atomic_load_n(&commits[1], __ATOMIC_ACQUIRE);
+		usleep(50000);
+		if (__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) == before) {
+			/* B waits for A: the warning must come, naming A. */
+			snprintf(want, sizeof want, "process %d is stopped", (int)a);
+			for (int ms = 0; ms < 10000 && !caught; ms += 20) {
+				ssize_t n = pread(efd, text, sizeof text - 1, 0);
+				text[n > 0 ? n : 0] = 0;
+				caught = strstr(text, want) != NULL;
+				usleep(20000);
+			}
+			CHECK_MSG(caught, "B waited 10 s for stopped process %d without a warning naming it; its stderr: %s",
+				  (int)a, text);
+			CHECK_MSG(strstr(text, "kill -CONT"), "the warning does not say how to continue: %s", text);
+			CHECK_MSG(__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) == before,
+				  "B committed while stopped process %d was named as holding the journal up", (int)a);
+		}
+		CHECK(kill(a, SIGCONT) == 0);
+		if (caught) {
+			uint64_t b0 = __atomic_load_n(&commits[1], __ATOMIC_ACQUIRE), t0 = t_now_ns();
+			while (__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) == b0 && t_now_ns() - t0 < 5000000000ull)
+				usleep(1000);
+			CHECK_MSG(__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) > b0, "B did not commit within 5 s of SIGCONT");
+		}
+	}
+	kill(a, SIGKILL);
+	kill(b, SIGKILL);
+	int st;
+	t_waitpid(a, &st);
+	t_waitpid(b, &st);
+	close(efd);
+	unlink(errpath);
+	CHECK_MSG(caught, "in %u stops, process A never held the journal up (B always went on)", STOPPED_TRIES);
+	char *nl = strchr(text, '\n');
+	if (nl)
+		*nl = 0;
+	printf("test_durable_e2e: stopped: after %u stops, B's sync commit waited for stopped A and said: %s\n",
+	       tries, text);
+}
+
 static void part_ckpt_pin(void)
 {
 	char dir[] = "/var/tmp/keel-e2e-pin-XXXXXX";
@@ -688,6 +779,7 @@ int main(int argc, char **argv)
 	check_store(h, "after setup");
 	part_ckpt_pin();
 	part_waiters(h);
+	part_stopped();
 	part_reboot(&h);
 	part_killing(h, kills, &rng);
 	CHECK_OK(keel_close(h));
