@@ -196,26 +196,39 @@ static inline uint64_t next_lsn(struct keel_root *r) { return AO_load_acquire(&r
 #define USER_BYTES (USER_PART_BYTES + VIS_STATES * (uint32_t)sizeof(struct vis_state))
 
 /* ---- partitions ------------------------------------------------------------------------ */
+/*
+ * Cache lines by who writes them.  Every get and put reads the name (the
+ * lookup) and the bucket directory before anything else; every commit
+ * writes its marker, the counts and the retire list.  Were they in one line,
+ * each commit would take that line from the other processes' caches, and a
+ * reader or writer in another process would wait for it to come back (two
+ * extra cross-core misses per put with 2 processes putting into one
+ * partition).  So: the lock's line, then the read-mostly fields (set when
+ * the partition is made, or once), then what every commit writes.
+ */
 struct part {
-	shm_lock_t lock;
-	volatile uint64_t applying_lsn;
-	volatile uint64_t applying_pos;
+	shm_lock_t lock;                 /* line 0: written by every locker */
+	/* lines 1-2: read-mostly */
 	uint32_t id;
 	uint16_t name_len;
 	uint16_t ready;
 	char name[KEEL_PARTITION_NAME_MAX + 8];
 	volatile uint64_t head;          /* dummy node of bucket 0 */
 	volatile uint64_t buckets;       /* struct bucket_dir offset (set once) */
+	uint64_t created_lsn;            /* commit that first journaled this partition */
+	uint64_t pad_ro[3];
+	/* line 3 and the heap: written by every commit, under the lock */
+	volatile uint64_t applying_lsn;
+	volatile uint64_t applying_pos;
 	volatile uint64_t count;         /* live keys */
 	volatile uint64_t bytes;         /* live key + value bytes */
-	uint64_t pad0;
 	uint64_t retire_head, retire_tail, retire_count;
 	uint64_t last_lsn;
-	uint64_t created_lsn;            /* commit that first journaled this partition */
-	uint64_t pad[2];
 	struct shm_heap heap;
 };
-_Static_assert(offsetof(struct part, head) == 160, "part layout");
+_Static_assert(offsetof(struct part, id) == 64 && offsetof(struct part, head) == 144 &&
+	       offsetof(struct part, applying_lsn) == 192 && offsetof(struct part, heap) == 256,
+	       "part layout: read-mostly fields apart from written ones");
 _Static_assert(sizeof(struct part) <= 1024, "part fits its slot");
 #define PART_BYTES 1024u
 

@@ -101,6 +101,7 @@ static uint64_t store_layout_sig(void)
 			 SHM_CLASSES_MAX, SHM_PARTS_MAX, KEEL_KEY_MAX, KEEL_VALUE_MAX, USER_BYTES,
 			 sizeof(struct bucket_dir), SHM_BUCKETS_LOG2_MIN, SHM_BUCKETS_LOG2_MAX,
 			 offsetof(struct keel_root, written_lsn), offsetof(struct shm_reader, novis),
+			 offsetof(struct part, applying_lsn),
 			 DUMMY_HINT_BITS };
 	return XXH3_64bits(v, sizeof(v));
 }
