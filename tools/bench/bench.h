@@ -194,6 +194,15 @@ int bench_run(const struct bench_worker *w, void *ctx, unsigned nworkers,
  */
 int bench_measure(const char *key, const char *label, const struct bench_worker *w,
 		  void *ctx, unsigned nworkers);
+/*
+ * How fast the machine passes one cache line between two processes: two
+ * forked processes take turns incrementing a shared word for secs seconds;
+ * *per_s gets the turns per second.  Anything two processes write in
+ * common (a lock, a shared counter) moves at this pace, and on a virtual
+ * machine it can change by several times from one minute to the next, as
+ * the host places the virtual CPUs.  0 or KEEL_E_OS.
+ */
+int bench_handoffs(double secs, double *per_s);
 /* The position in bench_seq where worker wid of n starts. */
 size_t bench_seq_start(unsigned wid, unsigned nworkers);
 

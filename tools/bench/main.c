@@ -73,7 +73,8 @@
  * get.{keel_get,keel_read_get,keel_get_many,lmdb}.{1p,2p},
  * mem.keel.{bytes_per_entry,bytes_per_entry_net,arena_bytes_used,
  * arena_bytes_used_empty,arena_bytes}, mem.raw.bytes_per_entry,
- * put.{keel,lmdb,sqlite}.{1p,2p}, sync.keel.{1p,2p,4p,8p,16p},
+ * put.{keel,lmdb,sqlite}.{1p,2p}, put.handoffs.{before_2p,after_2p},
+ * sync.keel.{1p,2p,4p,8p,16p},
  * sync.{raw_fdatasync,lmdb,sqlite}.1p, sync.redis, async.keel.1p,
  * async.keel.sync_after_s, recovery.keel.seconds,
  * timers.keel.{set_new.1p,set.1p,set.2p,claim_ack.1p,claim_ack.4p},
@@ -152,7 +153,9 @@ static void usage(FILE *f)
 "            table, LMDB (read-only txn per get)\n"
 "  mem       Keel arena bytes per entry after loading N keys, vs raw 116 B\n"
 "  put       memory-mode puts, 1 and 2 processes, vs LMDB NOSYNC and SQLite\n"
-"            WAL synchronous=NORMAL (one transaction per put)\n"
+"            WAL synchronous=NORMAL (one transaction per put); the machine's\n"
+"            cache-line handoffs between 2 processes before and after the\n"
+"            2-process puts (on a VM they can change several times over)\n"
 "  sync      durable commits of 1 put, 1/2/4/8/16 committing processes, vs\n"
 "            raw pwrite+fdatasync, LMDB sync, SQLite WAL FULL and Redis\n"
 "            (appendfsync always, 50 connections; redis-server from PATH)\n"
@@ -624,6 +627,22 @@ static int suite_mem(void)
 	return 0;
 }
 
+/* The machine's cache-line handoff rate, as a figure: two processes putting
+ * into one partition pass its lock and their shared lines at this pace. */
+static int handoffs(const char *key, const char *when)
+{
+	char label[80];
+	double v;
+	int rc = bench_handoffs(0.2, &v);
+
+	if (rc)   /* reported; the puts go on without this figure */
+		return failed(rc, "put", "cache-line handoffs") ? rc : 0;
+	snprintf(label, sizeof(label), "cache-line handoffs between 2 processes, %s", when);
+	bench_progress("put: cache-line handoffs between 2 processes (%s the 2-process puts): %.1fM/s",
+		       when, v / 1e6);
+	return fig1(key, label, "1/s", v);
+}
+
 static int suite_put(void)
 {
 	int rc = need_kmem();
@@ -636,8 +655,12 @@ static int suite_put(void)
 		snprintf(key, sizeof(key), "put.keel.%up", n);
 		snprintf(label, sizeof(label), "keel_put memory mode, %u process%s", n,
 			 n > 1 ? "es" : "");
+		if (n == 2 && (rc = handoffs("put.handoffs.before_2p", "before")))
+			return rc;
 		rc = bench_measure(key, label, &bench_keel_put_worker, &run.kmem, n);
 		if (failed(rc, "put", label))
+			return rc;
+		if (n == 2 && (rc = handoffs("put.handoffs.after_2p", "after")))
 			return rc;
 	}
 	if (!rc) {

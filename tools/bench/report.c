@@ -291,6 +291,8 @@ static void fmt_value(double v, const char *unit, char *buf, size_t cap)
 
 	if (strcmp(unit, "ops/s") == 0)
 		snprintf(buf, cap, "%s ops/s", bench_fmt_si(v, si));
+	else if (strcmp(unit, "1/s") == 0)
+		snprintf(buf, cap, "%s /s", bench_fmt_si(v, si));
 	else if (strcmp(unit, "x") == 0)
 		snprintf(buf, cap, "%.2f x", v);
 	else if (strcmp(unit, "s") == 0)

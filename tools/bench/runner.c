@@ -482,3 +482,59 @@ int bench_measure(const char *key, const char *label, const struct bench_worker 
 		bench_progress("  %s: median %s ops/s", label, bench_fmt_si(f->value, a));
 	return 0;
 }
+
+/* ---- cache-line handoffs ----------------------------------------------------------------- */
+
+struct handoff_page {
+	volatile uint64_t turn;      /* worker turn % 2 increments it next */
+	uint8_t pad[56];
+	volatile uint32_t stop;
+};
+
+static void handoff_child(struct handoff_page *pg, uint64_t me)
+{
+	while (!__atomic_load_n(&pg->stop, __ATOMIC_RELAXED)) {
+		uint64_t t = __atomic_load_n(&pg->turn, __ATOMIC_ACQUIRE);
+		if (t % 2 == me)
+			__atomic_store_n(&pg->turn, t + 1, __ATOMIC_RELEASE);
+		else
+			__builtin_ia32_pause();
+	}
+	_exit(0);
+}
+
+int bench_handoffs(double secs, double *per_s)
+{
+	struct handoff_page *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+				       -1, 0);
+	pid_t pid[2] = { -1, -1 };
+	int rc = 0;
+
+	*per_s = 0;
+	if (pg == MAP_FAILED)
+		return bench_fail(KEEL_E_OS, "handoffs: mmap: %s", strerror(errno));
+	for (int i = 0; i < 2; i++) {
+		pid[i] = fork();
+		if (pid[i] == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			handoff_child(pg, (uint64_t)i);
+		}
+		if (pid[i] < 0) {
+			rc = bench_fail(KEEL_E_OS, "handoffs: fork: %s", strerror(errno));
+			break;
+		}
+	}
+	if (rc == 0) {
+		struct timespec ts = { (time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9) };
+		uint64_t t0 = bench_now_ns(), n0 = __atomic_load_n(&pg->turn, __ATOMIC_ACQUIRE);
+		nanosleep(&ts, NULL);
+		uint64_t n1 = __atomic_load_n(&pg->turn, __ATOMIC_ACQUIRE), t1 = bench_now_ns();
+		*per_s = (double)(n1 - n0) / ((double)(t1 - t0) / 1e9);
+	}
+	__atomic_store_n(&pg->stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 2; i++)
+		if (pid[i] > 0)
+			waitpid(pid[i], NULL, 0);
+	munmap(pg, sizeof(*pg));
+	return rc;
+}
