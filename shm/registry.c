@@ -15,30 +15,36 @@
 #include "shm/arena.h"
 #include "shm/err.h"
 
+/* The fields of /proc/PATH/stat after the command name (which may contain
+ * spaces and parentheses, so they start after the last ')'): " S ppid ...",
+ * S the state.  NULL when the file cannot be read. */
+static const char *stat_fields(const char *path, char *buf, size_t cap)
+{
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, cap - 1);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p + 1 : NULL;
+}
+
 uint64_t shm_pid_start_time(pid_t pid)
 {
 	char path[64], buf[1024];
-	ssize_t n;
-	int fd;
-	char *p;
+	const char *p;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!(p = stat_fields(path, buf, sizeof(buf))))
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	/* The command name may contain spaces and parentheses: fields start
-	 * after the last ')'.  Field 3 is the state; start time is field 22. */
-	p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	p++;
-	if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X'))
+	if (p[1] == 'Z' || p[1] == 'X')
 		return 0;   /* a zombie holds no locks and reads nothing */
+	/* Field 3 is the state; start time is field 22. */
 	for (int field = 2; field < 22 && *p; p++)
 		if (*p == ' ')
 			field++;
@@ -47,9 +53,8 @@ uint64_t shm_pid_start_time(pid_t pid)
 
 int shm_pid_stopped(uint32_t pid, uint32_t tid)
 {
-	char path[64], buf[512];
-	ssize_t n;
-	int fd;
+	char path[64], buf[1024];
+	const char *p;
 
 	if (pid == 0 || pid == SHM_PID_REAPING)
 		return 0;
@@ -57,16 +62,8 @@ int shm_pid_stopped(uint32_t pid, uint32_t tid)
 		snprintf(path, sizeof(path), "/proc/%u/task/%u/stat", pid, tid);
 	else
 		snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	const char *p = strrchr(buf, ')');   /* field 3, the state, follows the name */
-	return p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+	p = stat_fields(path, buf, sizeof(buf));
+	return p && (p[1] == 'T' || p[1] == 't');
 }
 
 int shm_pid_alive(uint32_t pid, uint64_t start_time)
