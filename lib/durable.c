@@ -709,21 +709,16 @@ static int ncpu(void)
  * so a process stopped while it writes a flush (holding the flush lock) or
  * between reserving and completing its commit record holds up every sync
  * commit after it until it is continued (README, "Durability"); a commit
- * that just hangs would leave the operator guessing.  At most once per
- * STALL_WARN_EVERY_NS per process.
+ * that just hangs would leave the operator guessing.  Rate-limited with the
+ * lock waits' lines (shm/lock.h, shm_stall_note_due).
  */
-#define STALL_WARN_NS (2ull * 1000 * 1000 * 1000)
-#define STALL_WARN_EVERY_NS (10ull * 1000 * 1000 * 1000)
+#define STALL_WARN_NS SHM_STALL_NOTE_NS
 static void warn_stall(keel_t *h, uint64_t lsn, uint64_t waited_ns)
 {
-	static uint64_t last;   /* per process: enough for a rate limit */
 	struct keel_root *root = h->root;
-	uint64_t now = shm_mono_ns();
 	uint32_t pid = 0;
 	const char *what = NULL;
 
-	if (shm_load(&last) && now - shm_load(&last) < STALL_WARN_EVERY_NS)
-		return;
 	uint32_t fpid = shm_load32(&root->flush_lock.holder_pid), ftid = shm_load32(&root->flush_lock.holder_tid);
 	if (fpid && fpid != h->pid && shm_pid_stopped(fpid, ftid)) {
 		pid = fpid;
@@ -737,9 +732,8 @@ static void warn_stall(keel_t *h, uint64_t lsn, uint64_t waited_ns)
 			what = "between reserving and completing its commit record";
 		}
 	}
-	if (!pid)
+	if (!pid || !shm_stall_note_due())
 		return;
-	shm_store(&last, now);
 	fprintf(stderr, "keel: a sync commit (LSN %llu) has waited %.1f s for the journal: process %u is "
 		"stopped (a signal or a debugger) %s, and every sync commit waits for it; continue it "
 		"(kill -CONT %u) or kill it\n", (unsigned long long)lsn, (double)waited_ns / 1e9, pid, what, pid);

@@ -5,12 +5,14 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/syscall.h>
 
 #include "shm/err.h"
+#include "shm/registry.h"
 
 static __thread uint32_t tid_cached;
 static uint32_t pid_cached;
@@ -139,9 +141,39 @@ static int is_damaged(const shm_lock_t *l)
 	return 0;
 }
 
+int shm_stall_note_due(void)
+{
+	static uint64_t last;   /* per process: enough for a rate limit */
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	uint64_t prev = __atomic_load_n(&last, __ATOMIC_RELAXED);
+	if (prev && now - prev < SHM_STALL_NOTE_EVERY_NS)
+		return 0;
+	return __atomic_compare_exchange_n(&last, &prev, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+/* A wait of `slices` slices so far: if its holder is stopped, say so once. */
+static void note_stopped_holder(const shm_lock_t *l, int slices, int *noted)
+{
+	uint32_t pid = l->holder_pid, tid = l->holder_tid;
+
+	if (*noted || (uint64_t)slices * LOCK_SLICE_NS < SHM_STALL_NOTE_NS || !pid || pid == (uint32_t)getpid())
+		return;
+	if (!shm_pid_stopped(pid, tid))
+		return;
+	*noted = 1;
+	if (shm_stall_note_due())
+		fprintf(stderr, "keel: waited %.1f s for a lock of the store: process %u is stopped (a "
+			"signal or a debugger) while it holds the lock, and whatever needs the lock waits "
+			"for it; continue it (kill -CONT %u) or kill it\n", (double)slices * LOCK_SLICE_NS / 1e9,
+			pid, pid);
+}
+
 int shm_lock_acquire(shm_lock_t *l)
 {
-	int dead_slices = 0;
+	int dead_slices = 0, slices = 0, noted = 0;
 
 	if (__builtin_expect(ndamaged != 0, 0) && is_damaged(l))
 		return -EDEADLK;
@@ -181,6 +213,7 @@ int shm_lock_acquire(shm_lock_t *l)
 		int rc = pthread_mutex_timedlock(&l->m, &ts);
 		if (rc != ETIMEDOUT)
 			return after_lock(l, rc);
+		note_stopped_holder(l, ++slices, &noted);
 		uint32_t pid = l->holder_pid;
 		if (pid == 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
 			dead_slices++;

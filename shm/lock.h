@@ -48,6 +48,18 @@ int shm_lock_sane(const shm_lock_t *l);
 /* The KEEL_E_* error for a negative result rc of acquire or try on lock l,
  * named `what`: CORRUPT for a damaged lock, else OS; sets the message. */
 int shm_lock_err(const shm_lock_t *l, int rc, const char *what);
+/*
+ * Waits held up by a stopped process.  A lock waited for SHM_STALL_NOTE_NS
+ * whose holder is alive but stopped (a signal, ^Z or a debugger) is said on
+ * stderr, naming the holder, since nothing else would end the wait.  The
+ * store's other waits (a sync commit waiting for the journal) say theirs
+ * through shm_stall_note_due(), so one process says at most one such line
+ * per SHM_STALL_NOTE_EVERY_NS.
+ */
+#define SHM_STALL_NOTE_NS (2ull * 1000 * 1000 * 1000)
+#define SHM_STALL_NOTE_EVERY_NS (10ull * 1000 * 1000 * 1000)
+/* 1 when this process may say a stall line now (and counts it as said). */
+int shm_stall_note_due(void);
 void shm_lock_release(shm_lock_t *l);
 /* This thread's tid (cached). */
 uint32_t shm_tid(void);

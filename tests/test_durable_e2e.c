@@ -48,9 +48,11 @@
  *          hundred.)
  *
  * stopped  a committer stopped (SIGSTOP) at random moments until another
- *          committer's sync commits wait for it; that one must then say on
- *          stderr which process is stopped and how to continue it, and go
- *          on once it is continued.
+ *          committer waits for it, for the journal (SYNC commits to their
+ *          own partitions) or for a partition's lock or ring room (commits
+ *          that do not wait for the disk, to one partition); the waiter
+ *          must then say on stderr which process is stopped and how to
+ *          continue it, and go on once it is continued.
  *
  * ckpt pin a checkpoint's pin (reader_enter_novis, snapshot {s, 0, 0}) held
  *          while more than VIS_STATES commits go by, in a memory-mode store:
@@ -575,32 +577,40 @@ static void part_waiters(keel_t *h)
 }
 
 /*
- * stopped: a process stopped (SIGSTOP) while it holds up the journal is
- * named.  A commits SYNC in a loop; B, with its stderr in a file, too.  A is
- * stopped at random moments until B's commits stop (A was stopped holding
- * the flush lock, or between reserving and completing its record); then
- * within STALL_WARN_NS and some, B's stderr must name A as stopped and say
- * how to continue it.  After SIGCONT, B commits again.
+ * stopped: a process stopped (SIGSTOP) while it holds others up is named.
+ * A commits in a loop; B, with its stderr in a file, too.  A is stopped at
+ * random moments until B's commits stop; then within SHM_STALL_NOTE_NS and
+ * some, B's stderr must name A as stopped and say how to continue it.
+ * After SIGCONT, B commits again.  Two cases:
+ *   journal  SYNC commits to partitions of their own: B waits for the
+ *            journal (A stopped holding the flush lock, or between
+ *            reserving and completing its record);
+ *   lock     commits that do not wait for the disk, to one partition: B
+ *            waits for the partition's lock (A stopped inside a commit), or
+ *            for room in the commit ring behind A's unfinished record.
  */
 #define STOPPED_TRIES 200u
-static void stopped_loop(const char *key, volatile uint64_t *commits)
+static void stopped_loop(const char *part, const char *key, int durability, volatile uint64_t *commits)
 {
+	keel_options_t o = g_opt;
 	keel_t *c;
 	uint64_t n = 0;
-	if (keel_open(g_dir, &g_opt, &c) != 0)
+
+	o.durability = durability;
+	if (keel_open(g_dir, &o, &c) != 0)
 		_exit(3);
 	for (;;) {
-		if (keel_put(c, "stopped", key, strlen(key), &n, sizeof n, NULL) != 0)
+		if (keel_put(c, part, key, strlen(key), &n, sizeof n, NULL) != 0)
 			_exit(4);
 		n++;
 		__atomic_store_n(commits, n, __ATOMIC_RELEASE);
 	}
 }
 
-static void part_stopped(void)
+static void stopped_case(const char *name, const char *part_a, const char *part_b, int durability)
 {
 	volatile uint64_t *commits = t_shared_alloc(2 * sizeof(uint64_t));
-	char errpath[] = "/tmp/keel-e2e-stall-XXXXXX", text[2048], want[64];
+	char errpath[] = "/tmp/keel-e2e-stall-XXXXXX", text[2048] = "", want[64];
 	int efd = mkstemp(errpath), caught = 0;
 	uint64_t rng = t_rand_stream(9);
 	unsigned tries;
@@ -608,11 +618,11 @@ static void part_stopped(void)
 	CHECK_MSG(efd >= 0, "mkstemp %s: %s", errpath, strerror(errno));
 	pid_t a = t_fork();
 	if (a == 0)
-		stopped_loop("a", &commits[0]);
+		stopped_loop(part_a, "a", durability, &commits[0]);
 	pid_t b = t_fork();
 	if (b == 0) {
 		dup2(efd, 2);
-		stopped_loop("b", &commits[1]);
+		stopped_loop(part_b, "b", durability, &commits[1]);
 	}
 	while (!__atomic_load_n(&commits[0], __ATOMIC_ACQUIRE) || !__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE))
 		usleep(1000);
@@ -623,7 +633,7 @@ static void part_stopped(void)
 		uint64_t before = __atomic_load_n(&commits[1], __ATOMIC_ACQUIRE);
 		usleep(50000);
 		if (__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) == before) {
-			/* B waits for A: the warning must come, naming A. */
+			/* B waits for A: the note must come, naming A. */
 			snprintf(want, sizeof want, "process %d is stopped", (int)a);
 			for (int ms = 0; ms < 10000 && !caught; ms += 20) {
 				ssize_t n = pread(efd, text, sizeof text - 1, 0);
@@ -631,18 +641,19 @@ static void part_stopped(void)
 				caught = strstr(text, want) != NULL;
 				usleep(20000);
 			}
-			CHECK_MSG(caught, "B waited 10 s for stopped process %d without a warning naming it; its stderr: %s",
-				  (int)a, text);
-			CHECK_MSG(strstr(text, "kill -CONT"), "the warning does not say how to continue: %s", text);
+			CHECK_MSG(caught, "%s: B waited 10 s for stopped process %d without a note naming it; its stderr: %s",
+				  name, (int)a, text);
+			CHECK_MSG(strstr(text, "kill -CONT"), "%s: the note does not say how to continue: %s", name, text);
 			CHECK_MSG(__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) == before,
-				  "B committed while stopped process %d was named as holding the journal up", (int)a);
+				  "%s: B committed while stopped process %d was named as holding it up", name, (int)a);
 		}
 		CHECK(kill(a, SIGCONT) == 0);
 		if (caught) {
 			uint64_t b0 = __atomic_load_n(&commits[1], __ATOMIC_ACQUIRE), t0 = t_now_ns();
 			while (__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) == b0 && t_now_ns() - t0 < 5000000000ull)
 				usleep(1000);
-			CHECK_MSG(__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) > b0, "B did not commit within 5 s of SIGCONT");
+			CHECK_MSG(__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) > b0, "%s: B did not commit within 5 s of SIGCONT",
+				  name);
 		}
 	}
 	kill(a, SIGKILL);
@@ -652,12 +663,18 @@ static void part_stopped(void)
 	t_waitpid(b, &st);
 	close(efd);
 	unlink(errpath);
-	CHECK_MSG(caught, "in %u stops, process A never held the journal up (B always went on)", STOPPED_TRIES);
+	CHECK_MSG(caught, "%s: in %u stops, process A never held B up", name, STOPPED_TRIES);
 	char *nl = strchr(text, '\n');
 	if (nl)
 		*nl = 0;
-	printf("test_durable_e2e: stopped: after %u stops, B's sync commit waited for stopped A and said: %s\n",
-	       tries, text);
+	printf("test_durable_e2e: stopped, %s: after %u stops, B waited for stopped A and said: %s\n", name, tries,
+	       text);
+}
+
+static void part_stopped(void)
+{
+	stopped_case("journal", "stopped-a", "stopped-b", KEEL_DURABILITY_SYNC);
+	stopped_case("lock", "stopped", "stopped", KEEL_DURABILITY_MEMORY);
 }
 
 static void part_ckpt_pin(void)
