@@ -432,8 +432,17 @@ struct rec *rec_at(keel_t *h, uint64_t pos)
  * stderr (shm/lock.h), since nothing else ends the wait.  1 once looked at. */
 static int note_stopped_owner(keel_t *h, const struct rec *r)
 {
-	uint32_t st = shm_load32_acq(&r->state), pid = r->pid;
+	const shm_lock_t *al = &h->root->apply_lock;
+	uint32_t st = shm_load32_acq(&r->state), pid = r->pid, apid = al->holder_pid;
 
+	if (apid && apid != h->pid && shm_pid_stopped(apid, al->holder_tid)) {
+		/* the ring's applied end is moved under this lock (advance_applied) */
+		if (shm_stall_note_due())
+			fprintf(stderr, "keel: a commit has waited 2 s for room in the commit ring: process %u "
+				"is stopped (a signal or a debugger) while it moves the ring's applied end, and "
+				"the ring cannot move on; continue it (kill -CONT %u) or kill it\n", apid, apid);
+		return 1;
+	}
 	if (r->magic != REC_MAGIC || (st != REC_RESERVED && st != REC_COMPLETE) || pid == h->pid ||
 	    !shm_pid_stopped(pid, 0))
 		return 0;
