@@ -417,6 +417,33 @@ struct rec *rec_at(keel_t *h, uint64_t pos)
 	return (struct rec *)shm_at(&h->a, h->a.hdr->ring_off + pos % rb);
 }
 
+/* The ring has been full for SHM_STALL_NOTE_NS: if the record it waits at
+ * is unfinished and its owner stopped (a signal or a debugger), say so on
+ * stderr (shm/lock.h), since nothing else ends the wait.  1 once looked at. */
+static int note_stopped_owner(keel_t *h, const struct rec *r, uint64_t waited_ns)
+{
+	uint32_t st = shm_load32_acq(&r->state), pid = r->pid;
+	uint32_t apid = shm_lock_stopped_holder(&h->root->apply_lock);
+
+	if (apid) {   /* the ring's applied end is moved under this lock (advance_applied) */
+		if (shm_stall_note_due())
+			fprintf(stderr, "keel: a commit has waited %.1f s for room in the commit ring: process "
+				"%u is stopped (a signal or a debugger) while it moves the ring's applied end, "
+				"and the ring cannot move on; continue it (kill -CONT %u) or kill it\n",
+				(double)waited_ns / 1e9, apid, apid);
+		return 1;
+	}
+	if (r->magic != REC_MAGIC || (st != REC_RESERVED && st != REC_COMPLETE) || pid == h->pid ||
+	    !shm_pid_stopped(pid, 0))
+		return 0;
+	if (shm_stall_note_due())
+		fprintf(stderr, "keel: a commit has waited %.1f s for room in the commit ring: process %u is "
+			"stopped (a signal or a debugger) in the middle of its commit (LSN %llu), and the ring "
+			"cannot move past it; continue it (kill -CONT %u) or kill it\n", (double)waited_ns / 1e9,
+			pid, (unsigned long long)r->lsn, pid);
+	return 1;
+}
+
 /*
  * Reserve `need` bytes of ring and the next LSN with one CAS of root->rsv =
  * {head, next_lsn}.  Before the CAS the reserver announces {lsn, pos, len} in
@@ -427,33 +454,6 @@ struct rec *rec_at(keel_t *h, uint64_t pos)
  * never pass.  A record that would cross the ring's end is preceded by a PAD
  * header carrying the same LSN.
  */
-/* The ring has been full for SHM_STALL_NOTE_NS: if the record it waits at
- * is unfinished and its owner stopped (a signal or a debugger), say so on
- * stderr (shm/lock.h), since nothing else ends the wait.  1 once looked at. */
-static int note_stopped_owner(keel_t *h, const struct rec *r)
-{
-	const shm_lock_t *al = &h->root->apply_lock;
-	uint32_t st = shm_load32_acq(&r->state), pid = r->pid, apid = al->holder_pid;
-
-	if (apid && apid != h->pid && shm_pid_stopped(apid, al->holder_tid)) {
-		/* the ring's applied end is moved under this lock (advance_applied) */
-		if (shm_stall_note_due())
-			fprintf(stderr, "keel: a commit has waited 2 s for room in the commit ring: process %u "
-				"is stopped (a signal or a debugger) while it moves the ring's applied end, and "
-				"the ring cannot move on; continue it (kill -CONT %u) or kill it\n", apid, apid);
-		return 1;
-	}
-	if (r->magic != REC_MAGIC || (st != REC_RESERVED && st != REC_COMPLETE) || pid == h->pid ||
-	    !shm_pid_stopped(pid, 0))
-		return 0;
-	if (shm_stall_note_due())
-		fprintf(stderr, "keel: a commit has waited 2 s for room in the commit ring: process %u is "
-			"stopped (a signal or a debugger) in the middle of its commit (LSN %llu), and the ring "
-			"cannot move past it; continue it (kill -CONT %u) or kill it\n", pid,
-			(unsigned long long)r->lsn, pid);
-	return 1;
-}
-
 static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lpos)
 {
 	struct keel_root *root = h->root;
@@ -517,7 +517,7 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 		if (attempt == 100)
 			t0 = shm_mono_ns();
 		if (attempt > 100 && attempt % 1024 == 0 && !noted && shm_mono_ns() - t0 > SHM_STALL_NOTE_NS)
-			noted = note_stopped_owner(h, rec_at(h, shm_load_acq(&root->applied_pos)));
+			noted = note_stopped_owner(h, rec_at(h, shm_load_acq(&root->applied_pos)), shm_mono_ns() - t0);
 		if (attempt > 100 && attempt % 1024 == 0 && shm_mono_ns() - t0 > RING_WAIT_NS_MAX) {
 			if (head + pad + need - tail <= rb && !states_free)   /* room, but a reader holds the slot */
 				return shm_err(KEEL_E_BUSY, "a read scope, iterator or transaction pinned at LSN %llu is still open after %u later commits; commits wait for it to end (waited %llu s); keep read scopes short",

@@ -703,7 +703,7 @@ static int ncpu(void)
 }
 
 /*
- * A sync commit that has waited STALL_WARN_NS for the journal: if a stopped
+ * A sync commit that has waited SHM_STALL_NOTE_NS for the journal: if a stopped
  * process (SIGSTOP, ^Z, a debugger) is what holds it up, say so on stderr,
  * naming it.  The journal is written in LSN order by one writer at a time,
  * so a process stopped while it writes a flush (holding the flush lock) or
@@ -712,18 +712,13 @@ static int ncpu(void)
  * that just hangs would leave the operator guessing.  Rate-limited with the
  * lock waits' lines (shm/lock.h, shm_stall_note_due).
  */
-#define STALL_WARN_NS SHM_STALL_NOTE_NS
 static void warn_stall(keel_t *h, uint64_t lsn, uint64_t waited_ns)
 {
 	struct keel_root *root = h->root;
-	uint32_t pid = 0;
-	const char *what = NULL;
+	uint32_t pid = shm_lock_stopped_holder(&root->flush_lock);
+	const char *what = "while it holds the journal's flush lock (writing a flush)";
 
-	uint32_t fpid = shm_load32(&root->flush_lock.holder_pid), ftid = shm_load32(&root->flush_lock.holder_tid);
-	if (fpid && fpid != h->pid && shm_pid_stopped(fpid, ftid)) {
-		pid = fpid;
-		what = "while it holds the journal's flush lock (writing a flush)";
-	} else {
+	if (!pid) {
 		uint64_t pos = shm_load_acq(&root->written_pos);
 		struct rec *r = pos < ring_head(root) ? rec_at(h, pos) : NULL;
 		if (r && r->magic == REC_MAGIC && shm_load32_acq(&r->state) == REC_PAD)   /* the ring's end: the record is next */
@@ -795,7 +790,7 @@ static int wait_durable(keel_t *h, uint64_t lsn)
 			uint64_t now = shm_mono_ns();
 			if (!sleep_from)
 				sleep_from = now;
-			else if (now - sleep_from > STALL_WARN_NS) {
+			else if (now - sleep_from > SHM_STALL_NOTE_NS) {
 				warn_stall(h, lsn, now - sleep_from);
 				warned = 1;
 			}

@@ -102,27 +102,28 @@ void table_prefetch(keel_t *h, const struct part *p, uint64_t hash)
 	}
 }
 
+/* Start loading the first `lines` cache lines of bucket bk's first node
+ * (reads the bucket) and the node its hint names. */
+static void prefetch_chain(keel_t *h, const struct dummy *bk, unsigned lines)
+{
+	const char *n = shm_ptr(&h->a, shm_load(&bk->next), (size_t)lines * 64);
+
+	for (unsigned i = 0; n && i < lines; i++)
+		__builtin_prefetch(n + 64 * i);
+	prefetch_hinted(h, bk);
+}
+
 void table_prefetch_first(keel_t *h, const struct part *p, uint64_t hash)
 {
 	const struct dummy *bk = hash_bucket(h, p, hash);
-	const void *n = bk ? shm_ptr(&h->a, shm_load(&bk->next), sizeof(struct node)) : NULL;
 
-	if (n)
-		__builtin_prefetch(n);
-	if (bk)
-		prefetch_hinted(h, bk);
+	if (bk)   /* the header: a commit's walk reads the key later, under the lock */
+		prefetch_chain(h, bk, 1);
 }
 
 void table_prefetch_from(keel_t *h, const struct dummy *bk)
 {
-	const char *n = shm_ptr(&h->a, shm_load(&bk->next), 192);
-
-	if (n) {   /* header, key and a small value: the lines table_get_at reads */
-		__builtin_prefetch(n);
-		__builtin_prefetch(n + 64);
-		__builtin_prefetch(n + 128);
-	}
-	prefetch_hinted(h, bk);
+	prefetch_chain(h, bk, 3);   /* header, key and a small value: what table_get_at reads */
 }
 
 /* Every node lives in the heap: an offset below it is damage, never a node. */

@@ -154,14 +154,19 @@ int shm_stall_note_due(void)
 	return __atomic_compare_exchange_n(&last, &prev, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
-/* A wait of `slices` slices so far: if its holder is stopped, say so once. */
-static void note_stopped_holder(const shm_lock_t *l, int slices, int *noted)
+uint32_t shm_lock_stopped_holder(const shm_lock_t *l)
 {
 	uint32_t pid = l->holder_pid, tid = l->holder_tid;
 
-	if (*noted || (uint64_t)slices * LOCK_SLICE_NS < SHM_STALL_NOTE_NS || !pid || pid == (uint32_t)getpid())
-		return;
-	if (!shm_pid_stopped(pid, tid))
+	return pid && pid != pid_cached && shm_pid_stopped(pid, tid) ? pid : 0;
+}
+
+/* A wait of `slices` slices so far: if its holder is stopped, say so once. */
+static void note_stopped_holder(const shm_lock_t *l, int slices, int *noted)
+{
+	uint32_t pid;
+
+	if (*noted || (uint64_t)slices * LOCK_SLICE_NS < SHM_STALL_NOTE_NS || !(pid = shm_lock_stopped_holder(l)))
 		return;
 	*noted = 1;
 	if (shm_stall_note_due())

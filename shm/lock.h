@@ -60,6 +60,9 @@ int shm_lock_err(const shm_lock_t *l, int rc, const char *what);
 #define SHM_STALL_NOTE_EVERY_NS (10ull * 1000 * 1000 * 1000)
 /* 1 when this process may say a stall line now (and counts it as said). */
 int shm_stall_note_due(void);
+/* The pid holding lock l when that is another process and it is stopped,
+ * else 0 (reads /proc: for waits that have lasted SHM_STALL_NOTE_NS). */
+uint32_t shm_lock_stopped_holder(const shm_lock_t *l);
 void shm_lock_release(shm_lock_t *l);
 /* This thread's tid (cached). */
 uint32_t shm_tid(void);
