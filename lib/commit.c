@@ -417,20 +417,28 @@ struct rec *rec_at(keel_t *h, uint64_t pos)
 	return (struct rec *)shm_at(&h->a, h->a.hdr->ring_off + pos % rb);
 }
 
-/* The ring has been full for SHM_STALL_NOTE_NS: if the record it waits at
- * is unfinished and its owner stopped (a signal or a debugger), say so on
- * stderr (shm/lock.h), since nothing else ends the wait.  1 once looked at. */
+/* The ring has been full for SHM_STALL_NOTE_NS: if what holds its tail is
+ * a stopped process (a signal or a debugger), the holder of the apply or
+ * the flush lock or the owner of the unfinished record the tail waits at,
+ * say so on stderr (shm/lock.h), since nothing else ends the wait.  1 once
+ * said (or due to be said). */
 static int note_stopped_owner(keel_t *h, const struct rec *r, uint64_t waited_ns)
 {
 	uint32_t st = shm_load32_acq(&r->state), pid = r->pid;
-	uint32_t apid = shm_lock_stopped_holder(&h->root->apply_lock);
+	/* The ring's tail is the lesser of its applied end, moved under the
+	 * apply lock (advance_applied), and its durable end, moved by the
+	 * holder of the flush lock (durable.c). */
+	uint32_t lpid = shm_lock_stopped_holder(&h->root->apply_lock);
+	const char *what = "while it moves the ring's applied end";
 
-	if (apid) {   /* the ring's applied end is moved under this lock (advance_applied) */
+	if (!lpid && h->root->journaled && (lpid = shm_lock_stopped_holder(&h->root->flush_lock)))
+		what = "while it holds the journal's flush lock, and no commit reaches the disk";
+	if (lpid) {
 		if (shm_stall_note_due())
 			fprintf(stderr, "keel: a commit has waited %.1f s for room in the commit ring: process "
-				"%u is stopped (a signal or a debugger) while it moves the ring's applied end, "
-				"and the ring cannot move on; continue it (kill -CONT %u) or kill it\n",
-				(double)waited_ns / 1e9, apid, apid);
+				"%u is stopped (a signal or a debugger) %s, and the ring cannot move on; "
+				"continue it (kill -CONT %u) or kill it\n", (double)waited_ns / 1e9, lpid, what,
+				lpid);
 		return 1;
 	}
 	if (r->magic != REC_MAGIC || (st != REC_RESERVED && st != REC_COMPLETE) || pid == h->pid ||
