@@ -105,8 +105,9 @@ struct jnl;
 extern const char keel_timer_part[];   /* "~timers" */
 #define TIMER_PART keel_timer_part
 #define TIMER_PART_LEN 7u
+#define TIMER_HEAP_SLOT_BYTES 16u   /* a heap slot: sort key, entry offset (timer.c) */
 struct tvec {
-	uint64_t off;            /* array of u64 block offsets */
+	uint64_t off;            /* array of heap slots */
 	uint32_t n, cap;
 };
 struct timer_root {

@@ -10,6 +10,9 @@
  *              next claim hands out the timer its transaction set only
  *              with the transaction's other write visible
  *
+ *   heap_order claims against a model, with many equal due times, and the
+ *              audit's check of every heap
+ *
  *   --soak   many more kills and timers in the kill -9 section
  */
 #include "common/t.h"
@@ -449,6 +452,99 @@ static void sec_mid_apply(void)
 	mid_apply_case("flow-b", 0);
 }
 
+/*
+ * The heaps' order against a model, with many equal due times.  Timers in
+ * three partitions are set, rescheduled, cancelled, and claimed and acked;
+ * each claim must hand out the model's earliest timer, by due time and then
+ * set order (a reschedule counts as a new set), over all partitions or over
+ * one.  The audit (keel_check) checks every heap's order, its slots' keys
+ * and the entries' positions now and then.
+ */
+#define HO_KEYS 300
+struct ho_timer {
+	int live, part;
+	uint64_t due, seq;
+};
+
+static int ho_earliest(const struct ho_timer *m, int part, uint64_t now)
+{
+	int best = -1;
+	for (int i = 0; i < HO_KEYS; i++) {
+		if (!m[i].live || m[i].due > now || (part >= 0 && m[i].part != part))
+			continue;
+		if (best < 0 || m[i].due < m[best].due || (m[i].due == m[best].due && m[i].seq < m[best].seq))
+			best = i;
+	}
+	return best;
+}
+
+static void ho_claim(t_store_t *s, struct ho_timer *m, int part, uint64_t now)
+{
+	static const char *const names[] = { "h0", "h1", "h2" };
+	keel_claim_t c;
+	char key[16];
+	int want = ho_earliest(m, part, now);
+	int rc = keel_timer_claim(s->h, part >= 0 ? &names[part] : NULL, part >= 0, 60000, 0, &c, NULL, 0);
+
+	if (want < 0) {
+		CHECK_RC(rc, KEEL_E_TIMEOUT);
+		return;
+	}
+	CHECK_OK(rc);
+	snprintf(key, sizeof(key), "k%03d", want);
+	if (strcmp(c.part, names[m[want].part]) != 0 || c.klen != 4 || memcmp(c.key, key, 4) != 0)
+		T_FAIL("claim (partition %d) handed out %s/%.*s due %llu; the earliest is %s/%s due %llu", part,
+		       c.part, (int)c.klen, (const char *)c.key, (unsigned long long)c.due_ms, names[m[want].part],
+		       key, (unsigned long long)m[want].due);
+	CHECK(c.due_ms == m[want].due);
+	CHECK_OK(keel_timer_ack(s->h, &c));
+	m[want].live = 0;
+}
+
+static void sec_heap_order(void)
+{
+	static const char *const names[] = { "h0", "h1", "h2" };
+	struct ho_timer m[HO_KEYS] = { 0 };
+	uint64_t rng = t_seed_value ^ 0x6865617021ull, seq = 0, now = keel_now_ms();
+	uint64_t past = now - 100000, future = now + 3600000;
+	int claims = 0;
+	t_store_t s;
+	char key[16];
+
+	open_mem(&s, 0);
+	for (int op = 0; op < 6000; op++) {
+		int k = (int)t_rand_below(&rng, HO_KEYS), r = (int)t_rand_below(&rng, 100);
+		snprintf(key, sizeof(key), "k%03d", k);
+		if (r < 60) {   /* set or reschedule: 8 due times, so many ties; a fifth not due yet */
+			int part = m[k].live ? m[k].part : (int)t_rand_below(&rng, 3);
+			uint64_t due = (t_rand_below(&rng, 5) ? past : future) + t_rand_below(&rng, 8);
+			if (m[k].live && m[k].part != part)
+				part = m[k].part;
+			CHECK_OK(keel_timer_set(s.h, names[part], key, 4, due, NULL, 0));
+			m[k] = (struct ho_timer){ 1, part, due, ++seq };
+		} else if (r < 70) {
+			int existed = 0;
+			if (!m[k].live)
+				continue;
+			CHECK_OK(keel_timer_cancel(s.h, names[m[k].part], key, 4, &existed));
+			CHECK(existed);
+			m[k].live = 0;
+		} else {
+			ho_claim(&s, m, r < 85 ? -1 : (int)t_rand_below(&rng, 3), now);
+			claims++;
+		}
+		if (op % 500 == 499)
+			CHECK_SOUND(s.h, 0);
+	}
+	/* Drain: every due timer comes out in order, then nothing. */
+	while (ho_earliest(m, -1, now) >= 0)
+		ho_claim(&s, m, -1, now);
+	ho_claim(&s, m, -1, now);
+	CHECK_SOUND(s.h, 0);
+	CHECK(claims > 1000);
+	t_store_close(&s);
+}
+
 /* N processes claim and ack: no timer held by two at once, none lost. */
 static void sec_exclusive(void)
 {
@@ -691,6 +787,7 @@ int main(int argc, char **argv)
 	fails += !t_run_section("wake", sec_wake);
 	fails += !t_run_section("holder", sec_dead_holder);
 	fails += !t_run_section("mid_apply", sec_mid_apply);
+	fails += !t_run_section("heap_order", sec_heap_order);
 	fails += !t_run_section("exclusive", sec_exclusive);
 	fails += !t_run_section("kill9", sec_kill9);
 	fails += !t_run_section("restart", sec_restart);
