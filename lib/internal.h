@@ -420,8 +420,10 @@ struct keel {
 	struct jio *io;                  /* I/O backend for the journal and checkpoints */
 	int io_owned;
 	struct jnl *jnl;                 /* this process's journal writer, opened lazily */
-	pthread_t async_thread;
+	pthread_t async_thread;          /* checkpoints, spare segments (maint_main) */
 	int async_running;
+	pthread_t flush_thread;          /* async handles: flushes within the window (flusher_main) */
+	int flush_running;
 	volatile int async_stop;
 	uint32_t async_window_ms;
 	uint64_t checkpoint_bytes;      /* journal growth that triggers a checkpoint */

@@ -24,8 +24,9 @@
  * - A handle (keel_t) is thread-safe.  A handle carried across fork() is
  *   refused in the child with KEEL_E_FORKED; the child must keel_open().
  *   A writable handle of a durable store runs a background thread (async
- *   flushes, checkpoints); fork() waits until that thread is idle, so a
- *   child never inherits a lock it held.  The application's own threads
+ *   flushes, checkpoints), and an async handle a second one (async flushes
+ *   only); fork() waits until they are idle, so a child never inherits a
+ *   lock they held.  The application's own threads
  *   are the application's affair: fork while none is inside a Keel call.
  * - Read scopes, iterators and transactions belong to the thread that made
  *   them.
