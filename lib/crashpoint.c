@@ -1,6 +1,7 @@
 /*
- * crashpoint.c - kill this process at a named point of the commit path, for
- * testing crash recovery (keel_crash_at and KEEL_CRASH_AT in keel.h).
+ * crashpoint.c - kill (or stop) this process at a named point of the commit
+ * path, for testing crash recovery and stalls (keel_crash_at, keel_stop_at
+ * and KEEL_CRASH_AT in keel.h).
  *
  * What it is for.  A worker's own crash test wants the worst moments, not
  * random ones: the commit half written, half applied, visible but still
@@ -48,6 +49,7 @@
 #define CRASH_MSG_BYTES_MAX 256u
 
 uint32_t crash_armed;
+static uint32_t crash_stop;   /* 1: stop with SIGSTOP instead of dying (keel_stop_at, ":stop") */
 static uint32_t crash_left;
 static uint32_t crash_nth;
 static pid_t crash_pid;
@@ -90,18 +92,19 @@ static void crash_disarm(void)
 	__atomic_store_n(&crash_armed, CP_NONE, __ATOMIC_RELEASE);
 }
 
-static void crash_arm(uint32_t cp, uint32_t nth)
+static void crash_arm(uint32_t cp, uint32_t nth, uint32_t stop)
 {
 	SHM_ASSERT(cp > CP_NONE && cp < CP_COUNT);
 	SHM_ASSERT(nth > 0);
 	crash_disarm();   /* no point fires on a half-written arming */
+	__atomic_store_n(&crash_stop, stop, __ATOMIC_RELAXED);
 	__atomic_store_n(&crash_left, nth, __ATOMIC_RELAXED);
 	__atomic_store_n(&crash_nth, nth, __ATOMIC_RELAXED);
 	__atomic_store_n(&crash_pid, getpid(), __ATOMIC_RELAXED);
 	__atomic_store_n(&crash_armed, cp, __ATOMIC_RELEASE);   /* R1: pairs with A1 */
 }
 
-int keel_crash_at(const char *point, uint32_t nth)
+static int arm_at(const char *fn, const char *point, uint32_t nth, uint32_t stop)
 {
 	if (!point) {
 		crash_disarm();
@@ -109,13 +112,23 @@ int keel_crash_at(const char *point, uint32_t nth)
 	}
 	uint32_t cp = crash_lookup(point, strlen(point));
 	if (cp == CP_NONE)
-		return shm_err(KEEL_E_INVAL, "keel_crash_at: unknown crash point \"%.64s\"; the points are " CRASH_LIST,
+		return shm_err(KEEL_E_INVAL, "%s: unknown crash point \"%.64s\"; the points are " CRASH_LIST, fn,
 			       point);
 	if (nth == 0)
-		return shm_err(KEEL_E_INVAL, "keel_crash_at(\"%s\", 0): nth counts arrivals from 1 (1 = the first)",
+		return shm_err(KEEL_E_INVAL, "%s(\"%s\", 0): nth counts arrivals from 1 (1 = the first)", fn,
 			       crash_names[cp]);
-	crash_arm(cp, nth);
+	crash_arm(cp, nth, stop);
 	return 0;
+}
+
+int keel_crash_at(const char *point, uint32_t nth)
+{
+	return arm_at("keel_crash_at", point, nth, 0);
+}
+
+int keel_stop_at(const char *point, uint32_t nth)
+{
+	return arm_at("keel_stop_at", point, nth, 1);
 }
 
 /* Decimal 1..UINT32_MAX, digits only. */
@@ -146,16 +159,29 @@ int crash_env_arm(void)
 	const char *e = getenv(CRASH_ENV);
 	if (!e || !e[0])
 		return 0;
-	const char *colon = strchr(e, ':');
-	size_t len = colon ? (size_t)(colon - e) : strlen(e);
-	uint32_t cp = crash_lookup(e, len), nth = 1;
+	/* POINT[:NTH][:stop] */
+	char buf[96];
+	if (strlen(e) >= sizeof(buf)) {
+		__atomic_store_n(&crash_env_pid, 0, __ATOMIC_RELEASE);
+		return shm_err(KEEL_E_INVAL, CRASH_ENV "=\"%.64s...\": too long for POINT[:NTH][:stop]", e);
+	}
+	snprintf(buf, sizeof(buf), "%s", e);
+	uint32_t stop = 0;
+	size_t blen = strlen(buf);
+	if (blen > 5 && strcmp(buf + blen - 5, ":stop") == 0) {
+		stop = 1;
+		buf[blen - 5] = 0;
+	}
+	const char *colon = strchr(buf, ':');
+	size_t len = colon ? (size_t)(colon - buf) : strlen(buf);
+	uint32_t cp = crash_lookup(buf, len), nth = 1;
 	int rc = 0;
 	if (cp == CP_NONE)
 		rc = shm_err(KEEL_E_INVAL, CRASH_ENV "=\"%.64s\": unknown crash point \"%.*s\"; the points are " CRASH_LIST
-			     "; write POINT or POINT:NTH, or unset it",
-			     e, (int)(len < 64 ? len : 64), e);
+			     "; write POINT, POINT:NTH or either with \":stop\" after it, or unset it",
+			     e, (int)(len < 64 ? len : 64), buf);
 	else if (colon && crash_parse_nth(colon + 1, &nth))
-		rc = shm_err(KEEL_E_INVAL, CRASH_ENV "=\"%.64s\": \"%.16s\" after the colon is not a count from 1 to %u (POINT:NTH, 1 = the first arrival)",
+		rc = shm_err(KEEL_E_INVAL, CRASH_ENV "=\"%.64s\": \"%.16s\" after the colon is not a count from 1 to %u or \"stop\" (POINT[:NTH][:stop], 1 = the first arrival)",
 			     e, colon + 1, UINT32_MAX);
 	if (rc) {
 		/* Every open of this process refuses the same way, rather than a
@@ -163,8 +189,24 @@ int crash_env_arm(void)
 		__atomic_store_n(&crash_env_pid, 0, __ATOMIC_RELEASE);
 		return rc;
 	}
-	crash_arm(cp, nth);
+	crash_arm(cp, nth, stop);
 	return 0;
+}
+
+/* The stop action: the whole process stops (SIGSTOP stops every thread)
+ * right here, holding whatever the point holds, as a debugger or ^Z would
+ * stop it; after SIGCONT it goes on from the point as if nothing happened.
+ * One line first, as for a crash. */
+static void crash_stop_here(uint32_t cp, uint32_t nth)
+{
+	char msg[CRASH_MSG_BYTES_MAX];
+	int n = snprintf(msg, sizeof(msg), "keel: stop point %s reached (arrival %u): process %d stops itself with SIGSTOP; continue it with kill -CONT %d\n",
+			 crash_names[cp], nth, (int)getpid(), (int)getpid());
+	if (n > 0) {
+		ssize_t w = write(STDERR_FILENO, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+		(void)w;
+	}
+	raise(SIGSTOP);
 }
 
 static void crash_die(uint32_t cp, uint32_t nth) __attribute__((noreturn));
@@ -204,5 +246,10 @@ void crash_reached(uint32_t cp)
 	}
 	if (left != 1)
 		return;
+	if (__atomic_load_n(&crash_stop, __ATOMIC_RELAXED)) {
+		crash_disarm();   /* stops once; after SIGCONT the process goes on */
+		crash_stop_here(cp, __atomic_load_n(&crash_nth, __ATOMIC_RELAXED));
+		return;
+	}
 	crash_die(cp, __atomic_load_n(&crash_nth, __ATOMIC_RELAXED));
 }

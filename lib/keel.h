@@ -518,6 +518,13 @@ int keel_timer_stat(keel_t *h, keel_timer_stat_t *st);
  * Errors: INVAL (unknown point or nth 0).
  */
 int keel_crash_at(const char *point, uint32_t nth);
+/* The same, but the process stops itself with SIGSTOP there (as a debugger
+ * or ^Z would stop it), holding what the point holds, and goes on after
+ * SIGCONT; it stops once.  For testing how the other processes bear a
+ * stopped one (they name it on stderr after 2 s of waiting for it; README,
+ * "Durable stores").  KEEL_CRASH_AT="point:stop" or "point:nth:stop" does
+ * it from the environment.  Arming either replaces the other. */
+int keel_stop_at(const char *point, uint32_t nth);
 
 /* ---- inspection (keel-dump) -------------------------------------------------
  * Read-only views of a store for inspection tools.  The arena views read the

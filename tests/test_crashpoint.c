@@ -41,14 +41,15 @@
  *          everything before it is there, nothing after the pair in flight,
  *          no pair partial, keel_check passes, and the store takes commits.
  *
- * errors   keel_crash_at's errors (unknown point, nth 0, a point with a
- *          ":nth" suffix), disarming with NULL; KEEL_CRASH_AT's errors seen by
+ * errors   keel_crash_at's and keel_stop_at's errors (unknown point, nth 0,
+ *          a point with a ":nth" suffix), disarming with NULL; KEEL_CRASH_AT's errors seen by
  *          keel_open (and by every open after, not only the first).
  * env      KEEL_CRASH_AT=commit.done:2 kills at the second commit of the
  *          process even across two handles (read once per process); a point
  *          armed and then disarmed, or armed in a parent before fork(), or
  *          never reached (a flush point in a memory-mode store), kills
- *          nothing.
+ *          nothing; KEEL_CRASH_AT=commit.applied:2:stop stops the process
+ *          there (its commit not visible) once, and after SIGCONT it goes on.
  *
  * --seed N reproduces the random choices (nth, values); timing is not.
  */
@@ -600,7 +601,9 @@ static void section_errors(void)
 {
 	static const char *const bad_env[] = { "nowhere", "commit.done:", "commit.done:0", "commit.done:x",
 					       "commit.done:99999999999", "commit.done:-1", "commit.done:2:3",
-					       ":3", "COMMIT.DONE", NULL };
+					       ":3", "COMMIT.DONE", "commit.done:stop:2", "commit.done::stop",
+					       "commit.done:stopx", "stop", ":stop", "commit.done:0:stop",
+					       "commit.done:2:STOP", NULL };
 	static const char *const names[] = { "commit.reserved", "checkpoint.written", NULL };
 	t_store_t s;
 
@@ -611,6 +614,12 @@ static void section_errors(void)
 	CHECK_ERR(keel_crash_at("Commit.Done", 1), KEEL_E_INVAL);
 	CHECK_ERR(keel_crash_at("commit.done:2", 1), KEEL_E_INVAL);   /* the ":nth" form is for the variable */
 	CHECK_ERR(keel_crash_at("commit.done", 0), KEEL_E_INVAL);
+	CHECK_ERR(keel_stop_at("commit.nowhere", 1), KEEL_E_INVAL);
+	CHECK_MSG(strstr(keel_errmsg(), "keel_stop_at") && t_mentions(keel_errmsg(), names),
+		  "the message should name the call and list the points: %s", keel_errmsg());
+	CHECK_ERR(keel_stop_at("commit.done:stop", 1), KEEL_E_INVAL);
+	CHECK_ERR(keel_stop_at("commit.done", 0), KEEL_E_INVAL);
+	CHECK_OK(keel_stop_at(NULL, 0));
 	CHECK_OK(keel_crash_at(NULL, 0));
 	CHECK_OK(keel_crash_at(NULL, 7));
 	for (size_t i = 0; i < NPOINTS; i++)
@@ -703,6 +712,37 @@ static void section_env(void)
 	}
 	CHECK_OK(keel_crash_at(NULL, 0));   /* before this process commits again */
 	t_wait_exit0(pid, "inherited, disarmed or unreachable points");
+
+	/* KEEL_CRASH_AT=commit.applied:2:stop: the child stops (SIGSTOP) at its
+	 * second commit, with that commit not yet visible, once; after SIGCONT
+	 * it finishes it and goes on. */
+	__atomic_store_n(&g_sh->acked, 0, __ATOMIC_RELEASE);
+	pid = t_fork();
+	if (pid == 0) {
+		keel_t *h;
+		CHECK_MSG(setenv("KEEL_CRASH_AT", "commit.applied:2:stop", 1) == 0, "setenv");
+		CHECK_OK(keel_open(s.dir, &s.opt, &h));
+		for (int i = 1; i <= 4; i++) {
+			CHECK_OK(keel_put(h, "stop", "k", 1, &i, sizeof i, NULL));
+			__atomic_store_n(&g_sh->acked, (uint32_t)i, __ATOMIC_RELEASE);
+		}
+		CHECK_OK(keel_close(h));
+		exit(0);
+	}
+	int st;
+	CHECK_MSG(waitpid(pid, &st, WUNTRACED) == pid && WIFSTOPPED(st) && WSTOPSIG(st) == SIGSTOP,
+		  "KEEL_CRASH_AT=commit.applied:2:stop: the child should stop itself with SIGSTOP");
+	CHECK_EQ_U64(__atomic_load_n(&g_sh->acked, __ATOMIC_ACQUIRE), 1);
+	int v = 0;
+	size_t vlen = 0;
+	CHECK_OK(keel_get(s.h, "stop", "k", 1, &v, sizeof v, &vlen, NULL));
+	CHECK_MSG(v == 1, "while the child is stopped at commit.applied its 2nd put is not visible (read %d)", v);
+	CHECK(kill(pid, SIGCONT) == 0);
+	t_wait_exit0(pid, "KEEL_CRASH_AT=commit.applied:2:stop, continued");
+	CHECK_EQ_U64(__atomic_load_n(&g_sh->acked, __ATOMIC_ACQUIRE), 4);
+	CHECK_OK(keel_get(s.h, "stop", "k", 1, &v, sizeof v, &vlen, NULL));
+	CHECK_MSG(v == 4, "after SIGCONT the child's puts all went through (read %d)", v);
+	check_sound(s.h, "after a stop point");
 	t_store_destroy(&s);
 }
 

@@ -52,7 +52,9 @@
  *          own partitions) or for a partition's lock or ring room (commits
  *          that do not wait for the disk, to one partition); the waiter
  *          must then say on stderr which process is stopped and how to
- *          continue it, and go on once it is continued.
+ *          continue it, and go on once it is continued.  And one stopped
+ *          by keel_stop_at("commit.reserved") while another fills the
+ *          commit ring behind its record (the ring-room note).
  *
  * ckpt pin a checkpoint's pin (reader_enter_novis, snapshot {s, 0, 0}) held
  *          while more than VIS_STATES commits go by, in a memory-mode store:
@@ -588,6 +590,7 @@ static void part_waiters(keel_t *h)
  *   lock     commits that do not wait for the disk, to one partition: B
  *            waits for the partition's lock (A stopped inside a commit), or
  *            for room in the commit ring behind A's unfinished record.
+ * And a third, stopped_ring below: A stopped by keel_stop_at.
  */
 #define STOPPED_TRIES 200u
 static void stopped_loop(const char *part, const char *key, int durability, volatile uint64_t *commits)
@@ -675,10 +678,103 @@ static void stopped_case(const char *name, const char *part_a, const char *part_
 	       text);
 }
 
+/* Whether pid is stopped (state T in /proc/PID/stat). */
+static int is_stopped(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = 0;
+	char *rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' && rp[2] == 'T';
+}
+
+/*
+ * The ring case, made certain with keel_stop_at: A stops itself between
+ * reserving its commit record and writing it (commit.reserved), so neither
+ * the ring's applied end nor its durable end can pass that record.  B
+ * commits to a partition of its own, without waiting for the disk, until
+ * the ring is full; then it must name A as stopped in the middle of its
+ * commit.  After SIGCONT both go on, and A's commit is there.
+ */
+static void stopped_ring(void)
+{
+	volatile uint64_t *commits = t_shared_alloc(2 * sizeof(uint64_t));
+	char errpath[] = "/tmp/keel-e2e-ring-XXXXXX", text[2048] = "", want[64];
+	int efd = mkstemp(errpath), caught = 0;
+
+	CHECK_MSG(efd >= 0, "mkstemp %s: %s", errpath, strerror(errno));
+	pid_t a = t_fork();
+	if (a == 0) {
+		keel_options_t o = g_opt;
+		keel_t *c;
+		o.durability = KEEL_DURABILITY_MEMORY;
+		if (keel_open(g_dir, &o, &c) != 0 || keel_stop_at("commit.reserved", 1) != 0)
+			_exit(3);
+		if (keel_put(c, "ring-a", "a", 1, "stopped here", 12, NULL) != 0)
+			_exit(4);
+		__atomic_store_n(&commits[0], 1, __ATOMIC_RELEASE);
+		keel_close(c);
+		_exit(0);
+	}
+	uint64_t t0 = t_now_ns();
+	while (!is_stopped(a)) {
+		CHECK_MSG(t_now_ns() - t0 < 10000000000ull, "A did not stop at commit.reserved within 10 s");
+		usleep(1000);
+	}
+	pid_t b = t_fork();
+	if (b == 0) {
+		dup2(efd, 2);
+		stopped_loop("ring-b", "b", KEEL_DURABILITY_MEMORY, &commits[1]);
+	}
+	snprintf(want, sizeof want, "process %d is stopped", (int)a);
+	for (int ms = 0; ms < 10000 && !caught; ms += 20) {
+		ssize_t n = pread(efd, text, sizeof text - 1, 0);
+		text[n > 0 ? n : 0] = 0;
+		caught = strstr(text, want) != NULL;
+		usleep(20000);
+	}
+	CHECK_MSG(caught, "ring: B did not name stopped process %d within 10 s (B committed %llu); its stderr: %s",
+		  (int)a, (unsigned long long)__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE), text);
+	CHECK_MSG(strstr(text, "room in the commit ring") && strstr(text, "in the middle of its commit") &&
+		  strstr(text, "kill -CONT"), "ring: the note should say B waits for ring room behind A's commit and "
+		  "how to continue A: %s", text);
+	uint64_t before = __atomic_load_n(&commits[1], __ATOMIC_ACQUIRE);
+	usleep(100000);
+	CHECK_MSG(__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) == before, "ring: B committed while A held the ring");
+	CHECK(kill(a, SIGCONT) == 0);
+	t_wait_exit0(a, "ring: A after SIGCONT");
+	CHECK(__atomic_load_n(&commits[0], __ATOMIC_ACQUIRE) == 1);
+	t0 = t_now_ns();
+	while (__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) == before && t_now_ns() - t0 < 5000000000ull)
+		usleep(1000);
+	CHECK_MSG(__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) > before, "ring: B did not commit within 5 s of SIGCONT");
+	kill(b, SIGKILL);
+	int st;
+	t_waitpid(b, &st);
+	close(efd);
+	unlink(errpath);
+	keel_t *c;
+	char v[32];
+	size_t vlen = 0;
+	CHECK_OK(keel_open(g_dir, &g_opt, &c));
+	CHECK_OK(keel_get(c, "ring-a", "a", 1, v, sizeof v, &vlen, NULL));
+	CHECK(vlen == 12 && memcmp(v, "stopped here", 12) == 0);
+	CHECK_OK(keel_close(c));
+	char *nl = strchr(text, '\n');
+	if (nl)
+		*nl = 0;
+	printf("test_durable_e2e: stopped, ring: B (%llu commits) said: %s\n", (unsigned long long)before, text);
+}
+
 static void part_stopped(void)
 {
 	stopped_case("journal", "stopped-a", "stopped-b", KEEL_DURABILITY_SYNC);
 	stopped_case("lock", "stopped", "stopped", KEEL_DURABILITY_MEMORY);
+	stopped_ring();
 }
 
 static void part_ckpt_pin(void)
