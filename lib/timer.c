@@ -143,12 +143,19 @@ static struct hslot *vbase(keel_t *h, const struct tvec *v)
 	return s;
 }
 
-/* The offset of entry i (0 when the heap is broken). */
-static uint64_t vget(keel_t *h, const struct tvec *v, uint32_t i)
+/* The heap's slots if entry i is in it; else NULL, the index flagged broken. */
+static struct hslot *vslots(keel_t *h, const struct tvec *v, uint32_t i)
 {
 	struct hslot *s = i < v->n ? vbase(h, v) : NULL;
 	if (!s)
 		tbroken = 1;
+	return s;
+}
+
+/* The offset of entry i (0 when the heap is broken). */
+static uint64_t vget(keel_t *h, const struct tvec *v, uint32_t i)
+{
+	struct hslot *s = vslots(h, v, i);
 	return s ? s[i].off : 0;
 }
 
@@ -230,11 +237,9 @@ static uint32_t getpos(keel_t *h, int kind, uint64_t e)
  * the entry first (the entry's key may just have changed). */
 static void sift_up(keel_t *h, struct tvec *v, int kind, uint32_t i)
 {
-	struct hslot *s = i < v->n ? vbase(h, v) : NULL;
-	if (!s) {
-		tbroken = 1;
+	struct hslot *s = vslots(h, v, i);
+	if (!s)
 		return;
-	}
 	struct hslot e = s[i];
 	e.key = key_of(h, kind, e.off);
 	while (i > 0 && !tbroken) {
@@ -251,11 +256,9 @@ static void sift_up(keel_t *h, struct tvec *v, int kind, uint32_t i)
 
 static void sift_down(keel_t *h, struct tvec *v, int kind, uint32_t i)
 {
-	struct hslot *s = i < v->n ? vbase(h, v) : NULL;
-	if (!s) {
-		tbroken = 1;
+	struct hslot *s = vslots(h, v, i);
+	if (!s)
 		return;
-	}
 	struct hslot e = s[i];
 	e.key = key_of(h, kind, e.off);
 	for (;;) {
@@ -297,11 +300,9 @@ static int heap_push(keel_t *h, struct part *p, struct tvec *v, int kind, uint64
 
 static void heap_del(keel_t *h, struct tvec *v, int kind, uint32_t i)
 {
-	struct hslot *s = i < v->n ? vbase(h, v) : NULL;
-	if (!s) {
-		tbroken = 1;
+	struct hslot *s = vslots(h, v, i);
+	if (!s)
 		return;
-	}
 	uint64_t last = s[v->n - 1].off;
 	v->n--;
 	if (i == v->n)
