@@ -106,6 +106,7 @@ extern const char keel_timer_part[];   /* "~timers" */
 #define TIMER_PART keel_timer_part
 #define TIMER_PART_LEN 7u
 #define TIMER_HEAP_SLOT_BYTES 16u   /* a heap slot: sort key, entry offset (timer.c) */
+#define TIMER_HEAP_ARITY 4u          /* children per heap node (timer.c) */
 struct tvec {
 	uint64_t off;            /* array of heap slots */
 	uint32_t n, cap;

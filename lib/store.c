@@ -102,7 +102,7 @@ static uint64_t store_layout_sig(void)
 			 sizeof(struct bucket_dir), SHM_BUCKETS_LOG2_MIN, SHM_BUCKETS_LOG2_MAX,
 			 offsetof(struct keel_root, written_lsn), offsetof(struct shm_reader, novis),
 			 offsetof(struct part, applying_lsn),
-			 DUMMY_HINT_BITS, TIMER_HEAP_SLOT_BYTES };
+			 DUMMY_HINT_BITS, TIMER_HEAP_SLOT_BYTES, TIMER_HEAP_ARITY };
 	return XXH3_64bits(v, sizeof(v));
 }
 
