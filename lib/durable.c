@@ -1011,6 +1011,7 @@ static void *flusher_main(void *arg)
 		pthread_mutex_lock(&flusher_fork_mu);
 		if (next_lsn(h->root) - 1 > shm_load_acq(&h->root->durable_lsn))
 			durable_try_flush(h);
+		shm_arena_grow_ahead(&h->a);   /* here: maint_main may be inside a long checkpoint */
 		pthread_mutex_unlock(&flusher_fork_mu);
 	}
 	return NULL;
@@ -1032,6 +1033,8 @@ static void *maint_main(void *arg)
 		pthread_mutex_lock(&maint_fork_mu);
 		if (!h->flush_running && next_lsn(h->root) - 1 > shm_load_acq(&h->root->durable_lsn))
 			durable_try_flush(h);
+		if (!h->flush_running)
+			shm_arena_grow_ahead(&h->a);
 		prepare_spare(h);
 		maybe_checkpoint(h);
 		pthread_mutex_unlock(&maint_fork_mu);

@@ -336,6 +336,47 @@ void shm_arena_close(shm_arena_t *a)
 	a->fd = -1;
 }
 
+/* One growth step from an arena of cur bytes: a quarter of it, within
+ * [GROW_MIN, GROW_MAX].  The cap bounds the stall: the grower holds the
+ * allocator lock while the file system allocates and zeroes the new pages,
+ * and every allocating process waits.  Uncapped, a 1 GB arena grew by
+ * 256 MB at a time and sync commits stalled 14-22 ms at each step; a 32 MB
+ * step takes 3-12 ms (shm_arena_grow_ahead takes it off the path). */
+static uint64_t grow_step(uint64_t cur)
+{
+	uint64_t step = cur / 4;
+	if (step < SHM_GROW_BYTES_MIN)
+		step = SHM_GROW_BYTES_MIN;
+	if (step > SHM_GROW_BYTES_MAX)
+		step = SHM_GROW_BYTES_MAX;
+	return step;
+}
+
+/*
+ * For a background thread, now and then: once less than one growth step is
+ * left above the allocator's top, allocate the next step's pages in the file
+ * past its end (FALLOC_FL_KEEP_SIZE: the size, which attach checks, stays).
+ * The grow that follows, a step later, finds the pages there and only sets
+ * the size, instead of zeroing up to 32 MB while every allocating process
+ * waits.  Racy reads are fine: this is only ever early or late, and the
+ * grow itself is as before.
+ */
+void shm_arena_grow_ahead(shm_arena_t *a)
+{
+	struct shm_hdr *h = a->hdr;
+	uint64_t cur = __atomic_load_n(&h->arena_bytes, __ATOMIC_ACQUIRE);
+	uint64_t top = __atomic_load_n(&h->galloc.bump, __ATOMIC_RELAXED);
+	uint64_t max = h->arena_bytes_max / SHM_PAGE_BYTES * SHM_PAGE_BYTES;
+	uint64_t want = round_up(cur + grow_step(cur), SHM_PAGE_BYTES);
+
+	if (want > max)
+		want = max;
+	if (top > cur || cur - top > grow_step(cur) || want <= cur || a->ahead_bytes >= want)
+		return;
+	if (fallocate(a->fd, FALLOC_FL_KEEP_SIZE, (off_t)cur, (off_t)(want - cur)) == 0)
+		__atomic_store_n(&a->ahead_bytes, want, __ATOMIC_RELEASE);
+}
+
 int shm_arena_grow(shm_arena_t *a, uint64_t bytes)
 {
 	struct shm_hdr *h = a->hdr;
@@ -348,22 +389,19 @@ int shm_arena_grow(shm_arena_t *a, uint64_t bytes)
 	if (bytes > h->arena_bytes_max)
 		return shm_err(KEEL_E_FULL, "arena full: %llu bytes needed, maximum is %llu (arena_bytes_max); delete data or reopen with a larger maximum",
 			       (unsigned long long)bytes, (unsigned long long)h->arena_bytes_max);
-	/* A quarter of the arena, within [GROW_MIN, GROW_MAX].  The cap bounds
-	 * the stall: the grower holds the allocator lock while the file system
-	 * allocates and zeroes the new pages, and every allocating process
-	 * waits.  Uncapped, a 1 GB arena grew by 256 MB at a time and sync
-	 * commits stalled 14-22 ms at each step; 32 MB takes about 3 ms. */
-	step = cur / 4;
-	if (step < SHM_GROW_BYTES_MIN)
-		step = SHM_GROW_BYTES_MIN;
-	if (step > SHM_GROW_BYTES_MAX)
-		step = SHM_GROW_BYTES_MAX;
+	step = grow_step(cur);
 	want = round_up(bytes > cur + step ? bytes : cur + step, SHM_PAGE_BYTES);
 	if (want > h->arena_bytes_max)
 		want = h->arena_bytes_max / SHM_PAGE_BYTES * SHM_PAGE_BYTES;
 	if (want < bytes)
 		want = bytes;
-	rc = posix_fallocate(a->fd, (off_t)cur, (off_t)(want - cur));
+	/* Pages that shm_arena_grow_ahead allocated need only the size set:
+	 * fallocate walks every page of the range even when all are there
+	 * (3-4 ms for 32 MB on tmpfs). */
+	if (want <= __atomic_load_n(&a->ahead_bytes, __ATOMIC_ACQUIRE))
+		rc = ftruncate(a->fd, (off_t)want) == 0 ? 0 : errno;
+	else
+		rc = posix_fallocate(a->fd, (off_t)cur, (off_t)(want - cur));
 	if (rc != 0)
 		return shm_err(rc == ENOSPC ? KEEL_E_FULL : KEEL_E_OS,
 			       "arena %s: cannot grow from %llu to %llu bytes: %s%s", a->path,

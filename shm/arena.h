@@ -116,6 +116,7 @@ typedef struct shm_arena {
 	struct shm_hdr *hdr;
 	uint64_t map_bytes;      /* = arena_bytes_max */
 	uint64_t seen_bytes;     /* last arena_bytes observed */
+	uint64_t ahead_bytes;    /* the file's pages are allocated up to here (shm_arena_grow_ahead) */
 	int fd;
 	dev_t dev;
 	ino_t ino;
@@ -147,6 +148,9 @@ int shm_arena_open(const char *path, const struct shm_create_opts *o, shm_arena_
 void shm_arena_close(shm_arena_t *a);
 /* Extend the file to hold at least `bytes` (caller holds galloc_lock). */
 int shm_arena_grow(shm_arena_t *a, uint64_t bytes);
+/* From a background thread: allocate the next growth step's pages ahead of
+ * need, so that the grow itself is quick (arena.c). */
+void shm_arena_grow_ahead(shm_arena_t *a);
 /* Derive the default arena path from the store directory's identity. */
 int shm_arena_default_path(const char *dir, char *buf, size_t cap);
 

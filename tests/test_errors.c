@@ -21,6 +21,11 @@
  *               reads work, deleting half makes room for new puts in that
  *               partition, and clearing it makes room for a new partition
  *   busy        keel_unlink_arena refuses (BUSY) while a process is attached
+ *   grow_ahead  shm_arena_grow_ahead (a durable handle's background threads
+ *               call it): within a step of the arena's end it allocates the
+ *               next step past the file's end, once, the size unchanged; the grow that follows reaches exactly that
+ *               step; at the maximum a fill still ends in KEEL_E_FULL with
+ *               nothing half-applied and the store sound
  *
  * "Changes nothing" is checked with keel_stat (keys, partitions, next_lsn)
  * around each group of failing calls, plus reads of the keys involved.
@@ -31,14 +36,15 @@
  * Usage: test_errors [--help] [--only SECTION]
  */
 #include "common/t.h"
+#include "lib/internal.h"
 
 /* A picture of the store that no failed call may change. */
-struct snap {
+struct stat_snap {
 	uint64_t keys, next_lsn;
 	uint32_t partitions;
 };
 
-static void snap_take(keel_t *h, struct snap *s)
+static void snap_take(keel_t *h, struct stat_snap *s)
 {
 	keel_stat_t st;
 
@@ -50,7 +56,7 @@ static void snap_take(keel_t *h, struct snap *s)
 
 #define CHECK_UNCHANGED(h, before)                                             \
 	do {                                                                   \
-		struct snap now_;                                              \
+		struct stat_snap now_;                                              \
 		snap_take((h), &now_);                                         \
 		CHECK_MSG(now_.keys == (before)->keys &&                       \
 			  now_.next_lsn == (before)->next_lsn &&               \
@@ -67,7 +73,7 @@ static void snap_take(keel_t *h, struct snap *s)
  * data changed. */
 #define CHECK_DATA_UNCHANGED(h, before)                                        \
 	do {                                                                   \
-		struct snap now_;                                              \
+		struct stat_snap now_;                                              \
 		snap_take((h), &now_);                                         \
 		CHECK_MSG(now_.keys == (before)->keys &&                       \
 			  now_.partitions == (before)->partitions,             \
@@ -164,7 +170,7 @@ static void test_strerror(void)
 static void test_keys(void)
 {
 	t_store_t s;
-	struct snap before;
+	struct stat_snap before;
 	char big[KEEL_KEY_MAX + 1], buf[16];
 	size_t vl;
 	int f;
@@ -253,7 +259,7 @@ static void test_keys(void)
 static void test_values(void)
 {
 	t_store_t s;
-	struct snap before;
+	struct stat_snap before;
 	size_t big_n = (size_t)KEEL_VALUE_MAX + 1;
 	char *big = calloc(1, big_n);
 	keel_txn_t *t;
@@ -351,7 +357,7 @@ static void bad_name_everywhere(keel_t *h, const char *name, const char *label)
 static void test_names(void)
 {
 	t_store_t s;
-	struct snap before;
+	struct stat_snap before;
 	char longname[KEEL_PARTITION_NAME_MAX + 2];
 	const char *bad[] = { "", "a b", "a/b", "tab\there", "new\nline", "semi;colon",
 			      "quote\"", "star*", "caf\xc3\xa9", "\x01", "back\\slash",
@@ -395,7 +401,7 @@ static int nop_part(void *ctx, const char *name, uint64_t keys) { return 0; }
 static void test_nulls(void)
 {
 	t_store_t s;
-	struct snap before;
+	struct stat_snap before;
 	char buf[16];
 	size_t vl;
 	int f;
@@ -528,7 +534,7 @@ static void test_nulls(void)
 static void test_fork(void)
 {
 	t_store_t s;
-	struct snap before;
+	struct stat_snap before;
 	pid_t pid;
 
 	t_store_init(&s);
@@ -588,7 +594,7 @@ static void test_fork(void)
 static void test_readonly(void)
 {
 	t_store_t s;
-	struct snap before;
+	struct stat_snap before;
 	keel_options_t ro;
 	keel_t *h;
 	keel_txn_t *t;
@@ -649,7 +655,7 @@ static void test_readonly(void)
 static void test_txnlimits(void)
 {
 	t_store_t s;
-	struct snap before;
+	struct stat_snap before;
 	keel_txn_t *t;
 	int rc = 0;
 	unsigned i;
@@ -743,7 +749,7 @@ static void fill_val(unsigned i, unsigned char *v)
 static void test_full(void)
 {
 	t_store_t s;
-	struct snap before;
+	struct stat_snap before;
 	unsigned char v[FULL_VAL], back[FULL_VAL];
 	unsigned n = 0, i;
 	int rc = 0;
@@ -944,6 +950,78 @@ static void test_busy(void)
 	t_store_destroy(&s);
 }
 
+static void test_grow_ahead(void)
+{
+	t_store_t s;
+	struct stat sb;
+	unsigned char v[FULL_VAL], back[FULL_VAL];
+	const unsigned limit = (64u << 20) / FULL_VAL * 2;
+	unsigned n = 0;
+	int rc = 0;
+	char k[16];
+
+	t_store_init(&s);
+	s.opt.arena_bytes_max = 48ull << 20;
+	s.opt.ring_bytes = 1u << 20;
+	t_store_open(&s);
+	shm_arena_t *a = &s.h->a;
+	uint64_t cur = a->hdr->arena_bytes;
+	shm_arena_grow_ahead(a);   /* a new arena is within a step of its end at once */
+	for (; a->ahead_bytes == 0 && n < limit; n++) {
+		fill_val(n, v);
+		snprintf(k, sizeof(k), "g%06u", n);
+		CHECK_OK(keel_put(s.h, "grow", k, strlen(k), v, sizeof(v), NULL));
+		if (a->hdr->arena_bytes != cur)
+			break;
+		shm_arena_grow_ahead(a);
+	}
+	CHECK_MSG(a->hdr->arena_bytes == cur && a->ahead_bytes > cur,
+		  "within a step of the end, grow_ahead should prepare the next step (arena %llu, was %llu, ahead %llu)",
+		  (unsigned long long)a->hdr->arena_bytes, (unsigned long long)cur,
+		  (unsigned long long)a->ahead_bytes);
+	CHECK(fstat(a->fd, &sb) == 0);
+	CHECK_EQ_U64((uint64_t)sb.st_size, cur);   /* the size, which attach checks, is unchanged */
+	CHECK_MSG((uint64_t)sb.st_blocks * 512 >= a->ahead_bytes, "%llu bytes allocated, %llu prepared",
+		  (unsigned long long)sb.st_blocks * 512, (unsigned long long)a->ahead_bytes);
+	uint64_t ahead = a->ahead_bytes;
+	shm_arena_grow_ahead(a);
+	CHECK_EQ_U64(a->ahead_bytes, ahead);   /* once per step */
+	for (; a->hdr->arena_bytes == cur && n < limit; n++) {
+		fill_val(n, v);
+		snprintf(k, sizeof(k), "g%06u", n);
+		CHECK_OK(keel_put(s.h, "grow", k, strlen(k), v, sizeof(v), NULL));
+	}
+	CHECK_EQ_U64(a->hdr->arena_bytes, ahead);
+	CHECK(fstat(a->fd, &sb) == 0);
+	CHECK_EQ_U64((uint64_t)sb.st_size, ahead);
+	CHECK_SOUND(s.h, 0);
+	/* On to the maximum, preparing ahead all the way. */
+	for (; n < limit; n++) {
+		shm_arena_grow_ahead(a);
+		CHECK(a->ahead_bytes <= s.opt.arena_bytes_max);
+		fill_val(n, v);
+		snprintf(k, sizeof(k), "g%06u", n);
+		if ((rc = keel_put(s.h, "grow", k, strlen(k), v, sizeof(v), NULL)))
+			break;
+	}
+	CHECK_MSG(rc == KEEL_E_FULL, "filling a 48 MiB arena: put %u returned %d (%s)", n, rc, keel_strerror(rc));
+	CHECK(a->hdr->arena_bytes <= s.opt.arena_bytes_max);
+	uint64_t cnt;
+	CHECK_OK(keel_count(s.h, "grow", &cnt));
+	CHECK_EQ_U64(cnt, n);   /* the failed put applied nothing */
+	for (unsigned i = 0; i < n; i += n / 7 + 1) {
+		size_t vl = 0;
+		snprintf(k, sizeof(k), "g%06u", i);
+		fill_val(i, v);
+		CHECK_OK(keel_get(s.h, "grow", k, strlen(k), back, sizeof(back), &vl, NULL));
+		CHECK(vl == FULL_VAL && memcmp(back, v, FULL_VAL) == 0);
+	}
+	CHECK_SOUND(s.h, 0);
+	printf("test_errors: grow_ahead: prepared %llu bytes ahead of a %llu-byte arena; full after %u values\n",
+	       (unsigned long long)(ahead - cur), (unsigned long long)cur, n);
+	t_store_destroy(&s);
+}
+
 /* ---- main ------------------------------------------------------------------------------------- */
 
 static const struct {
@@ -955,6 +1033,7 @@ static const struct {
 	{ "nulls", test_nulls },       { "fork", test_fork },
 	{ "readonly", test_readonly }, { "txnlimits", test_txnlimits },
 	{ "full", test_full },	       { "busy", test_busy },
+	{ "grow_ahead", test_grow_ahead },
 };
 
 int main(int argc, char **argv)
