@@ -161,10 +161,6 @@ int crash_env_arm(void)
 		return 0;
 	/* POINT[:NTH][:stop] */
 	char buf[96];
-	if (strlen(e) >= sizeof(buf)) {
-		__atomic_store_n(&crash_env_pid, 0, __ATOMIC_RELEASE);
-		return shm_err(KEEL_E_INVAL, CRASH_ENV "=\"%.64s...\": too long for POINT[:NTH][:stop]", e);
-	}
 	snprintf(buf, sizeof(buf), "%s", e);
 	uint32_t stop = 0;
 	size_t blen = strlen(buf);
@@ -176,7 +172,9 @@ int crash_env_arm(void)
 	size_t len = colon ? (size_t)(colon - buf) : strlen(buf);
 	uint32_t cp = crash_lookup(buf, len), nth = 1;
 	int rc = 0;
-	if (cp == CP_NONE)
+	if (strlen(e) >= sizeof(buf))
+		rc = shm_err(KEEL_E_INVAL, CRASH_ENV "=\"%.64s...\": too long for POINT[:NTH][:stop]", e);
+	else if (cp == CP_NONE)
 		rc = shm_err(KEEL_E_INVAL, CRASH_ENV "=\"%.64s\": unknown crash point \"%.*s\"; the points are " CRASH_LIST
 			     "; write POINT, POINT:NTH or either with \":stop\" after it, or unset it",
 			     e, (int)(len < 64 ? len : 64), buf);

@@ -882,8 +882,8 @@ __attribute__((constructor)) static void maint_module_init(void)
  * VM, once per 64 MiB of journal).  So the background thread, when an
  * eighth of the current segment is used (SPARE_AFTER_PART) and no spare
  * is left, fills a file of its own without any lock and only then, under
- * flush_lock, adopts it as the next spare (a header, a rename, two syncs).  Files "spare-<pid>-<n>.tmp"
- * of dead processes are removed.
+ * flush_lock, adopts it as the next spare (a header, a rename, two syncs).
+ * Files "spare-<pid>-<n>.tmp" of dead processes are removed.
  */
 /* Between two 1 MiB steps of a fill: 2 ms, so that the fill takes about a
  * third of a disk that writes 1.5 GB/s, and commits' syncs never wait for
@@ -981,6 +981,15 @@ static void maint_sleep(keel_t *h, uint32_t period_ms)
 	}
 }
 
+/* A background thread's round of keeping commits off slow paths: flush
+ * what is pending, and prepare the arena's next growth step. */
+static void keep_ahead(keel_t *h)
+{
+	if (next_lsn(h->root) - 1 > shm_load_acq(&h->root->durable_lsn))
+		durable_try_flush(h);
+	shm_arena_grow_ahead(&h->a);
+}
+
 /*
  * An async handle's flusher: a thread that does nothing but flush, at half
  * the window, so the flush is done before a committer finds the window
@@ -1009,9 +1018,7 @@ static void *flusher_main(void *arg)
 		if (h->async_stop || h->root->failed)
 			continue;
 		pthread_mutex_lock(&flusher_fork_mu);
-		if (next_lsn(h->root) - 1 > shm_load_acq(&h->root->durable_lsn))
-			durable_try_flush(h);
-		shm_arena_grow_ahead(&h->a);   /* here: maint_main may be inside a long checkpoint */
+		keep_ahead(h);   /* here, not in maint_main, which may be inside a long checkpoint */
 		pthread_mutex_unlock(&flusher_fork_mu);
 	}
 	return NULL;
@@ -1022,8 +1029,9 @@ static void *maint_main(void *arg)
 	keel_t *h = arg;
 	/* Async handles have a flusher thread: this one checkpoints and makes
 	 * spares, looking often enough to have the next segment ready before
-	 * a fast writer fills the current one.  It flushes only for a sync
-	 * handle (async commits by transaction), every MAINT_PERIOD_MS_MAX. */
+	 * a fast writer fills the current one.  It flushes and grows ahead only
+	 * for a sync handle (async commits by transaction), every
+	 * MAINT_PERIOD_MS_MAX. */
 	uint32_t period = h->durability == KEEL_DURABILITY_SYNC ? MAINT_PERIOD_MS_MAX : MAINT_SLICE_MS;
 
 	while (!h->async_stop) {
@@ -1031,10 +1039,8 @@ static void *maint_main(void *arg)
 		if (h->async_stop || h->root->failed)
 			continue;
 		pthread_mutex_lock(&maint_fork_mu);
-		if (!h->flush_running && next_lsn(h->root) - 1 > shm_load_acq(&h->root->durable_lsn))
-			durable_try_flush(h);
 		if (!h->flush_running)
-			shm_arena_grow_ahead(&h->a);
+			keep_ahead(h);
 		prepare_spare(h);
 		maybe_checkpoint(h);
 		pthread_mutex_unlock(&maint_fork_mu);

@@ -319,36 +319,6 @@ static void heap_del(keel_t *h, struct tvec *v, int kind, uint32_t i)
 	sift_up(h, v, kind, getpos(h, kind, last));
 }
 
-/*
- * The audit's check of one heap: each slot's entry points back at the slot,
- * its key is the entry's, and no entry sorts before its parent.  Returns
- * the first problem found, or NULL.
- */
-static const char *heap_check(keel_t *h, const struct tvec *v, int kind, char *msg, size_t cap)
-{
-	struct hslot *s = v->n ? vbase(h, v) : NULL;
-	if (!v->n)
-		return NULL;
-	if (!s)
-		return "its array is not in the arena";
-	for (uint32_t i = 0; i < v->n && !tbroken; i++) {
-		if (getpos(h, kind, s[i].off) != i) {
-			snprintf(msg, cap, "entry %u says it is at position %u", i, getpos(h, kind, s[i].off));
-			return msg;
-		}
-		if (s[i].key != key_of(h, kind, s[i].off)) {
-			snprintf(msg, cap, "entry %u has key %llu in its slot, %llu in its record", i,
-				 (unsigned long long)s[i].key, (unsigned long long)key_of(h, kind, s[i].off));
-			return msg;
-		}
-		if (i && slot_less(h, kind, &s[i], &s[(i - 1) / HEAP_ARITY])) {
-			snprintf(msg, cap, "entry %u sorts before its parent", i);
-			return msg;
-		}
-	}
-	return tbroken ? "an entry is not in the arena" : NULL;
-}
-
 /* ---- partitions of timers ------------------------------------------------------------------------- */
 
 static uint32_t name_slot(const char *name, size_t len, uint32_t cap)
@@ -811,13 +781,37 @@ static void mark_vec(keel_t *h, struct shm_sweep *sw, const struct tvec *v, cons
 	}
 }
 
+/* The audit's check of one heap: each slot's entry points back at the slot,
+ * its key is the entry's, and no entry sorts before its parent.  Reports
+ * the first problem found. */
 static void check_heap(keel_t *h, const struct tvec *v, int kind, const char *what,
 		       void (*report)(void *, const char *), void *ctx)
 {
-	char why[120], msg[200];
-	const char *bad = heap_check(h, v, kind, why, sizeof(why));
-	if (bad) {
-		snprintf(msg, sizeof(msg), "%s is out of order: %s", what, bad);
+	struct hslot *s = v->n ? vbase(h, v) : NULL;
+	char msg[240];
+
+	if (v->n && !s) {
+		snprintf(msg, sizeof(msg), "%s: its array is not in the arena", what);
+		report(ctx, msg);
+		return;
+	}
+	for (uint32_t i = 0; i < v->n && !tbroken; i++) {
+		uint32_t pos = getpos(h, kind, s[i].off);
+		uint64_t key = key_of(h, kind, s[i].off);
+		if (pos != i)
+			snprintf(msg, sizeof(msg), "%s is out of order: entry %u says it is at position %u", what, i, pos);
+		else if (s[i].key != key)
+			snprintf(msg, sizeof(msg), "%s is out of order: entry %u has key %llu in its slot, %llu in its record",
+				 what, i, (unsigned long long)s[i].key, (unsigned long long)key);
+		else if (i && slot_less(h, kind, &s[i], &s[(i - 1) / HEAP_ARITY]))
+			snprintf(msg, sizeof(msg), "%s is out of order: entry %u sorts before its parent", what, i);
+		else
+			continue;
+		report(ctx, msg);
+		return;
+	}
+	if (tbroken) {
+		snprintf(msg, sizeof(msg), "%s: an entry is not in the arena", what);
 		report(ctx, msg);
 	}
 }

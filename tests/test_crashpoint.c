@@ -603,7 +603,10 @@ static void section_errors(void)
 					       "commit.done:99999999999", "commit.done:-1", "commit.done:2:3",
 					       ":3", "COMMIT.DONE", "commit.done:stop:2", "commit.done::stop",
 					       "commit.done:stopx", "stop", ":stop", "commit.done:0:stop",
-					       "commit.done:2:STOP", NULL };
+					       "commit.done:2:STOP",
+					       "commit.done:1:stop:0123456789012345678901234567890123456789"
+					       "0123456789012345678901234567890123456789012345678901234567890123456789",
+					       NULL };
 	static const char *const names[] = { "commit.reserved", "checkpoint.written", NULL };
 	t_store_t s;
 

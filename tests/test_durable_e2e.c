@@ -678,20 +678,6 @@ static void stopped_case(const char *name, const char *part_a, const char *part_
 	       text);
 }
 
-/* Whether pid is stopped (state T in /proc/PID/stat). */
-static int is_stopped(pid_t pid)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-	if (f)
-		fclose(f);
-	buf[n] = 0;
-	char *rp = strrchr(buf, ')');
-	return rp && rp[1] == ' ' && rp[2] == 'T';
-}
-
 /*
  * The ring case, made certain with keel_stop_at: A stops itself between
  * reserving its commit record and writing it (commit.reserved), so neither
@@ -721,7 +707,7 @@ static void stopped_ring(void)
 		_exit(0);
 	}
 	uint64_t t0 = t_now_ns();
-	while (!is_stopped(a)) {
+	while (!shm_pid_stopped((uint32_t)a, 0)) {
 		CHECK_MSG(t_now_ns() - t0 < 10000000000ull, "A did not stop at commit.reserved within 10 s");
 		usleep(1000);
 	}
