@@ -422,16 +422,16 @@ struct rec *rec_at(keel_t *h, uint64_t pos)
  * the flush lock or the owner of the unfinished record the tail waits at,
  * say so on stderr (shm/lock.h), since nothing else ends the wait.  1 once
  * said (or due to be said). */
-static int note_stopped_owner(keel_t *h, const struct rec *r, uint64_t waited_ns)
+static int note_stopped_owner(keel_t *h, uint64_t waited_ns)
 {
-	uint32_t st = shm_load32_acq(&r->state), pid = r->pid;
+	struct keel_root *root = h->root;
 	/* The ring's tail is the lesser of its applied end, moved under the
 	 * apply lock (advance_applied), and its durable end, moved by the
 	 * holder of the flush lock (durable.c). */
-	uint32_t lpid = shm_lock_stopped_holder(&h->root->apply_lock);
+	uint32_t lpid = shm_lock_stopped_holder(&root->apply_lock), pid;
 	const char *what = "while it moves the ring's applied end";
 
-	if (!lpid && h->root->journaled && (lpid = shm_lock_stopped_holder(&h->root->flush_lock)))
+	if (!lpid && root->journaled && (lpid = shm_lock_stopped_holder(&root->flush_lock)))
 		what = "while it holds the journal's flush lock, and no commit reaches the disk";
 	if (lpid) {
 		if (shm_stall_note_due())
@@ -441,14 +441,15 @@ static int note_stopped_owner(keel_t *h, const struct rec *r, uint64_t waited_ns
 				lpid);
 		return 1;
 	}
-	if (r->magic != REC_MAGIC || (st != REC_RESERVED && st != REC_COMPLETE) || pid == h->pid ||
-	    !shm_pid_stopped(pid, 0))
+	uint64_t lsn = shm_load_acq(&root->applied_lsn) + 1;
+	pid = ring_record_owner(h, shm_load_acq(&root->applied_pos), lsn, 1);
+	if (!pid || pid == h->pid || !shm_pid_stopped(pid, 0))
 		return 0;
 	if (shm_stall_note_due())
 		fprintf(stderr, "keel: a commit has waited %.1f s for room in the commit ring: process %u is "
 			"stopped (a signal or a debugger) in the middle of its commit (LSN %llu), and the ring "
 			"cannot move past it; continue it (kill -CONT %u) or kill it\n", (double)waited_ns / 1e9,
-			pid, (unsigned long long)r->lsn, pid);
+			pid, (unsigned long long)lsn, pid);
 	return 1;
 }
 
@@ -525,7 +526,7 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 		if (attempt == 100)
 			t0 = shm_mono_ns();
 		if (attempt > 100 && attempt % 1024 == 0 && !noted && shm_mono_ns() - t0 > SHM_STALL_NOTE_NS)
-			noted = note_stopped_owner(h, rec_at(h, shm_load_acq(&root->applied_pos)), shm_mono_ns() - t0);
+			noted = note_stopped_owner(h, shm_mono_ns() - t0);
 		if (attempt > 100 && attempt % 1024 == 0 && shm_mono_ns() - t0 > RING_WAIT_NS_MAX) {
 			if (head + pad + need - tail <= rb && !states_free)   /* room, but a reader holds the slot */
 				return shm_err(KEEL_E_BUSY, "a read scope, iterator or transaction pinned at LSN %llu is still open after %u later commits; commits wait for it to end (waited %llu s); keep read scopes short",
@@ -553,7 +554,9 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 
 /* The record expected at `pos` (LSN `lsn`) has no header.  If the process
  * that reserved it is dead, write a VOID record over its reservation. */
-void ring_void_hole(keel_t *h, uint64_t pos, uint64_t lsn)
+/* The process slot that announced a reservation of LSN lsn covering pos
+ * (ring_reserve), or NULL.  *end gets the reservation's end. */
+static struct shm_proc *reservation_at(keel_t *h, uint64_t pos, uint64_t lsn, uint64_t *end)
 {
 	uint32_t hi = shm_load32(&h->a.hdr->procs_hi);
 	for (uint32_t i = 0; i < hi && i < SHM_PROCS_MAX; i++) {
@@ -565,20 +568,60 @@ void ring_void_hole(keel_t *h, uint64_t pos, uint64_t lsn)
 		 * written, the record part of it. */
 		if (pos < at || len > h->a.hdr->ring_bytes || pos >= at + len || (at + len - pos) % REC_ALIGN)
 			continue;
-		uint32_t pid = shm_load32(&sp->pid);
-		if (pid && pid != SHM_PID_REAPING && shm_pid_alive(pid, shm_load(&sp->start_time)))
-			return;   /* alive: it writes the header itself */
-		struct rec *r = rec_at(h, pos);
-		r->magic = REC_MAGIC;
-		r->len = (uint32_t)(at + len - pos);
-		r->nops = 0;
-		r->nparts = 0;
-		r->pid = pid;
-		shm_store32(&r->state, REC_VOID);
-		shm_store_rel(&r->lsn, lsn);
-		shm_faa(&h->root->voided, 1);
-		return;
+		*end = at + len;
+		return sp;
 	}
+	return NULL;
+}
+
+void ring_void_hole(keel_t *h, uint64_t pos, uint64_t lsn)
+{
+	uint64_t end;
+	struct shm_proc *sp = reservation_at(h, pos, lsn, &end);
+	if (!sp)
+		return;
+	uint32_t pid = shm_load32(&sp->pid);
+	if (pid && pid != SHM_PID_REAPING && shm_pid_alive(pid, shm_load(&sp->start_time)))
+		return;   /* alive: it writes the header itself */
+	struct rec *r = rec_at(h, pos);
+	r->magic = REC_MAGIC;
+	r->len = (uint32_t)(end - pos);
+	r->nops = 0;
+	r->nparts = 0;
+	r->pid = pid;
+	shm_store32(&r->state, REC_VOID);
+	shm_store_rel(&r->lsn, lsn);
+	shm_faa(&h->root->voided, 1);
+}
+
+/*
+ * The stall notes need the process holding the ring up at pos.  Once its
+ * header is written (lsn last, R7) the record names its owner.  Before that
+ * (a process stopped between taking the space and writing the header) the
+ * bytes there are an earlier lap's, and only the reservation announced in
+ * the owner's process slot names it: without this, a process stopped in
+ * that window held every sync commit up and nobody was named (seen in CI
+ * under ASan, test_durable_e2e stopped, journal case).
+ */
+uint32_t ring_record_owner(keel_t *h, uint64_t pos, uint64_t lsn, int complete_too)
+{
+	for (int pads = 0; pos < ring_head(h->root) && pads < 2; pads++) {
+		struct rec *r = rec_at(h, pos);
+		if (shm_load_acq(&r->lsn) != lsn) {
+			uint64_t end;
+			struct shm_proc *sp = reservation_at(h, pos, lsn, &end);
+			return sp ? shm_load32(&sp->pid) : 0;
+		}
+		uint32_t st = shm_load32_acq(&r->state);
+		if (r->magic != REC_MAGIC)
+			return 0;
+		if (st == REC_PAD) {   /* the ring's end: the record follows, with the same LSN */
+			pos += r->len;
+			continue;
+		}
+		return st == REC_RESERVED || (complete_too && st == REC_COMPLETE) ? r->pid : 0;
+	}
+	return 0;
 }
 
 void advance_applied(keel_t *h)

@@ -719,13 +719,10 @@ static void warn_stall(keel_t *h, uint64_t lsn, uint64_t waited_ns)
 	const char *what = "while it holds the journal's flush lock (writing a flush)";
 
 	if (!pid) {
-		uint64_t pos = shm_load_acq(&root->written_pos);
-		struct rec *r = pos < ring_head(root) ? rec_at(h, pos) : NULL;
-		if (r && r->magic == REC_MAGIC && shm_load32_acq(&r->state) == REC_PAD)   /* the ring's end: the record is next */
-			r = pos + r->len < ring_head(root) ? rec_at(h, pos + r->len) : NULL;
-		if (r && r->magic == REC_MAGIC && shm_load32_acq(&r->state) == REC_RESERVED &&
-		    r->pid != h->pid && shm_pid_stopped(r->pid, 0)) {
-			pid = r->pid;
+		uint32_t owner = ring_record_owner(h, shm_load_acq(&root->written_pos),
+						   shm_load_acq(&root->written_lsn) + 1, 0);
+		if (owner && owner != h->pid && shm_pid_stopped(owner, 0)) {
+			pid = owner;
 			what = "between reserving and completing its commit record";
 		}
 	}

@@ -559,6 +559,11 @@ void advance_applied(keel_t *h);
 void help_record(keel_t *h, struct rec *r, int try_only);
 /* The record expected at pos has no header: void it if its reserver died. */
 void ring_void_hole(keel_t *h, uint64_t pos, uint64_t lsn);
+/* The process holding up the ring at pos, where LSN lsn is expected (past a
+ * PAD of that LSN): the owner of a RESERVED record (or a COMPLETE one, with
+ * complete_too), or the process that has taken the space but not yet
+ * written the header.  0 when nobody is found. */
+uint32_t ring_record_owner(keel_t *h, uint64_t pos, uint64_t lsn, int complete_too);
 /* Ring space before this position may be reused. */
 static inline uint64_t ring_tail(struct keel_root *r)
 {
