@@ -358,8 +358,11 @@ static uint64_t grow_step(uint64_t cur)
  * past its end (FALLOC_FL_KEEP_SIZE: the size, which attach checks, stays).
  * The grow that follows, a step later, finds the pages there and only sets
  * the size, instead of zeroing up to 32 MB while every allocating process
- * waits.  Racy reads are fine: this is only ever early or late, and the
- * grow itself is as before.
+ * waits.  How far the pages reach is kept in the header (ahead_bytes), so
+ * one process's thread prepares a step for every process of the store, and
+ * whichever of them grows finds it done.  Racy reads are fine: this is only
+ * ever early or late (two threads may both allocate the same step, which is
+ * harmless), and the grow itself is as before.
  */
 void shm_arena_grow_ahead(shm_arena_t *a)
 {
@@ -368,13 +371,31 @@ void shm_arena_grow_ahead(shm_arena_t *a)
 	uint64_t top = __atomic_load_n(&h->galloc.bump, __ATOMIC_RELAXED);
 	uint64_t max = h->arena_bytes_max / SHM_PAGE_BYTES * SHM_PAGE_BYTES;
 	uint64_t want = round_up(cur + grow_step(cur), SHM_PAGE_BYTES);
+	uint64_t ahead = __atomic_load_n(&h->ahead_bytes, __ATOMIC_ACQUIRE);
 
 	if (want > max)
 		want = max;
-	if (top > cur || cur - top > grow_step(cur) || want <= cur || a->ahead_bytes >= want)
+	if (top > cur || cur - top > grow_step(cur) || want <= cur || ahead >= want)
 		return;
-	if (fallocate(a->fd, FALLOC_FL_KEEP_SIZE, (off_t)cur, (off_t)(want - cur)) == 0)
-		__atomic_store_n(&a->ahead_bytes, want, __ATOMIC_RELEASE);
+	if (fallocate(a->fd, FALLOC_FL_KEEP_SIZE, (off_t)cur, (off_t)(want - cur)) != 0)
+		return;
+	/* Raise, never lower: a slower thread may have prepared less. */
+	while (ahead < want && !__atomic_compare_exchange_n(&h->ahead_bytes, &ahead, want, 0,
+							    __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
+		;
+}
+
+/* Are the file's pages allocated up to `want` already?  The header says
+ * so, and the file's allocated blocks agree: the header is not trusted on
+ * its own, since a size set over unallocated pages would fault them in
+ * later, and on a full /dev/shm that is SIGBUS instead of KEEL_E_FULL. */
+static int prepared(shm_arena_t *a, uint64_t want)
+{
+	struct stat sb;
+	uint64_t ahead = __atomic_load_n(&a->hdr->ahead_bytes, __ATOMIC_ACQUIRE);
+
+	return want <= ahead && ahead <= a->hdr->arena_bytes_max && fstat(a->fd, &sb) == 0 &&
+	       (uint64_t)sb.st_blocks * 512 >= want;
 }
 
 int shm_arena_grow(shm_arena_t *a, uint64_t bytes)
@@ -398,9 +419,10 @@ int shm_arena_grow(shm_arena_t *a, uint64_t bytes)
 	/* Pages that shm_arena_grow_ahead allocated need only the size set:
 	 * fallocate walks every page of the range even when all are there
 	 * (3-4 ms for 32 MB on tmpfs). */
-	if (want <= __atomic_load_n(&a->ahead_bytes, __ATOMIC_ACQUIRE))
+	if (prepared(a, want)) {
 		rc = ftruncate(a->fd, (off_t)want) == 0 ? 0 : errno;
-	else
+		a->grows_prepared += rc == 0;
+	} else
 		rc = posix_fallocate(a->fd, (off_t)cur, (off_t)(want - cur));
 	if (rc != 0)
 		return shm_err(rc == ENOSPC ? KEEL_E_FULL : KEEL_E_OS,

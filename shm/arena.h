@@ -34,6 +34,10 @@
  *   80  u64 procs_off, 88 readers_off, 96 user_off, 104 user_bytes
  *   112 u64 ring_off, 120 ring_bytes, 128 heap_off, 136 created_ns
  *   144 u32 readers_hi, 148 u32 procs_hi, 152 u64 reaps
+ *   160 u64 ahead_bytes      the file's pages are allocated up to here, past
+ *                            its size (shm_arena_grow_ahead); 0 = not known.
+ *                            Only raised; trusted only up to arena_bytes_max
+ *                            and as far as the file's allocated blocks reach
  *   192 shm_lock galloc      the page allocator lock (64 bytes)
  *   256 struct shm_galloc    page allocator state (alloc.h)
  *   1024 u8 root[3072]       the store's root structure (lib/)
@@ -95,7 +99,8 @@ struct shm_hdr {
 	volatile uint32_t readers_hi;   /* reader slots ever claimed (scan bound) */
 	volatile uint32_t procs_hi;     /* process slots ever claimed */
 	volatile uint64_t reaps;        /* dead processes reaped, ever */
-	uint8_t pad0[192 - 160];
+	volatile uint64_t ahead_bytes;  /* pages allocated up to here (shm_arena_grow_ahead) */
+	uint8_t pad0[192 - 168];
 	shm_lock_t galloc_lock;
 	struct shm_galloc galloc;
 	uint8_t pad1[1024 - 256 - sizeof(struct shm_galloc)];
@@ -104,6 +109,7 @@ struct shm_hdr {
 
 _Static_assert(offsetof(struct shm_hdr, arena_bytes) == 64, "hdr layout");
 _Static_assert(offsetof(struct shm_hdr, created_ns) == 136, "hdr layout");
+_Static_assert(offsetof(struct shm_hdr, ahead_bytes) == 160, "hdr layout");
 _Static_assert(offsetof(struct shm_hdr, galloc_lock) == 192, "hdr layout");
 _Static_assert(offsetof(struct shm_hdr, galloc) == 256, "hdr layout");
 _Static_assert(offsetof(struct shm_hdr, root) == 1024, "hdr layout");
@@ -116,7 +122,7 @@ typedef struct shm_arena {
 	struct shm_hdr *hdr;
 	uint64_t map_bytes;      /* = arena_bytes_max */
 	uint64_t seen_bytes;     /* last arena_bytes observed */
-	uint64_t ahead_bytes;    /* the file's pages are allocated up to here (shm_arena_grow_ahead) */
+	uint64_t grows_prepared; /* grows that found their pages allocated ahead (tests read it) */
 	int fd;
 	dev_t dev;
 	ino_t ino;

@@ -23,9 +23,12 @@
  *   busy        keel_unlink_arena refuses (BUSY) while a process is attached
  *   grow_ahead  shm_arena_grow_ahead (a durable handle's background threads
  *               call it): within a step of the arena's end it allocates the
- *               next step past the file's end, once, the size unchanged; the grow that follows reaches exactly that
- *               step; at the maximum a fill still ends in KEEL_E_FULL with
- *               nothing half-applied and the store sound
+ *               next step past the file's end, once for the store (a
+ *               second handle does not repeat it), the size unchanged;
+ *               the grow that follows, made through the second handle,
+ *               reaches exactly that step on the prepared pages; at the
+ *               maximum a fill still ends in KEEL_E_FULL with nothing
+ *               half-applied and the store sound
  *
  * "Changes nothing" is checked with keel_stat (keys, partitions, next_lsn)
  * around each group of failing calls, plus reads of the keys involved.
@@ -967,7 +970,7 @@ static void test_grow_ahead(void)
 	shm_arena_t *a = &s.h->a;
 	uint64_t cur = a->hdr->arena_bytes;
 	shm_arena_grow_ahead(a);   /* a new arena is within a step of its end at once */
-	for (; a->ahead_bytes == 0 && n < limit; n++) {
+	for (; a->hdr->ahead_bytes == 0 && n < limit; n++) {
 		fill_val(n, v);
 		snprintf(k, sizeof(k), "g%06u", n);
 		CHECK_OK(keel_put(s.h, "grow", k, strlen(k), v, sizeof(v), NULL));
@@ -975,30 +978,41 @@ static void test_grow_ahead(void)
 			break;
 		shm_arena_grow_ahead(a);
 	}
-	CHECK_MSG(a->hdr->arena_bytes == cur && a->ahead_bytes > cur,
+	CHECK_MSG(a->hdr->arena_bytes == cur && a->hdr->ahead_bytes > cur,
 		  "within a step of the end, grow_ahead should prepare the next step (arena %llu, was %llu, ahead %llu)",
 		  (unsigned long long)a->hdr->arena_bytes, (unsigned long long)cur,
-		  (unsigned long long)a->ahead_bytes);
+		  (unsigned long long)a->hdr->ahead_bytes);
 	CHECK(fstat(a->fd, &sb) == 0);
 	CHECK_EQ_U64((uint64_t)sb.st_size, cur);   /* the size, which attach checks, is unchanged */
-	CHECK_MSG((uint64_t)sb.st_blocks * 512 >= a->ahead_bytes, "%llu bytes allocated, %llu prepared",
-		  (unsigned long long)sb.st_blocks * 512, (unsigned long long)a->ahead_bytes);
-	uint64_t ahead = a->ahead_bytes;
+	CHECK_MSG((uint64_t)sb.st_blocks * 512 >= a->hdr->ahead_bytes, "%llu bytes allocated, %llu prepared",
+		  (unsigned long long)sb.st_blocks * 512, (unsigned long long)a->hdr->ahead_bytes);
+	uint64_t ahead = a->hdr->ahead_bytes;
 	shm_arena_grow_ahead(a);
-	CHECK_EQ_U64(a->ahead_bytes, ahead);   /* once per step */
+	CHECK_EQ_U64(a->hdr->ahead_bytes, ahead);   /* once per step */
+	/* The step is the store's, not the handle's: another handle (as
+	 * another process would) grows into it with no allocating of its own,
+	 * and does not prepare it again. */
+	keel_t *h2;
+	CHECK_OK(keel_open(s.dir, &s.opt, &h2));
+	shm_arena_grow_ahead(&h2->a);
+	CHECK_EQ_U64(a->hdr->ahead_bytes, ahead);
 	for (; a->hdr->arena_bytes == cur && n < limit; n++) {
 		fill_val(n, v);
 		snprintf(k, sizeof(k), "g%06u", n);
-		CHECK_OK(keel_put(s.h, "grow", k, strlen(k), v, sizeof(v), NULL));
+		CHECK_OK(keel_put(h2, "grow", k, strlen(k), v, sizeof(v), NULL));
 	}
 	CHECK_EQ_U64(a->hdr->arena_bytes, ahead);
+	CHECK_MSG(h2->a.grows_prepared == 1 && a->grows_prepared == 0,
+		  "the second handle's grow should find the step prepared (grows on prepared pages: %llu and %llu)",
+		  (unsigned long long)h2->a.grows_prepared, (unsigned long long)a->grows_prepared);
+	CHECK_OK(keel_close(h2));
 	CHECK(fstat(a->fd, &sb) == 0);
 	CHECK_EQ_U64((uint64_t)sb.st_size, ahead);
 	CHECK_SOUND(s.h, 0);
 	/* On to the maximum, preparing ahead all the way. */
 	for (; n < limit; n++) {
 		shm_arena_grow_ahead(a);
-		CHECK(a->ahead_bytes <= s.opt.arena_bytes_max);
+		CHECK(a->hdr->ahead_bytes <= s.opt.arena_bytes_max);
 		fill_val(n, v);
 		snprintf(k, sizeof(k), "g%06u", n);
 		if ((rc = keel_put(s.h, "grow", k, strlen(k), v, sizeof(v), NULL)))
