@@ -194,6 +194,23 @@ int bench_run(const struct bench_worker *w, void *ctx, unsigned nworkers,
  */
 int bench_measure(const char *key, const char *label, const struct bench_worker *w,
 		  void *ctx, unsigned nworkers);
+
+/* One phase of bench_measure_alternating. */
+struct bench_phase {
+	const char *key, *label;
+	const struct bench_worker *w;
+	void *ctx;
+	unsigned nworkers;
+};
+/*
+ * Like bench_measure for each of nph phases, but in rounds: round r runs
+ * every phase once, in order, so the phases a ratio compares are measured
+ * seconds apart, at the same moment of the machine, instead of each phase's
+ * runs in a block minutes away from the other's.  The machine's speed
+ * drifts over minutes (a shared host: the disk's sync latency, memory
+ * latency); a ratio of two blocks measures the drift as well.
+ */
+int bench_measure_alternating(const struct bench_phase *ph, unsigned nph);
 /*
  * How fast the machine passes one cache line between two processes: two
  * forked processes take turns incrementing a shared word for secs seconds;

@@ -6,7 +6,11 @@
  * little; a ratio between two peers measured minutes apart on the same
  * machine says more.  keel-bench therefore runs every peer it compares
  * with in the same run, on the same keys, and reports ratios and target
- * verdicts next to the figures.
+ * verdicts next to the figures.  The phases a target's ratio compares run
+ * in alternation, one run of each in turn (bench_measure_alternating):
+ * keel_get and LMDB's gets (1 and 2 processes), one sync committer and raw
+ * pwrite+fdatasync, 16 committers and Redis.  So both sides of a ratio see
+ * the same moments of the machine, which drifts over minutes.
  *
  * Suites, in the order they run (whatever order they are named in)
  * ------------------------------------------------------------------
@@ -173,7 +177,8 @@ static void usage(FILE *f)
 "  --keys N           keys to load (default %u; %u..%u)\n"
 "  --seed S           seed of the random key sequence (default %u)\n"
 "  --runs R           repeat each timed phase R times, report the median\n"
-"                     (default 1; 1..%u)\n"
+"                     (default 1; 1..%u); the two sides of a target's ratio\n"
+"                     run in turn, one run of each\n"
 "  --duration SECS    length of one timed phase (default %.1f)\n"
 "  --dir DIR          make the bench directory under DIR (default /var/tmp);\n"
 "                     the durable suites refuse a tmpfs\n"
@@ -541,43 +546,45 @@ static int suite_raw(void)
 
 static int suite_get(void)
 {
-	int rc = need_kmem();
+	static const struct { const char *key, *label; const struct bench_worker *w;
+			      unsigned n; } runs[] = {
+		{ "get.keel_get.1p", "keel_get, 1 process", &bench_keel_get_worker, 1 },
+		{ "get.keel_get.2p", "keel_get, 2 processes", &bench_keel_get_worker, 2 },
+		{ "get.keel_read_get.1p", "keel_read_get (64 per scope), 1 process",
+		  &bench_keel_read_worker, 1 },
+		{ "get.keel_read_get.2p", "keel_read_get (64 per scope), 2 processes",
+		  &bench_keel_read_worker, 2 },
+		{ "get.keel_get_many.1p", "keel_get_many (16 keys per call), 1 process",
+		  &bench_keel_many_worker, 1 },
+		{ "get.keel_get_many.2p", "keel_get_many (16 keys per call), 2 processes",
+		  &bench_keel_many_worker, 2 },
+	};
+	static const struct bench_phase lmdb[2] = {
+		{ "get.lmdb.1p", "LMDB get (txn per get), 1 process", &bench_lmdb_get_worker, &run.lmdb, 1 },
+		{ "get.lmdb.2p", "LMDB get (txn per get), 2 processes", &bench_lmdb_get_worker, &run.lmdb, 2 },
+	};
+	int krc = need_kmem(), lrc, rc;
 
-	if (failed(rc, "get", "keel memory store"))
-		return rc;
-	if (!rc) {
-		static const struct { const char *key, *label; const struct bench_worker *w;
-				      unsigned n; } runs[] = {
-			{ "get.keel_get.1p", "keel_get, 1 process", &bench_keel_get_worker, 1 },
-			{ "get.keel_get.2p", "keel_get, 2 processes", &bench_keel_get_worker, 2 },
-			{ "get.keel_read_get.1p", "keel_read_get (64 per scope), 1 process",
-			  &bench_keel_read_worker, 1 },
-			{ "get.keel_read_get.2p", "keel_read_get (64 per scope), 2 processes",
-			  &bench_keel_read_worker, 2 },
-			{ "get.keel_get_many.1p", "keel_get_many (16 keys per call), 1 process",
-			  &bench_keel_many_worker, 1 },
-			{ "get.keel_get_many.2p", "keel_get_many (16 keys per call), 2 processes",
-			  &bench_keel_many_worker, 2 },
-		};
+	if (failed(krc, "get", "keel memory store"))
+		return krc;
+	/* LMDB first, so that its gets alternate with keel_get's. */
+	lrc = need_lmdb();
+	if (failed(lrc, "get", "LMDB load"))
+		return lrc;
+	for (size_t i = 0; !krc && i < sizeof(runs) / sizeof(runs[0]); i++) {
+		struct bench_phase ph[2] = { { runs[i].key, runs[i].label, runs[i].w, &run.kmem,
+					       runs[i].n } };
+		unsigned nph = 1;
 
-		for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
-			rc = bench_measure(runs[i].key, runs[i].label, runs[i].w, &run.kmem,
-					   runs[i].n);
-			if (failed(rc, "get", runs[i].label))
-				return rc;
-		}
+		if (runs[i].w == &bench_keel_get_worker && !lrc)
+			ph[nph++] = lmdb[runs[i].n - 1];
+		rc = bench_measure_alternating(ph, nph);
+		if (failed(rc, "get", runs[i].label))
+			return rc;
 	}
-	rc = need_lmdb();
-	if (failed(rc, "get", "LMDB load") || rc)
-		return 0;
-	for (unsigned n = 1; n <= 2; n++) {
-		char key[32], label[64];
-
-		snprintf(key, sizeof(key), "get.lmdb.%up", n);
-		snprintf(label, sizeof(label), "LMDB get (txn per get), %u process%s", n,
-			 n > 1 ? "es" : "");
-		rc = bench_measure(key, label, &bench_lmdb_get_worker, &run.lmdb, n);
-		if (failed(rc, "get", label))
+	if (krc && !lrc) {   /* no Keel store: LMDB's figures alone */
+		rc = bench_measure_alternating(lmdb, 2);
+		if (failed(rc, "get", "LMDB gets"))
 			return rc;
 	}
 	return 0;
@@ -701,36 +708,74 @@ static int suite_put(void)
 	return 0;
 }
 
-/* Raw pwrite+fdatasync on a preallocated file of the bench directory: the
- * rate one sync committer is judged against. */
-static int sync_raw(void)
+static const struct bench_phase raw_sync_phase = {
+	"sync.raw_fdatasync.1p", "raw pwrite+fdatasync 4 KiB, 1 process", &bench_disk_sync_worker,
+	&run.disk, 1
+};
+
+/* Raw pwrite+fdatasync on a preallocated file of the bench directory,
+ * alternating with `with` (NULL: alone): the rate one sync committer is
+ * judged against. */
+static int sync_raw(const struct bench_phase *with)
 {
-	bench_progress("sync: raw pwrite+fdatasync of %u B blocks", BENCH_DISK_BLOCK);
+	struct bench_phase ph[2] = { raw_sync_phase };
+
+	bench_progress("sync: raw pwrite+fdatasync of %u B blocks%s", BENCH_DISK_BLOCK,
+		       with ? ", alternating with one committer" : "");
+	if (with)
+		ph[1] = *with;
 	int rc = bench_disk_create(&run.disk, bench_cfg.dir);
-	rc = rc ? rc : bench_measure("sync.raw_fdatasync.1p", "raw pwrite+fdatasync 4 KiB, "
-				     "1 process", &bench_disk_sync_worker, &run.disk, 1);
+	rc = rc ? rc : bench_measure_alternating(ph, with ? 2 : 1);
 	bench_disk_destroy(&run.disk);
 	return failed(rc, "sync", "raw fdatasync") ? rc : 0;
 }
 
-static int suite_sync_keel(void)
+/* Starts Redis and loads it: 0, 1 when there is no redis-server, or the
+ * failure. */
+static int redis_up(void)
 {
+	char dir[PATH_MAX];
+	int rc = sub_path(dir, "redis");
+
+	rc = rc ? rc : bench_redis_start(&run.redis, dir);
+	if (rc == KEEL_E_NOTFOUND) {
+		bench_note("redis: not available (%s)", bench_errmsg());
+		return 1;
+	}
+	if (!rc) {
+		bench_progress("Redis: loading %llu keys (MSET of %u)",
+			       (unsigned long long)bench_cfg.keys, BENCH_LOAD_BATCH);
+		rc = bench_redis_load(&run.redis);
+	}
+	return rc;
+}
+
+/* The committers' phases; the first alternates with raw fdatasync and the
+ * last (16) with Redis, when there is one (redis: its phase or NULL). */
+static int suite_sync_keel(const struct bench_phase *redis)
+{
+	static char keys[5][32], labels[5][64];
 	int rc = need_keel_durable(&run.ksync, "sync", "keel-sync", KEEL_DURABILITY_SYNC);
+	const size_t nprocs = sizeof(sync_procs) / sizeof(sync_procs[0]);
 
 	if (failed(rc, "sync", "keel load") || rc)
 		return rc < 0 ? rc : 0;
-	/* The raw rate right before one committer's: the disk's latency drifts
-	 * over minutes on a shared machine, and the ratio should not. */
-	if ((rc = sync_raw()))
-		return rc;
-	for (size_t i = 0; i < sizeof(sync_procs) / sizeof(sync_procs[0]); i++) {
+	for (size_t i = 0; i < nprocs; i++) {
 		unsigned n = sync_procs[i];
-		char key[32], label[64];
+		struct bench_phase ph[2] = { { keys[i], labels[i], &bench_keel_put_worker, &run.ksync, n } };
+		unsigned nph = 1;
 
-		snprintf(key, sizeof(key), "sync.keel.%up", n);
-		snprintf(label, sizeof(label), "keel_put sync, %u committer%s", n, n > 1 ? "s" : "");
-		rc = bench_measure(key, label, &bench_keel_put_worker, &run.ksync, n);
-		if (failed(rc, "sync", label))
+		snprintf(keys[i], sizeof(keys[i]), "sync.keel.%up", n);
+		snprintf(labels[i], sizeof(labels[i]), "keel_put sync, %u committer%s", n, n > 1 ? "s" : "");
+		if (i == 0) {   /* the disk's latency drifts over minutes; the ratio should not */
+			if ((rc = sync_raw(&ph[0])))
+				return rc;
+			continue;
+		}
+		if (i == nprocs - 1 && redis)
+			ph[nph++] = *redis;
+		rc = bench_measure_alternating(ph, nph);
+		if (failed(rc, "sync", labels[i]))
 			return rc;
 	}
 	rc = bench_keel_check(&run.ksync, "keel sync store after puts");
@@ -744,12 +789,20 @@ static int suite_sync_keel(void)
 
 static int suite_sync(void)
 {
-	char dir[PATH_MAX];
-	int rc = suite_sync_keel();
+	static char redis_label[64];
+	struct bench_phase redis = { "sync.redis", redis_label, &bench_redis_set_worker, &run.redis, 1 };
+	int rc, redis_rc;
 
+	snprintf(redis_label, sizeof(redis_label), "Redis SET appendfsync always, %u clients",
+		 bench_cfg.redis_clients);
+	/* Redis first, so that its runs alternate with 16 committers'. */
+	redis_rc = redis_up();
+	if (failed(redis_rc, "sync", "Redis"))
+		return redis_rc;
+	rc = suite_sync_keel(redis_rc ? NULL : &redis);
 	if (bench_stop_signal)
 		return bench_interrupted_check();
-	if (!bench_fig_get("sync.raw_fdatasync.1p") && (rc = sync_raw()))
+	if (!bench_fig_get("sync.raw_fdatasync.1p") && (rc = sync_raw(NULL)))
 		return rc;
 	rc = need_lmdb();
 	if (!failed(rc, "sync", "LMDB load") && !rc) {
@@ -769,25 +822,11 @@ static int suite_sync(void)
 	}
 	if (bench_stop_signal)
 		return bench_interrupted_check();
-	rc = sub_path(dir, "redis");
-	rc = rc ? rc : bench_redis_start(&run.redis, dir);
-	if (rc == KEEL_E_NOTFOUND) {
-		bench_note("redis: not available (%s)", bench_errmsg());
-		return 0;
+	if (redis_rc == 0 && !bench_fig_get("sync.redis")) {   /* no Keel run to alternate with */
+		rc = bench_measure_alternating(&redis, 1);
+		if (failed(rc, "sync", "Redis"))
+			return rc;
 	}
-	if (!rc) {
-		char label[64];
-
-		bench_progress("Redis: loading %llu keys (MSET of %u)",
-			       (unsigned long long)bench_cfg.keys, BENCH_LOAD_BATCH);
-		rc = bench_redis_load(&run.redis);
-		snprintf(label, sizeof(label), "Redis SET appendfsync always, %u clients",
-			 bench_cfg.redis_clients);
-		rc = rc ? rc : bench_measure("sync.redis", label, &bench_redis_set_worker,
-					     &run.redis, 1);
-	}
-	if (failed(rc, "sync", "Redis"))
-		return rc;
 	rc = bench_redis_stop(&run.redis);
 	failed(rc, "sync", "stopping Redis");
 	return 0;

@@ -37,6 +37,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -440,47 +441,78 @@ static const char *lat_tag(const struct bench_rate *rate, char buf[64])
 	return buf;
 }
 
-int bench_measure(const char *key, const char *label, const struct bench_worker *w,
-		  void *ctx, unsigned n)
+/* The samples of one phase, gathered over the rounds. */
+struct phase_samples {
+	double rate[BENCH_RUNS_MAX], p50[BENCH_RUNS_MAX], p99[BENCH_RUNS_MAX];
+	unsigned lat_runs;
+};
+
+static int phase_run(const struct bench_phase *ph, unsigned r, unsigned runs,
+		     struct phase_samples *s)
 {
-	double samples[BENCH_RUNS_MAX], p50[BENCH_RUNS_MAX], p99[BENCH_RUNS_MAX];
-	unsigned runs = bench_cfg.runs, lat_runs = 0;
-	const struct bench_fig *f;
+	struct bench_rate rate;
 	char a[32], b[32], c[64];
-	int rc;
+	int rc = bench_run(ph->w, ph->ctx, ph->nworkers, bench_cfg.duration_s, &rate);
 
-	for (unsigned r = 0; r < runs; r++) {
-		struct bench_rate rate;
-
-		rc = bench_run(w, ctx, n, bench_cfg.duration_s, &rate);
-		if (rc)
-			return rc;
-		samples[r] = rate.rate;
-		if (rate.lat_count) {
-			p50[lat_runs] = rate.lat_p50_us;
-			p99[lat_runs++] = rate.lat_p99_us;
-		}
-		bench_progress("  %s: %s%s ops/s (%llu ops in %.3f s)%s", label, run_tag(r, runs, b),
-			       bench_fmt_si(rate.rate, a), (unsigned long long)rate.ops, rate.secs,
-			       lat_tag(&rate, c));
+	if (rc)
+		return rc;
+	s->rate[r] = rate.rate;
+	if (rate.lat_count) {
+		s->p50[s->lat_runs] = rate.lat_p50_us;
+		s->p99[s->lat_runs++] = rate.lat_p99_us;
 	}
-	rc = bench_fig_add(key, label, "ops/s", samples, runs);
-	if (!rc && lat_runs == runs) {
+	bench_progress("  %s: %s%s ops/s (%llu ops in %.3f s)%s", ph->label, run_tag(r, runs, b),
+		       bench_fmt_si(rate.rate, a), (unsigned long long)rate.ops, rate.secs,
+		       lat_tag(&rate, c));
+	return 0;
+}
+
+static int phase_figures(const struct bench_phase *ph, unsigned runs, const struct phase_samples *s)
+{
+	char a[32];
+	int rc = bench_fig_add(ph->key, ph->label, "ops/s", s->rate, runs);
+
+	if (!rc && s->lat_runs == runs) {
 		char k[64], l[96];
 
-		snprintf(k, sizeof(k), "%s.p50_us", key);
-		snprintf(l, sizeof(l), "%s: latency p50", label);
-		rc = bench_fig_add(k, l, "us", p50, runs);
-		snprintf(k, sizeof(k), "%s.p99_us", key);
-		snprintf(l, sizeof(l), "%s: latency p99", label);
-		rc = rc ? rc : bench_fig_add(k, l, "us", p99, runs);
+		snprintf(k, sizeof(k), "%s.p50_us", ph->key);
+		snprintf(l, sizeof(l), "%s: latency p50", ph->label);
+		rc = bench_fig_add(k, l, "us", s->p50, runs);
+		snprintf(k, sizeof(k), "%s.p99_us", ph->key);
+		snprintf(l, sizeof(l), "%s: latency p99", ph->label);
+		rc = rc ? rc : bench_fig_add(k, l, "us", s->p99, runs);
 	}
 	if (rc)
 		return rc;
-	f = bench_fig_get(key);
 	if (runs > 1)
-		bench_progress("  %s: median %s ops/s", label, bench_fmt_si(f->value, a));
+		bench_progress("  %s: median %s ops/s", ph->label,
+			       bench_fmt_si(bench_fig_get(ph->key)->value, a));
 	return 0;
+}
+
+int bench_measure_alternating(const struct bench_phase *ph, unsigned nph)
+{
+	unsigned runs = bench_cfg.runs;
+	struct phase_samples *s = calloc(nph, sizeof(*s));
+	int rc = s ? 0 : KEEL_E_NOMEM;
+
+	if (!s)
+		return bench_fail(rc, "out of memory for %u phases' samples", nph);
+	for (unsigned r = 0; r < runs && !rc; r++)
+		for (unsigned i = 0; i < nph && !rc; i++)
+			rc = phase_run(&ph[i], r, runs, &s[i]);
+	for (unsigned i = 0; i < nph && !rc; i++)
+		rc = phase_figures(&ph[i], runs, &s[i]);
+	free(s);
+	return rc;
+}
+
+int bench_measure(const char *key, const char *label, const struct bench_worker *w,
+		  void *ctx, unsigned n)
+{
+	struct bench_phase ph = { key, label, w, ctx, n };
+
+	return bench_measure_alternating(&ph, 1);
 }
 
 /* ---- cache-line handoffs ----------------------------------------------------------------- */
