@@ -414,7 +414,14 @@ void keel_txn_abort(keel_txn_t *t)
 struct rec *rec_at(keel_t *h, uint64_t pos)
 {
 	uint64_t rb = h->a.hdr->ring_bytes;
-	return (struct rec *)shm_at(&h->a, h->a.hdr->ring_off + pos % rb);
+	return (struct rec *)shm_at(&h->a, h->a.hdr->ring_off + pos % rb / REC_ALIGN * REC_ALIGN);
+}
+
+int rec_fits(keel_t *h, uint64_t pos, const struct rec *r, uint64_t max_len)
+{
+	uint64_t rb = h->a.hdr->ring_bytes;
+	return r->magic == REC_MAGIC && r->len >= REC_ALIGN && r->len % REC_ALIGN == 0 &&
+	       r->len <= max_len && pos % REC_ALIGN == 0 && pos % rb + r->len <= rb;
 }
 
 /* The ring has been full for SHM_STALL_NOTE_NS: if what holds its tail is
@@ -522,7 +529,7 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 			return shm_err(root->failed == KEEL_E_NOSPC ? KEEL_E_NOSPC : KEEL_E_PANIC,
 				       "the journal failed; the commit ring cannot drain");
 		if (attempt % 64 == 63)
-			help_record(h, rec_at(h, shm_load_acq(&root->applied_pos)), 1);
+			help_record(h, shm_load_acq(&root->applied_pos), 1);
 		if (attempt == 100)
 			t0 = shm_mono_ns();
 		if (attempt > 100 && attempt % 1024 == 0 && !noted && shm_mono_ns() - t0 > SHM_STALL_NOTE_NS)
@@ -641,8 +648,7 @@ void advance_applied(keel_t *h)
 			break;
 		struct rec *r = rec_at(h, pos);
 		uint64_t rl = shm_load_acq(&r->lsn);   /* A7: pairs with R7 */
-		if (rl == expect - 1 && r->magic == REC_MAGIC && r->len >= REC_ALIGN && r->len <= rb &&
-		    r->len % REC_ALIGN == 0 && shm_load32_acq(&r->state) != REC_PAD) {
+		if (rl == expect - 1 && rec_fits(h, pos, r, rb) && shm_load32_acq(&r->state) != REC_PAD) {
 			/* An advancer died between publishing this record's LSN
 			 * and moving the position past it: finish its step. */
 			shm_store_rel(&root->applied_pos, pos + r->len);
@@ -654,7 +660,7 @@ void advance_applied(keel_t *h)
 				break;
 		}
 		uint32_t st = shm_load32_acq(&r->state);      /* A6: pairs with R6 */
-		if (r->magic != REC_MAGIC || r->len < REC_ALIGN || r->len > rb || r->len % REC_ALIGN)
+		if (!rec_fits(h, pos, r, rb))
 			break;   /* damaged ring: keel_check reports it */
 		if (st == REC_PAD) {   /* carries the LSN of the record after it */
 			shm_store_rel(&root->applied_pos, pos + r->len);
@@ -673,11 +679,12 @@ void advance_applied(keel_t *h)
 	shm_lock_release(&root->apply_lock);
 }
 
-void help_record(keel_t *h, struct rec *r, int try_only)
+void help_record(keel_t *h, uint64_t pos, int try_only)
 {
+	struct rec *r = rec_at(h, pos);
 	uint32_t st = shm_load32_acq(&r->state);
 
-	if (r->magic != REC_MAGIC || (st != REC_RESERVED && st != REC_COMPLETE))
+	if (!rec_fits(h, pos, r, h->a.hdr->ring_bytes) || (st != REC_RESERVED && st != REC_COMPLETE))
 		return;
 	if (shm_pid_alive(r->pid, r->start_time))
 		return;
@@ -689,7 +696,8 @@ void help_record(keel_t *h, struct rec *r, int try_only)
 	/* COMPLETE: take each of its partitions; taking a lock from the dead
 	 * owner redoes that partition's part (repair.c). */
 	const uint32_t *ids = (const uint32_t *)r->body;
-	uint32_t n = r->nparts <= REC_PARTS_MAX ? r->nparts : 0;
+	uint32_t n = r->nparts <= REC_PARTS_MAX &&
+		     sizeof(*r) + (uint64_t)r->nparts * sizeof(*ids) <= r->len ? r->nparts : 0;
 	int all_clear = 1;
 	for (uint32_t i = 0; i < n; i++) {
 		struct part *p = part_by_id(h, ids[i]);
@@ -1236,7 +1244,16 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	/* Holding no lock now, help a record left by a dead owner once the ring
 	 * is half full behind it (the liveness check costs a system call). */
 	if (ring_head(h->root) - shm_load_acq(&h->root->applied_pos) > h->a.hdr->ring_bytes / 2)
-		help_record(h, rec_at(h, shm_load_acq(&h->root->applied_pos)), 0);
+		help_record(h, shm_load_acq(&h->root->applied_pos), 0);
+	/* A handle with no background thread (memory mode) prepares the arena's
+	 * next growth step itself, once its allocator has reached within a step
+	 * of the end, here where it holds no lock: the grow then only sets the
+	 * size instead of allocating pages under the allocator lock, where
+	 * every allocating process of the store waits. */
+	if (__builtin_expect(h->a.bumped, 0) && !h->async_running) {
+		h->a.bumped = 0;
+		shm_arena_grow_ahead(&h->a);
+	}
 	KEEL_CRASH_POINT(CP_COMMIT_DONE);
 	rc = durable_after_commit(h, t->lsn, t->durability ? t->durability : h->durability);
 out:

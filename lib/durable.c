@@ -503,8 +503,8 @@ static int flush_locked(keel_t *h, int died, uint64_t *upto_lsn, uint64_t *upto_
 				break;   /* reserved, header not written yet */
 		}
 		uint32_t st = shm_load32_acq(&r->state);
-		if (r->magic != REC_MAGIC || r->len < REC_ALIGN || r->len > rb / 4 + REC_ALIGN || r->len % REC_ALIGN) {
-			if (st == REC_PAD && r->magic == REC_MAGIC && r->len <= rb) {
+		if (!rec_fits(h, pos, r, rb / 4 + REC_ALIGN)) {
+			if (st == REC_PAD && rec_fits(h, pos, r, rb)) {
 				pos += r->len;
 				continue;
 			}
@@ -517,7 +517,7 @@ static int flush_locked(keel_t *h, int died, uint64_t *upto_lsn, uint64_t *upto_
 			continue;
 		}
 		if (st == REC_RESERVED) {
-			help_record(h, r, 1);   /* void it if its owner died */
+			help_record(h, pos, 1);   /* void it if its owner died */
 			st = shm_load32_acq(&r->state);
 			if (st == REC_RESERVED)
 				break;

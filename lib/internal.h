@@ -553,10 +553,17 @@ void publish_visible(keel_t *h, uint64_t lsn);
  * blocks, or redo when prealloc is NULL).  Under p's lock. */
 int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *prealloc,
 	       size_t *prealloc_used, const struct link_hint *first_hint);
+/* The record header at ring position pos.  Positions are multiples of
+ * REC_ALIGN and the ring's size is too, so the header lies inside the ring
+ * even for a damaged position (it is rounded down). */
 struct rec *rec_at(keel_t *h, uint64_t pos);
+/* Is the header r, read at ring position pos, a record's of at most max_len
+ * bytes that lies wholly inside the ring?  Records never wrap (a PAD fills
+ * the ring's end), so one that would is damage. */
+int rec_fits(keel_t *h, uint64_t pos, const struct rec *r, uint64_t max_len);
 void advance_applied(keel_t *h);
-/* Help a record whose owner died (redo or void it).  */
-void help_record(keel_t *h, struct rec *r, int try_only);
+/* Help the record at ring position pos if its owner died (redo or void it). */
+void help_record(keel_t *h, uint64_t pos, int try_only);
 /* The record expected at pos has no header: void it if its reserver died. */
 void ring_void_hole(keel_t *h, uint64_t pos, uint64_t lsn);
 /* The process holding up the ring at pos, where LSN lsn is expected (past a

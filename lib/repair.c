@@ -218,13 +218,14 @@ static int sweep_part(keel_t *h, struct part *p)
 	return rc;
 }
 
-static int rec_check(keel_t *h, struct part *p, struct rec *r, uint64_t lsn)
+static int rec_check(keel_t *h, struct part *p, uint64_t pos, struct rec *r, uint64_t lsn)
 {
-	uint64_t rb = h->a.hdr->ring_bytes;
-	if (r->magic != REC_MAGIC || r->lsn != lsn || r->len < sizeof(struct rec) || r->len > rb ||
-	    r->len % REC_ALIGN || r->nparts > REC_PARTS_MAX)
-		return shm_err(KEEL_E_CORRUPT, "partition \"%s\": its applying marker names LSN %llu, but the ring record there has magic %08x LSN %llu length %u",
-			       p->name, (unsigned long long)lsn, r->magic, (unsigned long long)r->lsn, r->len);
+	if (!rec_fits(h, pos, r, h->a.hdr->ring_bytes) || r->lsn != lsn || r->len < sizeof(struct rec) ||
+	    r->nparts > REC_PARTS_MAX || sizeof(*r) + (uint64_t)r->nparts * 4 > r->len)
+		return shm_err(KEEL_E_CORRUPT, "partition \"%s\": its applying marker names LSN %llu, but the ring record there (offset %llu of the %llu-byte ring) has magic %08x LSN %llu length %u, not a whole record of it",
+			       p->name, (unsigned long long)lsn,
+			       (unsigned long long)(pos % h->a.hdr->ring_bytes),
+			       (unsigned long long)h->a.hdr->ring_bytes, r->magic, (unsigned long long)r->lsn, r->len);
 	return 0;
 }
 
@@ -285,7 +286,7 @@ static int repair_marker(keel_t *h, struct part *p)
 	if (!lsn)
 		return 0;
 	r = rec_at(h, p->applying_pos);
-	if ((rc = rec_check(h, p, r, lsn)))
+	if ((rc = rec_check(h, p, p->applying_pos, r, lsn)))
 		return rc;
 	uint32_t st = shm_load32_acq(&r->state);
 	if (st == REC_RESERVED) {
@@ -555,7 +556,7 @@ static void reap_locks(keel_t *h)
 		advance_applied(h);
 		if (shm_load_acq(&h->root->applied_pos) >= ring_head(h->root))
 			break;
-		help_record(h, rec_at(h, shm_load_acq(&h->root->applied_pos)), 0);
+		help_record(h, shm_load_acq(&h->root->applied_pos), 0);
 	}
 }
 
@@ -660,7 +661,7 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 		if (shm_load_acq(&h->root->applied_pos) > pos)
 			break;
 		r = &copy;
-		if (r->magic != REC_MAGIC || r->len < REC_ALIGN || r->len % REC_ALIGN || r->len > rb) {
+		if (!rec_fits(h, pos, r, rb)) {
 			snprintf(where, sizeof(where), "ring position %llu", (unsigned long long)pos);
 			report(&au, where, "bad record header (magic %08x, length %u)", r->magic, r->len);
 			break;
@@ -670,7 +671,7 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 			/* Behind a live process's commit in flight, the repair at
 			 * the start did not reach it: settle it here. */
 			struct rec *live = rec_at(h, pos);
-			help_record(h, live, 0);
+			help_record(h, pos, 0);
 			advance_applied(h);
 			st = shm_load32_acq(&live->state);
 		}

@@ -347,6 +347,10 @@ static uint64_t tpart_find(keel_t *h, const char *name, size_t len)
 static void tparts_put(keel_t *h, uint64_t arr, uint32_t cap, uint64_t off)
 {
 	struct tpart *tp = TPART(off);
+	if (tp->nlen > KEEL_PARTITION_NAME_MAX) {   /* damaged: the rebuild makes the table again */
+		tbroken = 1;
+		return;
+	}
 	uint32_t s = name_slot(tp->name, tp->nlen, cap);
 	for (uint32_t i = 0; i < cap && !tbroken; i++) {
 		uint64_t *slot = at(h, arr + (uint64_t)s * 8, 8);

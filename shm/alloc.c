@@ -212,7 +212,9 @@ static int pages_alloc_locked(shm_arena_t *a, uint32_t n, uint8_t type, uint8_t 
 	g->intent_npages = n;
 	while ((r = *prev) != 0 && steps++ <= g->free_pages) {
 		struct shm_page *p = page_hdr(a, r);
-		if (!p || p->magic != SHM_PAGE_MAGIC || p->type != SHM_PAGE_FREE) {
+		/* The whole run must lie below the allocator's top: it is handed
+		 * out, cleared and written, not just its header. */
+		if (!p || !page_valid(a, p, r, g->bump) || p->type != SHM_PAGE_FREE) {
 			*prev = 0;   /* cut a damaged list; a rebuild recovers it */
 			break;
 		}
@@ -239,6 +241,7 @@ static int pages_alloc_locked(shm_arena_t *a, uint32_t n, uint8_t type, uint8_t 
 	g->intent_page = r;
 	stamp(page_hdr(a, r), type, cls, owner, n);
 	g->bump = r + (uint64_t)n * PAGE;
+	a->bumped = 1;
 done:
 	g->used_pages += n;
 	if (dest)

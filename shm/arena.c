@@ -225,15 +225,22 @@ static int validate_hdr(const char *path, const struct shm_hdr *h, const struct 
 			       path, (unsigned long long)h->pidns_dev, (unsigned long long)h->pidns_ino,
 			       (unsigned long long)dev, (unsigned long long)ino);
 	if (h->arena_bytes_max < SHM_ARENA_BYTES_MIN || h->arena_bytes_max > SHM_ARENA_BYTES_MAX ||
-	    h->arena_bytes > h->arena_bytes_max || h->arena_bytes > size)
+	    h->arena_bytes > h->arena_bytes_max || h->arena_bytes > size ||
+	    h->arena_bytes % SHM_PAGE_BYTES)
 		return shm_err(KEEL_E_ATTACH, "arena %s: size %llu (max %llu) does not fit the file of %llu bytes",
 			       path, (unsigned long long)h->arena_bytes, (unsigned long long)h->arena_bytes_max,
 			       (unsigned long long)size);
-	if (h->procs_off != SHM_PAGE_BYTES || h->readers_off <= h->procs_off ||
-	    h->user_off <= h->readers_off || h->ring_off < h->user_off + h->user_bytes ||
-	    h->heap_off < h->ring_off + h->ring_bytes || h->heap_off % SHM_PAGE_BYTES ||
-	    h->heap_off > h->arena_bytes || h->ring_bytes < SHM_RING_BYTES_MIN / 2 ||
-	    h->user_bytes != o->user_bytes)
+	/* The regions' places follow from ring_bytes and user_bytes alone
+	 * (create_arena), so each must be exactly where it would be made: no
+	 * sum of header fields is trusted, since one can wrap around. */
+	uint64_t readers_off = SHM_PAGE_BYTES + round_up(SHM_PROCS_MAX * sizeof(struct shm_proc), 4096);
+	uint64_t user_off = readers_off + round_up(SHM_READERS_MAX * sizeof(struct shm_reader), 4096);
+	uint64_t ring_off = round_up(user_off + o->user_bytes, SHM_PAGE_BYTES);
+	if (h->procs_off != SHM_PAGE_BYTES || h->readers_off != readers_off ||
+	    h->user_off != user_off || h->user_bytes != o->user_bytes || h->ring_off != ring_off ||
+	    h->ring_bytes < SHM_RING_BYTES_MIN / 2 || h->ring_bytes > SHM_RING_BYTES_MAX ||
+	    h->ring_bytes % SHM_PAGE_BYTES || h->heap_off != ring_off + h->ring_bytes ||
+	    h->heap_off > h->arena_bytes)
 		return shm_err(KEEL_E_ATTACH, "arena %s: region offsets out of order or out of bounds (procs %llu readers %llu user %llu ring %llu heap %llu)",
 			       path, (unsigned long long)h->procs_off, (unsigned long long)h->readers_off,
 			       (unsigned long long)h->user_off, (unsigned long long)h->ring_off,

@@ -123,6 +123,7 @@ typedef struct shm_arena {
 	uint64_t map_bytes;      /* = arena_bytes_max */
 	uint64_t seen_bytes;     /* last arena_bytes observed */
 	uint64_t grows_prepared; /* grows that found their pages allocated ahead (tests read it) */
+	int bumped;              /* the allocator took new pages at its top: check the next step */
 	int fd;
 	dev_t dev;
 	ino_t ino;

@@ -28,7 +28,8 @@
  *               the grow that follows, made through the second handle,
  *               reaches exactly that step on the prepared pages; at the
  *               maximum a fill still ends in KEEL_E_FULL with nothing
- *               half-applied and the store sound
+ *               half-applied and the store sound; a memory-mode store's
+ *               commits prepare every step themselves
  *
  * "Changes nothing" is checked with keel_stat (keys, partitions, next_lsn)
  * around each group of failing calls, plus reads of the keys involved.
@@ -1033,6 +1034,30 @@ static void test_grow_ahead(void)
 	CHECK_SOUND(s.h, 0);
 	printf("test_errors: grow_ahead: prepared %llu bytes ahead of a %llu-byte arena; full after %u values\n",
 	       (unsigned long long)(ahead - cur), (unsigned long long)cur, n);
+	t_store_destroy(&s);
+
+	/* A memory-mode handle has no background thread: its commits prepare
+	 * the next step themselves, after their locks are released. */
+	t_store_init(&s);
+	s.opt.ring_bytes = 1u << 20;
+	t_store_open(&s);
+	a = &s.h->a;
+	uint64_t first = a->hdr->arena_bytes, grows = 0;
+	for (n = 0, cur = first; grows < 3 && n < limit; n++) {
+		fill_val(n, v);
+		snprintf(k, sizeof(k), "m%06u", n);
+		CHECK_OK(keel_put(s.h, "grow", k, strlen(k), v, sizeof(v), NULL));
+		if (a->hdr->arena_bytes != cur) {
+			grows++;
+			cur = a->hdr->arena_bytes;
+		}
+	}
+	CHECK_MSG(grows == 3 && a->grows_prepared == grows,
+		  "memory mode: %llu of %llu grows found their step prepared by the commits",
+		  (unsigned long long)a->grows_prepared, (unsigned long long)grows);
+	CHECK_SOUND(s.h, 0);
+	printf("test_errors: grow_ahead: memory mode grew %llu to %llu bytes, every step prepared\n",
+	       (unsigned long long)first, (unsigned long long)cur);
 	t_store_destroy(&s);
 }
 

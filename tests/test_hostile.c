@@ -21,6 +21,8 @@
  *   format version    LAYOUT               version
  *   layout signature  LAYOUT               layout / signature
  *   header size       LAYOUT               layout / header
+ *   ring_bytes ~2^64, user_off ~2^64, readers_off +2^40
+ *                     ATTACH (or CORRUPT)  region / offset
  *   PID ns (header)   NAMESPACE            namespace
  *   PID ns (real)     NAMESPACE            namespace  (unshare(CLONE_NEWPID); root only)
  *
@@ -36,13 +38,30 @@
  * listed as they come and the fuzz goes on, up to 5 of them.  The seed
  * reproduces the damage; --iters sets the number of damaged images.
  *
- * Usage: test_hostile [--seed S] [--iters N] [--only refusals|fuzz]
+ * Part 3, damage.  Hand-made damage that random flips rarely make, each
+ * where an offset or a length read from the arena would reach past the
+ * arena if trusted; a child opens the damaged store and writes (a child
+ * killed by a signal fails the case):
+ *   ring record      a partition's applying marker names a record at the
+ *                    ring's last 64 bytes whose length runs 16 MiB past the
+ *                    ring: the put that repairs the partition gets CORRUPT
+ *   free run         the page free list starts with a run at the arena's
+ *                    last page that claims 64 pages: a 1 MiB put cuts the
+ *                    list and allocates at the top instead
+ *   timer name       a timer partition's name length is 2^32-1: growing the
+ *                    table of timer partitions rebuilds the index instead
+ *                    of hashing 4 GiB
+ * The region offsets in the header are checked among the refusals: each
+ * must be where the arena's sizes put it, with no sum that can wrap.
+ *
+ * Usage: test_hostile [--seed S] [--iters N] [--only refusals|fuzz|damage]
  */
 #include <sched.h>
 #include <stddef.h>
 
 #include "common/t.h"
 #include "lib/internal.h"
+#include "shm/alloc.h"
 #include "shm/arena.h"
 
 static t_store_t st;
@@ -416,6 +435,25 @@ static void refusals(void)
 		expect_refused("header size", KEEL_E_LAYOUT, KEEL_E_LAYOUT, w_layout);
 		restore();
 	}
+	/* Region offsets whose sums wrap around 2^64: each alone would pass a
+	 * check of the regions' order made with sums. */
+	{
+		static const char *const w_region[] = { "region", "offset", NULL };
+		uint64_t v = 0 - (uint64_t)SHM_PAGE_BYTES;
+
+		patch(offsetof(struct shm_hdr, ring_bytes), &v, sizeof(v));
+		expect_refused("ring_bytes ~2^64", KEEL_E_ATTACH, KEEL_E_CORRUPT, w_region);
+		restore();
+		v = 0 - (uint64_t)4096;
+		patch(offsetof(struct shm_hdr, user_off), &v, sizeof(v));
+		expect_refused("user_off ~2^64", KEEL_E_ATTACH, KEEL_E_CORRUPT, w_region);
+		restore();
+		read_at(offsetof(struct shm_hdr, readers_off), &v, sizeof(v));
+		v += 1ull << 40;
+		patch(offsetof(struct shm_hdr, readers_off), &v, sizeof(v));
+		expect_refused("readers_off +2^40", KEEL_E_ATTACH, KEEL_E_CORRUPT, w_region);
+		restore();
+	}
 	{
 		uint64_t ino;
 
@@ -694,6 +732,178 @@ static void fuzz(unsigned iters)
 		  "iteration reproduces with this seed)", failures);
 }
 
+/* ---- part 3: damage ---------------------------------------------------------------------------- */
+
+#define DAMAGE_TIMER_PARTS 7   /* one below the growth of the table of timer partitions (16 slots) */
+
+/* A store for the damage cases: the default 16 MiB ring over a small heap,
+ * so that a read the length of the ring past its end leaves the file. */
+static t_store_t dst;
+static char dpristine[PATH_MAX + 32], darena[PATH_MAX];
+
+static void damage_store(void)
+{
+	t_store_init(&dst);
+	t_store_open(&dst);
+	for (unsigned i = 0; i < 50; i++) {
+		char k[16];
+
+		snprintf(k, sizeof(k), "k%02u", i);
+		CHECK_OK(keel_put(dst.h, "a", k, strlen(k), "value", 5, NULL));
+	}
+	for (unsigned t = 0; t < DAMAGE_TIMER_PARTS; t++) {
+		char part[16];
+
+		snprintf(part, sizeof(part), "timers%u", t);
+		CHECK_OK(keel_timer_set(dst.h, part, "t", 1, keel_now_ms() + 3600000, "p", 1));
+	}
+	t_store_close(&dst);
+	CHECK_OK(keel_arena_path(dst.dir, &dst.opt, darena, sizeof(darena)));
+	snprintf(dpristine, sizeof(dpristine), "%s/pristine", dst.dir);
+	copy_file(darena, dpristine, 0600);
+}
+
+/* Open the pristine damage store in this process (to damage it through
+ * its mapping, then close it). */
+static keel_t *damage_open(void)
+{
+	keel_t *h;
+
+	remove_any(darena);
+	copy_file(dpristine, darena, 0600);
+	CHECK_OK(keel_open(dst.dir, &dst.opt, &h));
+	return h;
+}
+
+enum { DO_PUT, DO_PUT_BIG, DO_TIMERS };
+
+/* In a child: open the damaged store and write; the outcome. */
+static void damage_child(int what, struct outcome *o)
+{
+	int fds[2], stv;
+	ssize_t n;
+
+	memset(o, 0, sizeof(*o));
+	CHECK(pipe(fds) == 0);
+	pid_t pid = t_fork();
+	if (pid == 0) {
+		static unsigned char big[1 << 20];
+		struct outcome r = { 0 };
+		keel_t *h = NULL;
+
+		close(fds[0]);
+		alarm(20);
+		r.rc = keel_open(dst.dir, &dst.opt, &h);
+		if (r.rc == 0 && what == DO_PUT)
+			r.rc = keel_put(h, "a", "new", 3, "v", 1, NULL);
+		if (r.rc == 0 && what == DO_PUT_BIG) {
+			size_t vl = 0;
+
+			memset(big, 0x5a, sizeof(big));
+			r.rc = keel_put(h, "a", "big", 3, big, sizeof(big), NULL);
+			if (r.rc == 0)
+				r.rc = keel_get(h, "a", "big", 3, big, sizeof(big), &vl, NULL);
+			if (r.rc == 0 && vl != sizeof(big))
+				r.rc = KEEL_E_CORRUPT;
+		}
+		for (unsigned t = DAMAGE_TIMER_PARTS; r.rc == 0 && what == DO_TIMERS && t < DAMAGE_TIMER_PARTS + 3; t++) {
+			char part[16];
+
+			snprintf(part, sizeof(part), "timers%u", t);
+			r.rc = keel_timer_set(h, part, "t", 1, keel_now_ms() + 3600000, "p", 1);
+		}
+		snprintf(r.msg, sizeof(r.msg), "%s", keel_errmsg());
+		if (h)
+			keel_close(h);
+		CHECK(write(fds[1], &r, sizeof(r)) == (ssize_t)sizeof(r));
+		_exit(0);
+	}
+	close(fds[1]);
+	n = read(fds[0], o, sizeof(*o));
+	close(fds[0]);
+	t_waitpid(pid, &stv);
+	o->sig = WIFSIGNALED(stv) ? WTERMSIG(stv) : 0;
+	CHECK_MSG(o->sig == 0, "the damaged store killed the process: signal %d (%s)", o->sig,
+		  strsignal(o->sig));
+	CHECK_MSG(n == (ssize_t)sizeof(*o), "the child exited without a report");
+}
+
+static void damage(void)
+{
+	static const char *const w_ring[] = { "ring record", "applying", NULL };
+	struct outcome o;
+	keel_t *h;
+	struct part *p;
+
+	damage_store();
+
+	/* A record header at the ring's last 64 bytes, complete, whose length
+	 * (the ring's size, 64-aligned) would run a whole ring past its end. */
+	h = damage_open();
+	CHECK_OK(part_find(h, "a", &p));
+	CHECK(p != NULL);
+	uint64_t rb = h->a.hdr->ring_bytes, lsn = h->root->applied_lsn + 1;
+	struct rec *r = (struct rec *)(h->a.base + h->a.hdr->ring_off + rb - sizeof(struct rec));
+	memset(r, 0, sizeof(*r));
+	r->magic = REC_MAGIC;
+	r->state = REC_COMPLETE;
+	r->len = (uint32_t)rb;
+	r->lsn = lsn;
+	r->nparts = 1;
+	p->applying_pos = (rb - sizeof(struct rec)) + 3 * rb;   /* a later lap of the same place */
+	p->applying_lsn = lsn;
+	CHECK_OK(keel_close(h));
+	damage_child(DO_PUT, &o);
+	CHECK_MSG(o.rc == KEEL_E_CORRUPT && t_mentions(o.msg, w_ring),
+		  "ring record past the ring's end: put returned %d (%s), expected CORRUPT naming it: %s",
+		  o.rc, keel_strerror(o.rc), o.msg);
+	printf("test_hostile: %-18s refused: %s\n", "ring record", o.msg);
+
+	/* A free run at the arena's last page that claims 64 pages. */
+	h = damage_open();
+	struct shm_hdr *hd = h->a.hdr;
+	uint64_t last = hd->arena_bytes - SHM_PAGE_BYTES;
+	CHECK_MSG(hd->galloc.bump <= last, "no free page above the allocator top (%llu of %llu)",
+		  (unsigned long long)hd->galloc.bump, (unsigned long long)hd->arena_bytes);
+	struct shm_page *pg = (struct shm_page *)(h->a.base + last);
+	memset(pg, 0, sizeof(*pg));
+	pg->magic = SHM_PAGE_MAGIC;
+	pg->type = SHM_PAGE_FREE;
+	pg->npages = 64;
+	hd->galloc.free_head = last;
+	hd->galloc.free_pages = 64;
+	CHECK_OK(keel_close(h));
+	damage_child(DO_PUT_BIG, &o);
+	CHECK_MSG(o.rc == 0, "free run past the arena: a 1 MiB put returned %d (%s): %s", o.rc,
+		  keel_strerror(o.rc), o.msg);
+	printf("test_hostile: %-18s survived: a 1 MiB put and get went through\n", "free run");
+
+	/* A timer partition whose name length is 2^32-1; the table of timer
+	 * partitions grows with the next two partitions. */
+	h = damage_open();
+	struct timer_root *tr = &h->root->timers;
+	CHECK_MSG(tr->ntparts == DAMAGE_TIMER_PARTS && tr->tparts_cap == 16,
+		  "%u timer partitions in %u slots", tr->ntparts, tr->tparts_cap);
+	uint64_t *slots = (uint64_t *)(h->a.base + tr->tparts), tp = 0;
+	for (uint32_t i = 0; i < tr->tparts_cap && !tp; i++)
+		tp = slots[i];
+	CHECK(tp != 0);
+	/* struct tpart (lib/timer.c): its heap (struct tvec), top_pos, nlen, name. */
+	uint32_t *nlen = (uint32_t *)(h->a.base + tp + sizeof(struct tvec) + 4);
+	const char *name = (const char *)(nlen + 1);
+	CHECK_MSG(*nlen == strlen("timers0") && !memcmp(name, "timers", 6),
+		  "a timer partition's record is not laid out as expected (name length %u)", *nlen);
+	*nlen = UINT32_MAX;
+	CHECK_OK(keel_close(h));
+	damage_child(DO_TIMERS, &o);
+	CHECK_MSG(o.rc == 0 || o.rc == KEEL_E_CORRUPT, "timer name: %d (%s): %s", o.rc,
+		  keel_strerror(o.rc), o.msg);
+	printf("test_hostile: %-18s survived: timers set in 3 more partitions (%s)\n", "timer name",
+	       o.rc ? keel_strerror(o.rc) : "ok");
+	remove_any(darena);
+	t_store_destroy(&dst);
+}
+
 int main(int argc, char **argv)
 {
 	int seed_given = 0;
@@ -706,10 +916,11 @@ int main(int argc, char **argv)
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-			printf("usage: test_hostile [--seed S] [--iters N] [--only refusals|fuzz]\n"
+			printf("usage: test_hostile [--seed S] [--iters N] [--only refusals|fuzz|damage]\n"
 			       "Hostile arenas (symlink, owner, mode, type, size, header fields,\n"
 			       "PID namespace) are refused with a clear message; damaged arenas\n"
-			       "(bit flips, truncation) never crash a reader.  Default --iters 1000.\n"
+			       "(bit flips, truncation, hand-made damage) never crash a process.\n"
+			       "Default --iters 1000.\n"
 			       "Exit: 0 pass, 1 fail.\n");
 			return 0;
 		} else if (!strcmp(a, "--seed")) {
@@ -734,6 +945,8 @@ int main(int argc, char **argv)
 		refusals();
 	if (!only || !strcmp(only, "fuzz"))
 		fuzz(iters);
+	if (!only || !strcmp(only, "damage"))
+		damage();
 	remove_any(arena);
 	copy_file(pristine, arena, 0600);
 	t_store_destroy(&st);
