@@ -175,10 +175,30 @@ struct outcome {
 	char msg[1024];
 };
 
+/* The parent's side of a child that writes its outcome to a pipe: read
+ * it, reap the child, and fail if a signal killed it (`what` says what the
+ * child did).  The read's byte count. */
+static ssize_t child_outcome(int fds[2], pid_t pid, struct outcome *o, const char *what)
+{
+	int stv;
+	ssize_t n;
+
+	close(fds[1]);
+	n = read(fds[0], o, sizeof(*o));
+	close(fds[0]);
+	t_waitpid(pid, &stv);
+	if (WIFSIGNALED(stv))
+		o->sig = WTERMSIG(stv);
+	else
+		o->exit_code = WEXITSTATUS(stv);
+	CHECK_MSG(o->sig == 0, "%s crashed the child: signal %d (%s)", what, o->sig, strsignal(o->sig));
+	return n;
+}
+
 /* Open the store in a child (optionally in a new PID namespace); report. */
 static void open_in_child(int nocreate, int new_pidns, struct outcome *o)
 {
-	int fds[2], stv;
+	int fds[2];
 	pid_t pid;
 	ssize_t n;
 
@@ -220,16 +240,7 @@ static void open_in_child(int nocreate, int new_pidns, struct outcome *o)
 		CHECK(write(fds[1], &r, sizeof(r)) == (ssize_t)sizeof(r));
 		_exit(0);
 	}
-	close(fds[1]);
-	n = read(fds[0], o, sizeof(*o));
-	close(fds[0]);
-	t_waitpid(pid, &stv);
-	if (WIFSIGNALED(stv))
-		o->sig = WTERMSIG(stv);
-	else
-		o->exit_code = WEXITSTATUS(stv);
-	CHECK_MSG(o->sig == 0, "opening the store crashed the child: signal %d (%s)", o->sig,
-		  strsignal(o->sig));
+	n = child_outcome(fds, pid, o, "opening the store");
 	CHECK_MSG(n == (ssize_t)sizeof(*o) && o->exit_code == 0,
 		  "the opening child exited with %d without a report", o->exit_code);
 }
@@ -489,7 +500,7 @@ static void refusals(void)
 		off_t lk = (off_t)offsetof(struct shm_hdr, root) + (off_t)offsetof(struct keel_root, dir_lock);
 		int kind = 64 | 128;              /* PRIO_PROTECT_NP | PSHARED */
 		unsigned lockword = 0xfff80000u;  /* the ceiling bits, all set */
-		int fds[2], stv;
+		int fds[2];
 		struct outcome o = { 0 };
 
 		patch(lk + (off_t)offsetof(pthread_mutex_t, __data.__kind), &kind, sizeof(kind));
@@ -510,12 +521,7 @@ static void refusals(void)
 			CHECK(write(fds[1], &o, sizeof(o)) == (ssize_t)sizeof(o));
 			_exit(0);
 		}
-		close(fds[1]);
-		ssize_t n = read(fds[0], &o, sizeof(o));
-		close(fds[0]);
-		t_waitpid(pid, &stv);
-		CHECK_MSG(!WIFSIGNALED(stv), "a damaged lock kind killed the process: signal %d (%s)",
-			  WIFSIGNALED(stv) ? WTERMSIG(stv) : 0, strsignal(WIFSIGNALED(stv) ? WTERMSIG(stv) : 0));
+		ssize_t n = child_outcome(fds, pid, &o, "a damaged lock kind");
 		CHECK_MSG(n == (ssize_t)sizeof(o), "the child exited without a report");
 		CHECK_MSG(o.rc == KEEL_E_CORRUPT, "a damaged lock kind gave %d (%s), expected "
 			  "KEEL_E_CORRUPT: %s", o.rc, keel_strerror(o.rc), o.msg);
@@ -780,7 +786,7 @@ enum { DO_PUT, DO_PUT_BIG, DO_TIMERS };
 /* In a child: open the damaged store and write; the outcome. */
 static void damage_child(int what, struct outcome *o)
 {
-	int fds[2], stv;
+	int fds[2];
 	ssize_t n;
 
 	memset(o, 0, sizeof(*o));
@@ -818,13 +824,7 @@ static void damage_child(int what, struct outcome *o)
 		CHECK(write(fds[1], &r, sizeof(r)) == (ssize_t)sizeof(r));
 		_exit(0);
 	}
-	close(fds[1]);
-	n = read(fds[0], o, sizeof(*o));
-	close(fds[0]);
-	t_waitpid(pid, &stv);
-	o->sig = WIFSIGNALED(stv) ? WTERMSIG(stv) : 0;
-	CHECK_MSG(o->sig == 0, "the damaged store killed the process: signal %d (%s)", o->sig,
-		  strsignal(o->sig));
+	n = child_outcome(fds, pid, o, "writing to the damaged store");
 	CHECK_MSG(n == (ssize_t)sizeof(*o), "the child exited without a report");
 }
 
