@@ -798,8 +798,7 @@ static int fill_tomb(keel_t *h, struct part *p, const struct rec *r, const uint6
 	if (rc)
 		return rc;
 	node_fill(n, r->lsn, 0, r->mtime_ns, NODE_TOMB, key, klen, NULL, 0);
-	table_link_hinted(h, p, n, hash, hint);
-	return 0;
+	return table_link_hinted(h, p, n, hash, hint);
 }
 
 static int apply_clear(keel_t *h, struct part *p, const struct rec *r, const uint64_t *prealloc, size_t *used)
@@ -813,7 +812,11 @@ static int apply_clear(keel_t *h, struct part *p, const struct rec *r, const uin
 		uint64_t next = d->next;
 		if (d->sokey & 1) {
 			struct node *n = (struct node *)d;
-			if (!(n->flags & NODE_TOMB) && n->lsn < r->lsn) {
+			/* A redo skips what this record wrote before its owner
+			 * died; a commit takes every live key, as prepare
+			 * counted them (a damaged LSN must not make the two
+			 * disagree: the blocks are consumed in order). */
+			if (!(n->flags & NODE_TOMB) && (prealloc || n->lsn < r->lsn)) {
 				int rc = fill_tomb(h, p, r, prealloc, used, node_key(n), n->klen, rev64(n->sokey), NULL);
 				if (rc)
 					return rc;
@@ -880,7 +883,8 @@ int apply_part(keel_t *h, struct part *p, const struct rec *r, const uint64_t *p
 			return rc;
 		node_fill(n, r->lsn, o->version, r->mtime_ns, 0, o->data, o->klen, o->data + o->klen, o->vlen);
 		n->stamp = 0;
-		table_link_hinted(h, p, n, hash, hint);
+		if ((rc = table_link_hinted(h, p, n, hash, hint)))
+			return rc;
 		hint = NULL;
 		if (timers)
 			timer_applied(h, p, tent, n, 0);
@@ -987,6 +991,9 @@ static int prepare(struct commit *c, uint64_t *rec_bytes, uint32_t nlocked, uint
 		struct node *ex = NULL;
 		if (tp->p) {
 			ex = table_find_locked(h, tp->p, t->buf + o->key_at, o->klen, o->hash, &link);
+			if (!link)   /* no bucket to link in: apply would have nowhere to go */
+				return shm_err(KEEL_E_CORRUPT, "partition \"%s\": its bucket table is damaged; nothing was applied; 'keel verify --repair' reports it",
+					       tp->name);
 			if (ex && !(ex->flags & NODE_TOMB))
 				cur = ex->version;
 		}
@@ -1025,6 +1032,9 @@ static int prepare(struct commit *c, uint64_t *rec_bytes, uint32_t nlocked, uint
 		if (!tp->writes)
 			continue;
 		if (!tp->p->created_lsn) {   /* first journaled commit of the partition */
+			if (tp->p->name_len == 0 || tp->p->name_len > KEEL_PARTITION_NAME_MAX)
+				return shm_err(KEEL_E_CORRUPT, "partition %u: its descriptor has a name of %u bytes (at most %u); nothing was applied",
+					       tp->p->id, tp->p->name_len, KEEL_PARTITION_NAME_MAX);
 			bytes += align_up(sizeof(struct rec_op) + tp->p->name_len, 8);
 			(*nwrites)++;
 		}

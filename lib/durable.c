@@ -1206,7 +1206,8 @@ static int load_item(void *ctx, uint32_t type, const void *data, size_t len)
 		return rc;
 	struct node *n = shm_at(&h->a, off);
 	node_fill(n, it->lsn, it->version, it->mtime_ns, 0, it->data, it->klen, it->data + it->klen, it->vlen);
-	table_link(h, p, n, key_hash(it->data, it->klen));
+	if ((rc = table_link(h, p, n, key_hash(it->data, it->klen))))
+		return rc;
 	table_maybe_grow(h, p);
 	rp->keys++;
 	recovery_progress(rp);
@@ -1363,6 +1364,11 @@ int keel_checkpoint(keel_t *h, uint64_t *lsn_out)
 		struct part *p = part_by_id(h, i);
 		if (!p || !p->ready || !p->created_lsn || p->created_lsn > s)
 			continue;
+		if (p->name_len == 0 || p->name_len > KEEL_PARTITION_NAME_MAX) {
+			rc = shm_err(KEEL_E_CORRUPT, "checkpoint: partition %u has a name of %u bytes (at most %u); 'keel verify' reports the damage",
+				     p->id, p->name_len, KEEL_PARTITION_NAME_MAX);
+			break;
+		}
 		uint8_t buf[sizeof(struct ckpt_part_item) + KEEL_PARTITION_NAME_MAX];
 		struct ckpt_part_item *it = (struct ckpt_part_item *)buf;
 		memset(it, 0, sizeof(*it));

@@ -503,9 +503,12 @@ struct link_hint {
 	uint64_t val;
 	int replace;   /* val is the key's current node (else its successor) */
 };
-/* Under the lock: link a filled node (new key or new version). */
-void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
-		       const struct link_hint *hint);
+/* Under the lock: link a filled node (new key or new version).  0, or
+ * KEEL_E_CORRUPT when the partition's buckets are damaged (a commit finds
+ * that in its prepare, before anything is applied; a redo or a recovery
+ * reports it). */
+int table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
+		      const struct link_hint *hint);
 #define table_link(h, p, n, hash) table_link_hinted(h, p, n, hash, NULL)
 /* The partition's bucket directory and its bucket count (1 << *log2), or
  * NULL when damaged. */

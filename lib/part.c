@@ -134,7 +134,7 @@ static int dir_lock(keel_t *h)
 		 * descriptor is simply made again by the next creation. */
 		uint32_t n = root->nparts;
 		struct part *p = part_by_id(h, n);
-		if (p && p->ready && lookup(h, p->name, p->name_len) == p)
+		if (p && p->ready && p->name_len <= KEEL_PARTITION_NAME_MAX && lookup(h, p->name, p->name_len) == p)
 			shm_store32_rel(&root->nparts, n + 1);
 		shm_lock_consistent(&root->dir_lock);
 		return 0;

@@ -505,7 +505,8 @@ int keel_stat(keel_t *h, keel_stat_t *st)
 			st->keys += p->count;
 		else
 			internal++;   /* the timers' own partition is not a user's */
-		for (uint64_t off = p->retire_head, k = 0; off && k < p->retire_count + 1; k++) {
+		uint64_t kmax = p->retire_count < walk_max(h) ? p->retire_count + 1 : walk_max(h);
+		for (uint64_t off = p->retire_head, k = 0; off && k < kmax; k++) {
 			struct node *nd = shm_ptr(&h->a, off, sizeof(struct node));
 			if (!nd)
 				break;

@@ -393,8 +393,8 @@ static void retire(keel_t *h, struct part *p, struct node *n, uint16_t kind, uin
 	p->retire_count++;
 }
 
-void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
-		       const struct link_hint *hint)
+int table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
+		      const struct link_hint *hint)
 {
 	volatile uint64_t *link;
 	struct node *old;
@@ -409,7 +409,9 @@ void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
 	int was_live = old && !(old->flags & NODE_TOMB);
 	int is_live = !(n->flags & NODE_TOMB);
 
-	SHM_VERIFY(link != NULL);
+	if (!link)
+		return shm_err(KEEL_E_CORRUPT, "partition \"%s\": its bucket table is damaged; 'keel verify --repair' reports it",
+			       p->name);
 	n->sokey = sokey_regular(hash);
 	n->retire_next = 0;
 	n->stamp = 0;
@@ -446,6 +448,7 @@ void table_link_hinted(keel_t *h, struct part *p, struct node *n, uint64_t hash,
 	}
 	if (n->lsn > p->last_lsn)
 		p->last_lsn = n->lsn;
+	return 0;
 }
 
 void table_maybe_grow(keel_t *h, struct part *p)
@@ -510,11 +513,12 @@ void table_reclaim(keel_t *h, struct part *p, uint64_t budget)
 	w = shm_load_acq(&h->root->applied_lsn);
 	shm_readers_horizon(&h->a, &ms, &mg, NULL);
 	lh = ms < w ? ms : w;
+	uint64_t max = walk_max(h);
 	while (*link && (budget == 0 || examined < budget)) {
 		uint64_t off = *link;
 		struct node *n = shm_ptr(&h->a, off, sizeof(struct node));
-		if (!n) {
-			*link = 0;   /* damaged: repair rebuilds the list */
+		if (!n || examined >= max || n->retire_next == off) {
+			*link = 0;   /* damaged (outside the arena, or a cycle): repair rebuilds the list */
 			p->retire_tail = prev_off;
 			break;
 		}

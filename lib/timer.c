@@ -167,7 +167,7 @@ static uint64_t vget(keel_t *h, const struct tvec *v, uint32_t i)
 
 static int vgrow(keel_t *h, struct part *p, struct tvec *v, uint32_t need)
 {
-	uint32_t cap = v->cap ? v->cap : 8;
+	uint64_t cap = v->cap ? v->cap : 8;
 	uint64_t off;
 	int rc;
 
@@ -175,6 +175,10 @@ static int vgrow(keel_t *h, struct part *p, struct tvec *v, uint32_t need)
 		return 0;
 	while (cap < need)
 		cap *= 2;
+	if (cap > UINT32_MAX || v->n > v->cap) {   /* a damaged count: rebuild the index */
+		tbroken = 1;
+		return 0;
+	}
 	if ((rc = shm_alloc(&h->a, &p->heap, (uint64_t)cap * sizeof(struct hslot), 1, &off)))
 		return rc;
 	if (v->n) {
@@ -185,7 +189,7 @@ static int vgrow(keel_t *h, struct part *p, struct tvec *v, uint32_t need)
 	if (v->off)
 		shm_free(&h->a, &p->heap, v->off);
 	v->off = off;
-	v->cap = cap;
+	v->cap = (uint32_t)cap;
 	return 0;
 }
 
@@ -297,8 +301,10 @@ static int heap_push(keel_t *h, struct part *p, struct tvec *v, int kind, uint64
 	struct hslot *s;
 	if (rc)
 		return rc;
-	if (!(s = vbase(h, v)))
+	if (!(s = vbase(h, v)) || v->n >= v->cap) {   /* damaged, or vgrow could not add a slot */
+		tbroken = 1;
 		return 0;   /* broken: rebuilt by the caller's check */
+	}
 	s[v->n].off = e;
 	v->n++;
 	sift_up(h, v, kind, v->n - 1);
@@ -499,8 +505,8 @@ static int row_decode(const struct node *n, struct row *r)
 {
 	const uint8_t *k = node_key(n);
 	if (n->klen < 2 || k[0] == 0 || k[0] > KEEL_PARTITION_NAME_MAX || (size_t)k[0] + 1 >= n->klen ||
-	    n->vlen < sizeof(struct tval))
-		return -1;
+	    (uint32_t)n->klen - 1u - k[0] > KEEL_TIMER_KEY_MAX || n->vlen < sizeof(struct tval))
+		return -1;   /* not a timer's row (damaged): callers treat it as such */
 	r->plen = k[0];
 	r->part = (const char *)k + 1;
 	r->key = k + 1 + r->plen;

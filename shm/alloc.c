@@ -357,8 +357,9 @@ void shm_free(shm_arena_t *a, struct shm_heap *h, uint64_t off)
 		pages_free(a, r);
 		return;
 	}
-	if (p->type != SHM_PAGE_SLAB || (off - r - HDR) % class_sizes[p->cls])
-		return;
+	if (p->type != SHM_PAGE_SLAB || p->cls >= SHM_CLASSES_MAX || off < r + HDR ||
+	    (off - r - HDR) % class_sizes[p->cls])
+		return;   /* not a block's start, or a damaged page header: leave it */
 	*(uint64_t *)shm_at(a, off) = h->free_head[p->cls];
 	h->free_head[p->cls] = off;
 	h->used_bytes -= class_sizes[p->cls];
@@ -373,7 +374,7 @@ uint64_t shm_block_bytes(shm_arena_t *a, uint64_t off)
 		return 0;
 	if (p->type == SHM_PAGE_LARGE)
 		return (uint64_t)p->npages * PAGE;
-	if (p->type == SHM_PAGE_SLAB)
+	if (p->type == SHM_PAGE_SLAB && p->cls < SHM_CLASSES_MAX)
 		return class_sizes[p->cls];
 	return 0;
 }
@@ -605,9 +606,14 @@ int shm_heap_trim(shm_arena_t *a, struct shm_heap *h)
 
 	if (shm_sweep_begin(a, h, &s))
 		return 0;
+	/* No free list is longer than the heap's blocks: a longer walk is a
+	 * cycle in a damaged list. */
+	uint64_t blocks = 0;
+	for (size_t k = 0; k < s->n; k++)
+		blocks += s->pages[k].nblocks;
 	for (uint32_t c = 0; c < SHM_CLASSES_MAX; c++) {
 		uint64_t steps = 0;
-		for (uint64_t b = h->free_head[c]; b && steps++ < (1ull << 32);) {
+		for (uint64_t b = h->free_head[c]; b && steps++ <= blocks;) {
 			uint32_t i;
 			struct sweep_page *sp = find_block(s, b, &i);
 			if (!sp || sp->type != SHM_PAGE_SLAB || sp->live[i])
@@ -628,7 +634,7 @@ int shm_heap_trim(shm_arena_t *a, struct shm_heap *h)
 	}
 	for (uint32_t c = 0; c < SHM_CLASSES_MAX; c++) {
 		uint64_t *link = &h->free_head[c], steps = 0;
-		while (*link && steps++ < (1ull << 32)) {
+		while (*link && steps++ <= blocks) {
 			uint32_t i;
 			struct sweep_page *sp = find_block(s, *link, &i);
 			if (!sp)

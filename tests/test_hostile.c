@@ -51,6 +51,20 @@
  *   timer name       a timer partition's name length is 2^32-1: growing the
  *                    table of timer partitions rebuilds the index instead
  *                    of hashing 4 GiB
+ *   timer count      a timer partition's heap count is 2^31: the next timer
+ *                    set rebuilds the index instead of doubling a 32-bit
+ *                    capacity forever
+ *   retire cycle     a retired version whose retire link names itself:
+ *                    keel_reclaim cuts the list instead of freeing it
+ *                    forever
+ *   slab class       a slab page's size class is 255: freeing a block of it
+ *                    leaves the block alone instead of indexing past the
+ *                    class table
+ *   buckets          a partition's bucket table offset is 0: a put gets
+ *                    CORRUPT before anything is applied, instead of an
+ *                    abort in the middle of applying
+ *   clear            a live key's LSN is 2^64-1: keel_clear still gives
+ *                    every live key its tombstone, in the order prepared
  * The region offsets in the header are checked among the refusals: each
  * must be where the arena's sizes put it, with no sum that can wrap.
  *
@@ -781,7 +795,7 @@ static keel_t *damage_open(void)
 	return h;
 }
 
-enum { DO_PUT, DO_PUT_BIG, DO_TIMERS };
+enum { DO_PUT, DO_PUT_BIG, DO_TIMERS, DO_TIMER0, DO_RECLAIM, DO_OVERWRITE, DO_CLEAR };
 
 /* In a child: open the damaged store and write; the outcome. */
 static void damage_child(int what, struct outcome *o)
@@ -812,6 +826,26 @@ static void damage_child(int what, struct outcome *o)
 			if (r.rc == 0 && vl != sizeof(big))
 				r.rc = KEEL_E_CORRUPT;
 		}
+		if (r.rc == 0 && what == DO_TIMER0)
+			r.rc = keel_timer_set(h, "timers0", "t2", 2, keel_now_ms() + 3600000, "p", 1);
+		if (r.rc == 0 && what == DO_RECLAIM)
+			r.rc = keel_reclaim(h);
+		if (r.rc == 0 && what == DO_OVERWRITE)
+			for (unsigned i = 0; r.rc == 0 && i < 50; i++) {
+				char k[16];
+
+				snprintf(k, sizeof(k), "k%02u", i);
+				r.rc = keel_put(h, "a", k, strlen(k), "other", 5, NULL);
+			}
+		if (r.rc == 0 && what == DO_CLEAR) {
+			uint64_t removed = 0, left = 1;
+
+			r.rc = keel_clear(h, "a", &removed);
+			if (r.rc == 0)
+				r.rc = keel_count(h, "a", &left);
+			if (r.rc == 0 && (removed != 50 || left != 0))
+				r.rc = KEEL_E_CORRUPT;
+		}
 		for (unsigned t = DAMAGE_TIMER_PARTS; r.rc == 0 && what == DO_TIMERS && t < DAMAGE_TIMER_PARTS + 3; t++) {
 			char part[16];
 
@@ -826,6 +860,37 @@ static void damage_child(int what, struct outcome *o)
 	}
 	n = child_outcome(fds, pid, o, "writing to the damaged store");
 	CHECK_MSG(n == (ssize_t)sizeof(*o), "the child exited without a report");
+}
+
+/* The node of key k in partition "a" of an open damage store. */
+static struct node *damage_node(keel_t *h, const char *k)
+{
+	keel_read_t *rd;
+	const void *val;
+	size_t vl;
+
+	CHECK_OK(keel_read_begin(h, &rd));
+	CHECK_OK(keel_read_get(rd, "a", k, strlen(k), &val, &vl, NULL));
+	keel_read_end(rd);
+	return (struct node *)((uint8_t *)val - strlen(k) - offsetof(struct node, data));
+}
+
+/* Close the damaged store h, then write to it in a child (`what`, which
+ * `did` describes).  want: the code expected, or -1 for 0 or CORRUPT
+ * (either is a clear outcome; a signal or a hang is not). */
+static void damage_case(keel_t *h, int what, const char *name, const char *did, int want,
+			struct outcome *o)
+{
+	CHECK_OK(keel_close(h));
+	damage_child(what, o);
+	if (want < 0)
+		CHECK_MSG(o->rc == 0 || o->rc == KEEL_E_CORRUPT, "%s: %s returned %d (%s): %s", name, did,
+			  o->rc, keel_strerror(o->rc), o->msg);
+	else
+		CHECK_MSG(o->rc == want, "%s: %s returned %d (%s), expected %s: %s", name, did, o->rc,
+			  keel_strerror(o->rc), keel_strerror(want), o->msg);
+	printf("test_hostile: %-18s %s: %s (%s)\n", name, o->rc ? "refused" : "survived", did,
+	       o->rc ? o->msg : "ok");
 }
 
 static void damage(void)
@@ -852,12 +917,8 @@ static void damage(void)
 	r->nparts = 1;
 	p->applying_pos = (rb - sizeof(struct rec)) + 3 * rb;   /* a later lap of the same place */
 	p->applying_lsn = lsn;
-	CHECK_OK(keel_close(h));
-	damage_child(DO_PUT, &o);
-	CHECK_MSG(o.rc == KEEL_E_CORRUPT && t_mentions(o.msg, w_ring),
-		  "ring record past the ring's end: put returned %d (%s), expected CORRUPT naming it: %s",
-		  o.rc, keel_strerror(o.rc), o.msg);
-	printf("test_hostile: %-18s refused: %s\n", "ring record", o.msg);
+	damage_case(h, DO_PUT, "ring record", "a put", KEEL_E_CORRUPT, &o);
+	CHECK_MSG(t_mentions(o.msg, w_ring), "ring record: the error does not name it: %s", o.msg);
 
 	/* A free run at the arena's last page that claims 64 pages. */
 	h = damage_open();
@@ -872,11 +933,7 @@ static void damage(void)
 	pg->npages = 64;
 	hd->galloc.free_head = last;
 	hd->galloc.free_pages = 64;
-	CHECK_OK(keel_close(h));
-	damage_child(DO_PUT_BIG, &o);
-	CHECK_MSG(o.rc == 0, "free run past the arena: a 1 MiB put returned %d (%s): %s", o.rc,
-		  keel_strerror(o.rc), o.msg);
-	printf("test_hostile: %-18s survived: a 1 MiB put and get went through\n", "free run");
+	damage_case(h, DO_PUT_BIG, "free run", "a 1 MiB put and get", 0, &o);
 
 	/* A timer partition whose name length is 2^32-1; the table of timer
 	 * partitions grows with the next two partitions. */
@@ -894,12 +951,60 @@ static void damage(void)
 	CHECK_MSG(*nlen == strlen("timers0") && !memcmp(name, "timers", 6),
 		  "a timer partition's record is not laid out as expected (name length %u)", *nlen);
 	*nlen = UINT32_MAX;
-	CHECK_OK(keel_close(h));
-	damage_child(DO_TIMERS, &o);
-	CHECK_MSG(o.rc == 0 || o.rc == KEEL_E_CORRUPT, "timer name: %d (%s): %s", o.rc,
-		  keel_strerror(o.rc), o.msg);
-	printf("test_hostile: %-18s survived: timers set in 3 more partitions (%s)\n", "timer name",
-	       o.rc ? keel_strerror(o.rc) : "ok");
+	damage_case(h, DO_TIMERS, "timer name", "timers set in 3 more partitions", -1, &o);
+
+	/* A timer partition's heap count of 2^31 (struct tvec: off, n, cap). */
+	h = damage_open();
+	tr = &h->root->timers;
+	slots = (uint64_t *)(h->a.base + tr->tparts);
+	for (uint32_t i = 0; i < tr->tparts_cap; i++) {
+		if (!slots[i] || memcmp(h->a.base + slots[i] + sizeof(struct tvec) + 8, "timers0", 8))
+			continue;
+		struct tvec *heap = (struct tvec *)(h->a.base + slots[i]);
+		CHECK_EQ_U64(heap->n, 1);
+		heap->n = 1u << 31;
+	}
+	damage_case(h, DO_TIMER0, "timer count", "a timer set", -1, &o);
+
+	/* A retired version whose retire link names itself: overwrite a key
+	 * while a read scope holds its old version, so that it stays retired. */
+	h = damage_open();
+	{
+		keel_read_t *rd;
+		const void *val;
+		size_t vl;
+
+		CHECK_OK(keel_read_begin(h, &rd));
+		CHECK_OK(keel_read_get(rd, "a", "k00", 3, &val, &vl, NULL));
+		CHECK_OK(keel_put(h, "a", "k00", 3, "newer", 5, NULL));
+		CHECK_OK(part_find(h, "a", &p));
+		CHECK_MSG(p->retire_head != 0, "the old version of k00 is not retired");
+		((struct node *)(h->a.base + p->retire_head))->retire_next = p->retire_head;
+		keel_read_end(rd);
+	}
+	damage_case(h, DO_RECLAIM, "retire cycle", "keel_reclaim", -1, &o);
+
+	/* A slab page's size class of 255, under the live keys of "a". */
+	h = damage_open();
+	{
+		uint64_t off = (uint64_t)((uint8_t *)damage_node(h, "k07") - h->a.base);
+		struct shm_page *sp = (struct shm_page *)(h->a.base + off / SHM_PAGE_BYTES * SHM_PAGE_BYTES);
+
+		CHECK_EQ_U64(sp->type, SHM_PAGE_SLAB);
+		sp->cls = 255;
+	}
+	damage_case(h, DO_OVERWRITE, "slab class", "50 keys overwritten", -1, &o);
+
+	/* A partition without its bucket table. */
+	h = damage_open();
+	CHECK_OK(part_find(h, "a", &p));
+	p->buckets = 0;
+	damage_case(h, DO_PUT, "buckets", "a put", KEEL_E_CORRUPT, &o);
+
+	/* A live key whose LSN is 2^64-1, then a clear of its partition. */
+	h = damage_open();
+	damage_node(h, "k13")->lsn = UINT64_MAX;
+	damage_case(h, DO_CLEAR, "clear", "a clear of all 50 keys", 0, &o);
 	remove_any(darena);
 	t_store_destroy(&dst);
 }
