@@ -453,7 +453,7 @@ int keel_iter_next(keel_iter_t *it, const void **key, size_t *klen, const void *
 		if (!(d->sokey & 1))
 			continue;
 		const struct node *n = shm_ptr(&it->h->a, here, sizeof(struct node));
-		if (!n || n->klen == 0 || n->klen > KEEL_KEY_MAX ||
+		if (!n || n->klen == 0 || n->klen > KEEL_KEY_MAX || n->vlen > KEEL_VALUE_MAX ||
 		    !shm_ptr(&it->h->a, here, node_bytes(n->klen, n->vlen)))
 			return shm_err(KEEL_E_CORRUPT, "partition \"%s\": bad node at %llu", it->p->name,
 				       (unsigned long long)here);

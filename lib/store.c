@@ -582,7 +582,7 @@ int keel_processes(keel_t *h, keel_proc_fn fn, void *ctx)
 				pi.reader_lag = w - (s - 1);
 		}
 		uint32_t n = shm_load32_acq(&h->root->nparts);
-		for (uint32_t k = 0; k < n; k++) {
+		for (uint32_t k = 0; k < n && k < SHM_PARTS_MAX; k++) {
 			struct part *p = part_by_id(h, k);
 			if (p && p->lock.holder_pid == pid)
 				pi.locks_held++;

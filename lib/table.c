@@ -274,7 +274,10 @@ const struct node *node_visible(keel_t *h, const struct node *n, const struct sn
 		uint64_t prev = shm_load_acq(&n->prev_ver);   /* A5 */
 		if (!prev)
 			return NULL;
-		n = full_node(h, prev);
+		const struct node *older = full_node(h, prev);
+		if (older && older->lsn >= n->lsn)
+			return NULL;   /* damaged: each older version has a lower LSN (a cycle cannot) */
+		n = older;
 	}
 	return NULL;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 
 #include "shm/err.h"
@@ -67,7 +68,7 @@ int shm_lock_err(const shm_lock_t *l, int rc, const char *what)
 {
 	if (rc == -EDEADLK)
 		return shm_err(KEEL_E_CORRUPT, "the %s is damaged (%s); 'keel verify' reports it", what,
-			       kind_ok(l) ? "held by a process that is gone, and not handed over"
+			       kind_ok(l) ? "held by a process or thread that is gone, and not handed over"
 					     : "its mutex is not a robust process-shared one");
 	return shm_err(KEEL_E_OS, "%s: %s", what, strerror(-rc));
 }
@@ -176,6 +177,12 @@ static void note_stopped_holder(const shm_lock_t *l, int slices, int *noted)
 			pid, pid);
 }
 
+/* No process or thread has this id (kill(2) takes a thread's id too). */
+static int gone(uint32_t id)
+{
+	return kill((pid_t)id, 0) != 0 && errno == ESRCH;
+}
+
 int shm_lock_acquire(shm_lock_t *l)
 {
 	int dead_slices = 0, slices = 0, noted = 0;
@@ -219,8 +226,13 @@ int shm_lock_acquire(shm_lock_t *l)
 		if (rc != ETIMEDOUT)
 			return after_lock(l, rc);
 		note_stopped_holder(l, ++slices, &noted);
+		/* Gone: the recorded holder, or the thread the mutex word names
+		 * (a damaged word can name a thread that never existed, whose
+		 * death the kernel will never report, while holder_pid names a
+		 * live process). */
 		uint32_t pid = l->holder_pid;
-		if (pid == 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+		uint32_t tid = __atomic_load_n(&l->m.__data.__lock, __ATOMIC_RELAXED) & FUTEX_TID_MASK;
+		if (pid == 0 || gone(pid) || (tid != 0 && gone(tid)))
 			dead_slices++;
 		else
 			dead_slices = 0;

@@ -65,6 +65,13 @@
  *                    abort in the middle of applying
  *   clear            a live key's LSN is 2^64-1: keel_clear still gives
  *                    every live key its tombstone, in the order prepared
+ *   version chain    a live key's LSN is 2^64-1 and its older version is
+ *                    itself: a get ends at once instead of walking the
+ *                    cycle to the arena's bound
+ *   lock word        a partition lock held by a thread id that does not
+ *                    exist, its recorded holder a live process (init): a
+ *                    put gets CORRUPT after about a second instead of
+ *                    waiting forever
  * The region offsets in the header are checked among the refusals: each
  * must be where the arena's sizes put it, with no sum that can wrap.
  *
@@ -795,7 +802,7 @@ static keel_t *damage_open(void)
 	return h;
 }
 
-enum { DO_PUT, DO_PUT_BIG, DO_TIMERS, DO_TIMER0, DO_RECLAIM, DO_OVERWRITE, DO_CLEAR };
+enum { DO_PUT, DO_PUT_BIG, DO_TIMERS, DO_TIMER0, DO_RECLAIM, DO_OVERWRITE, DO_CLEAR, DO_GETS };
 
 /* In a child: open the damaged store and write; the outcome. */
 static void damage_child(int what, struct outcome *o)
@@ -837,6 +844,12 @@ static void damage_child(int what, struct outcome *o)
 				snprintf(k, sizeof(k), "k%02u", i);
 				r.rc = keel_put(h, "a", k, strlen(k), "other", 5, NULL);
 			}
+		for (unsigned i = 0; (r.rc == 0 || r.rc == KEEL_E_NOTFOUND) && what == DO_GETS && i < 100000; i++) {
+			char v[16];
+			size_t vl;
+
+			r.rc = keel_get(h, "a", "k21", 3, v, sizeof(v), &vl, NULL);
+		}
 		if (r.rc == 0 && what == DO_CLEAR) {
 			uint64_t removed = 0, left = 1;
 
@@ -875,15 +888,17 @@ static struct node *damage_node(keel_t *h, const char *k)
 	return (struct node *)((uint8_t *)val - strlen(k) - offsetof(struct node, data));
 }
 
+#define CLEAR_OUTCOME 1   /* damage_case's want: 0 or CORRUPT (codes are <= 0) */
+
 /* Close the damaged store h, then write to it in a child (`what`, which
- * `did` describes).  want: the code expected, or -1 for 0 or CORRUPT
- * (either is a clear outcome; a signal or a hang is not). */
+ * `did` describes).  want: the code expected, or CLEAR_OUTCOME for 0 or
+ * CORRUPT (either is a clear outcome; a signal or a hang is not). */
 static void damage_case(keel_t *h, int what, const char *name, const char *did, int want,
 			struct outcome *o)
 {
 	CHECK_OK(keel_close(h));
 	damage_child(what, o);
-	if (want < 0)
+	if (want == CLEAR_OUTCOME)
 		CHECK_MSG(o->rc == 0 || o->rc == KEEL_E_CORRUPT, "%s: %s returned %d (%s): %s", name, did,
 			  o->rc, keel_strerror(o->rc), o->msg);
 	else
@@ -951,7 +966,7 @@ static void damage(void)
 	CHECK_MSG(*nlen == strlen("timers0") && !memcmp(name, "timers", 6),
 		  "a timer partition's record is not laid out as expected (name length %u)", *nlen);
 	*nlen = UINT32_MAX;
-	damage_case(h, DO_TIMERS, "timer name", "timers set in 3 more partitions", -1, &o);
+	damage_case(h, DO_TIMERS, "timer name", "timers set in 3 more partitions", CLEAR_OUTCOME, &o);
 
 	/* A timer partition's heap count of 2^31 (struct tvec: off, n, cap). */
 	h = damage_open();
@@ -964,7 +979,7 @@ static void damage(void)
 		CHECK_EQ_U64(heap->n, 1);
 		heap->n = 1u << 31;
 	}
-	damage_case(h, DO_TIMER0, "timer count", "a timer set", -1, &o);
+	damage_case(h, DO_TIMER0, "timer count", "a timer set", CLEAR_OUTCOME, &o);
 
 	/* A retired version whose retire link names itself: overwrite a key
 	 * while a read scope holds its old version, so that it stays retired. */
@@ -982,7 +997,7 @@ static void damage(void)
 		((struct node *)(h->a.base + p->retire_head))->retire_next = p->retire_head;
 		keel_read_end(rd);
 	}
-	damage_case(h, DO_RECLAIM, "retire cycle", "keel_reclaim", -1, &o);
+	damage_case(h, DO_RECLAIM, "retire cycle", "keel_reclaim", CLEAR_OUTCOME, &o);
 
 	/* A slab page's size class of 255, under the live keys of "a". */
 	h = damage_open();
@@ -993,7 +1008,7 @@ static void damage(void)
 		CHECK_EQ_U64(sp->type, SHM_PAGE_SLAB);
 		sp->cls = 255;
 	}
-	damage_case(h, DO_OVERWRITE, "slab class", "50 keys overwritten", -1, &o);
+	damage_case(h, DO_OVERWRITE, "slab class", "50 keys overwritten", CLEAR_OUTCOME, &o);
 
 	/* A partition without its bucket table. */
 	h = damage_open();
@@ -1005,6 +1020,25 @@ static void damage(void)
 	h = damage_open();
 	damage_node(h, "k13")->lsn = UINT64_MAX;
 	damage_case(h, DO_CLEAR, "clear", "a clear of all 50 keys", 0, &o);
+
+	/* A version chain that is a cycle, its LSNs not falling.  100000 gets
+	 * of the key: each walked the cycle to walk_max (arena/16) before,
+	 * minutes in all, past the child's 20 s alarm. */
+	h = damage_open();
+	{
+		struct node *n = damage_node(h, "k21");
+
+		n->lsn = UINT64_MAX;
+		n->prev_ver = (uint64_t)((uint8_t *)n - h->a.base);
+	}
+	damage_case(h, DO_GETS, "version chain", "100000 gets of the key", KEEL_E_NOTFOUND, &o);
+
+	/* A partition lock held by a thread that does not exist. */
+	h = damage_open();
+	CHECK_OK(part_find(h, "a", &p));
+	p->lock.m.__data.__lock = 0x3fffffff;
+	p->lock.holder_pid = 1;
+	damage_case(h, DO_PUT, "lock word", "a put", KEEL_E_CORRUPT, &o);
 	remove_any(darena);
 	t_store_destroy(&dst);
 }
