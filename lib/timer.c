@@ -1315,10 +1315,11 @@ static int claim_once(keel_t *h, const char *const *parts, size_t nparts, uint32
 		}
 		struct tent *t = TENT(te);
 		const struct node *n = shm_ptr(&h->a, t->node, sizeof(struct node));
-		if (!n || !shm_ptr(&h->a, t->node, node_bytes(n->klen, n->vlen))) {
+		struct row row;
+		if (!n || !shm_ptr(&h->a, t->node, node_bytes(n->klen, n->vlen)) || row_decode(n, &row)) {
 			tbroken = 1;
 			tunlock(h, p);
-			return shm_err(KEEL_E_CORRUPT, "timer index entry points outside the arena; it is rebuilt at the next call");
+			return shm_err(KEEL_E_CORRUPT, "timer index entry points outside the arena or at no timer's row; it is rebuilt at the next call");
 		}
 		detach(h, p, te);
 		t->deliveries++;
