@@ -413,13 +413,13 @@ void keel_txn_abort(keel_txn_t *t)
 
 struct rec *rec_at(keel_t *h, uint64_t pos)
 {
-	uint64_t rb = h->a.hdr->ring_bytes;
-	return (struct rec *)shm_at(&h->a, h->a.hdr->ring_off + pos % rb / REC_ALIGN * REC_ALIGN);
+	uint64_t rb = h->a.ring_bytes;
+	return (struct rec *)shm_at(&h->a, h->a.ring_off + pos % rb / REC_ALIGN * REC_ALIGN);
 }
 
 int rec_fits(keel_t *h, uint64_t pos, const struct rec *r, uint64_t max_len)
 {
-	uint64_t rb = h->a.hdr->ring_bytes;
+	uint64_t rb = h->a.ring_bytes;
 	return r->magic == REC_MAGIC && r->len >= REC_ALIGN && r->len % REC_ALIGN == 0 &&
 	       r->len <= max_len && pos % REC_ALIGN == 0 && pos % rb + r->len <= rb;
 }
@@ -474,7 +474,7 @@ static int ring_reserve(keel_t *h, uint32_t need, struct rec **out, uint64_t *lp
 {
 	struct keel_root *root = h->root;
 	struct shm_proc *me = shm_proc_slot(&h->a, h->proc);
-	uint64_t rb = h->a.hdr->ring_bytes;
+	uint64_t rb = h->a.ring_bytes;
 	uint32_t pid = h->pid;
 	uint64_t start = me->start_time;
 
@@ -573,7 +573,7 @@ static struct shm_proc *reservation_at(keel_t *h, uint64_t pos, uint64_t lsn, ui
 		uint64_t at = shm_load(&sp->rsv_pos), len = shm_load(&sp->rsv_len);
 		/* The hole may be the whole reservation or, after its PAD was
 		 * written, the record part of it. */
-		if (pos < at || len > h->a.hdr->ring_bytes || pos >= at + len || (at + len - pos) % REC_ALIGN)
+		if (pos < at || len > h->a.ring_bytes || pos >= at + len || (at + len - pos) % REC_ALIGN)
 			continue;
 		*end = at + len;
 		return sp;
@@ -634,7 +634,7 @@ uint32_t ring_record_owner(keel_t *h, uint64_t pos, uint64_t lsn, int complete_t
 void advance_applied(keel_t *h)
 {
 	struct keel_root *root = h->root;
-	uint64_t rb = h->a.hdr->ring_bytes;
+	uint64_t rb = h->a.ring_bytes;
 	int rc = shm_lock_try(&root->apply_lock);
 
 	if (rc == SHM_LOCK_BUSY || rc < 0)
@@ -684,7 +684,7 @@ void help_record(keel_t *h, uint64_t pos, int try_only)
 	struct rec *r = rec_at(h, pos);
 	uint32_t st = shm_load32_acq(&r->state);
 
-	if (!rec_fits(h, pos, r, h->a.hdr->ring_bytes) || (st != REC_RESERVED && st != REC_COMPLETE))
+	if (!rec_fits(h, pos, r, h->a.ring_bytes) || (st != REC_RESERVED && st != REC_COMPLETE))
 		return;
 	if (shm_pid_alive(r->pid, r->start_time))
 		return;
@@ -1197,9 +1197,9 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 		t->lsn = shm_load_acq(&h->root->applied_lsn);
 		goto out;
 	}
-	if (rec_bytes > h->a.hdr->ring_bytes / 4) {
+	if (rec_bytes > h->a.ring_bytes / 4) {
 		rc = shm_err(KEEL_E_TXNSIZE, "transaction needs a %llu-byte record; the commit ring of %llu bytes takes at most a quarter of itself per record; split it or open with a larger ring_bytes",
-			     (unsigned long long)rec_bytes, (unsigned long long)h->a.hdr->ring_bytes);
+			     (unsigned long long)rec_bytes, (unsigned long long)h->a.ring_bytes);
 		goto out;
 	}
 	if (h->root->journaled && rec_bytes > durable_record_max()) {
@@ -1253,7 +1253,7 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	advance_applied(h);
 	/* Holding no lock now, help a record left by a dead owner once the ring
 	 * is half full behind it (the liveness check costs a system call). */
-	if (ring_head(h->root) - shm_load_acq(&h->root->applied_pos) > h->a.hdr->ring_bytes / 2)
+	if (ring_head(h->root) - shm_load_acq(&h->root->applied_pos) > h->a.ring_bytes / 2)
 		help_record(h, shm_load_acq(&h->root->applied_pos), 0);
 	/* A handle with no background thread (memory mode) prepares the arena's
 	 * next growth step itself, once its allocator has reached within a step

@@ -362,7 +362,7 @@ static int writer_ready(keel_t *h, int died)
 			memcpy(&at, root->jpos, sizeof(at));
 			o.at = &at;
 			if (died)
-				o.at_span = h->a.hdr->ring_bytes + 2 * JNL_REC_HEADER_BYTES + JIO_SECTOR_BYTES;
+				o.at_span = h->a.ring_bytes + 2 * JNL_REC_HEADER_BYTES + JIO_SECTOR_BYTES;
 		}
 		if ((rc = jnl_open(dir, h->io, root->uuid, &o, &h->jnl)))
 			return rc;
@@ -448,7 +448,7 @@ static void set_durable(keel_t *h, uint64_t pos, uint64_t lsn)
 static int flush_locked(keel_t *h, int died, uint64_t *upto_lsn, uint64_t *upto_pos)
 {
 	struct keel_root *root = h->root;
-	uint64_t rb = h->a.hdr->ring_bytes;
+	uint64_t rb = h->a.ring_bytes;
 	uint64_t pos = root->written_pos, expect = root->written_lsn + 1, head = ring_head(root);
 	uint32_t n = 0;
 	int rc;
@@ -1099,9 +1099,9 @@ void handle_view(keel_t *h, shm_arena_t *a)
 	memset(h, 0, sizeof(*h));
 	h->a = *a;
 	h->root = (struct keel_root *)a->hdr->root;
-	h->part_index = shm_at(&h->a, a->hdr->user_off);
-	h->part_pages = shm_at(&h->a, a->hdr->user_off + SHM_PART_INDEX_SLOTS * 4u);
-	h->vis_states = shm_at(&h->a, a->hdr->user_off + USER_PART_BYTES);
+	h->part_index = shm_at(&h->a, a->user_off);
+	h->part_pages = shm_at(&h->a, a->user_off + SHM_PART_INDEX_SLOTS * 4u);
+	h->vis_states = shm_at(&h->a, a->user_off + USER_PART_BYTES);
 	h->fork_gen = keel_fork_gen;
 	h->serial = UINT64_MAX;   /* never matches a thread cache */
 }

@@ -411,7 +411,7 @@ int keel_inspect_partitions(keel_t *h, keel_inspect_partition_fn fn, void *ctx)
  * and class c and `off` is a block boundary in it; else NULL. */
 static int slab_block_ok(keel_t *h, uint64_t off, uint32_t owner, uint32_t c)
 {
-	uint64_t heap_off = h->a.hdr->heap_off, size = shm_class_size(c);
+	uint64_t heap_off = h->a.heap_off, size = shm_class_size(c);
 	uint64_t page = off / SHM_PAGE_BYTES * SHM_PAGE_BYTES;
 
 	if (off < heap_off || size == 0 || off < page + SHM_PAGE_HEADER_BYTES)

@@ -435,10 +435,12 @@ struct keel {
 extern volatile uint64_t keel_fork_gen;
 
 /* A bound on any list walk: no list can hold more nodes than the arena has
- * 16-byte blocks, so a damaged link that makes a cycle ends the walk soon. */
+ * 16-byte blocks, so a damaged link that makes a cycle ends the walk soon.
+ * The size is this process's view, checked against the file (shm_ptr),
+ * never the header's word alone, which damage could make anything. */
 static inline uint64_t walk_max(keel_t *h)
 {
-	return shm_load(&h->a.hdr->arena_bytes) / 16 + 16;
+	return h->a.seen_bytes / 16 + 16;
 }
 
 /* Check a handle before use: closed, forked. */

@@ -220,12 +220,12 @@ static int sweep_part(keel_t *h, struct part *p)
 
 static int rec_check(keel_t *h, struct part *p, uint64_t pos, struct rec *r, uint64_t lsn)
 {
-	if (!rec_fits(h, pos, r, h->a.hdr->ring_bytes) || r->lsn != lsn || r->len < sizeof(struct rec) ||
+	if (!rec_fits(h, pos, r, h->a.ring_bytes) || r->lsn != lsn || r->len < sizeof(struct rec) ||
 	    r->nparts > REC_PARTS_MAX || sizeof(*r) + (uint64_t)r->nparts * 4 > r->len)
 		return shm_err(KEEL_E_CORRUPT, "partition \"%s\": its applying marker names LSN %llu, but the ring record there (offset %llu of the %llu-byte ring) has magic %08x LSN %llu length %u, not a whole record of it",
 			       p->name, (unsigned long long)lsn,
-			       (unsigned long long)(pos % h->a.hdr->ring_bytes),
-			       (unsigned long long)h->a.hdr->ring_bytes, r->magic, (unsigned long long)r->lsn, r->len);
+			       (unsigned long long)(pos % h->a.ring_bytes),
+			       (unsigned long long)h->a.ring_bytes, r->magic, (unsigned long long)r->lsn, r->len);
 	return 0;
 }
 
@@ -604,6 +604,20 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 		reap_locks(h);
 		shm_reap(&h->a, NULL, NULL);   /* slots whose reservation just settled */
 	}
+	{   /* the regions' places, against what this process validated at attach */
+		const struct shm_hdr *hd = h->a.hdr;
+		const shm_arena_t *a = &h->a;
+		if (hd->procs_off != a->procs_off || hd->readers_off != a->readers_off ||
+		    hd->user_off != a->user_off || hd->ring_off != a->ring_off ||
+		    hd->ring_bytes != a->ring_bytes || hd->heap_off != a->heap_off)
+			report(&au, "arena header", "region fields changed since attach (ring %llu bytes at %llu, heap at %llu; were %llu at %llu, %llu); this process goes on with the ones it checked",
+			       (unsigned long long)hd->ring_bytes, (unsigned long long)hd->ring_off,
+			       (unsigned long long)hd->heap_off, (unsigned long long)a->ring_bytes,
+			       (unsigned long long)a->ring_off, (unsigned long long)a->heap_off);
+		if (shm_load(&hd->arena_bytes) > a->seen_bytes && !shm_ptr(&h->a, shm_load(&hd->arena_bytes) - 1, 1))
+			report(&au, "arena header", "size %llu is past the file's end (%llu bytes seen)",
+			       (unsigned long long)shm_load(&hd->arena_bytes), (unsigned long long)a->seen_bytes);
+	}
 	uint32_t hi = shm_load32(&h->a.hdr->procs_hi);
 	for (uint32_t i = 0; i < hi && i < SHM_PROCS_MAX; i++) {
 		uint32_t pid;
@@ -648,7 +662,7 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 		audit_part(&au, p, repair);
 		part_unlock(h, p);
 	}
-	uint64_t rb = h->a.hdr->ring_bytes, head = ring_head(h->root);
+	uint64_t rb = h->a.ring_bytes, head = ring_head(h->root);
 	uint64_t pos = shm_load_acq(&h->root->applied_pos);
 	uint64_t expect = shm_load_acq(&h->root->applied_lsn) + 1;
 	for (uint64_t steps = 0; pos < head && steps < rb / REC_ALIGN; steps++) {

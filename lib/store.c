@@ -230,7 +230,7 @@ static int check_root(keel_t *h, const char *path)
 	 * arena always satisfies the checks however they interleave. */
 	uint64_t ap = shm_load_acq(&r->applied_pos), al = shm_load_acq(&r->applied_lsn);
 	uint64_t head = ring_head(r), nl = next_lsn(r);
-	uint64_t rb = h->a.hdr->ring_bytes;
+	uint64_t rb = h->a.ring_bytes;
 
 	if (ap > head || ap % REC_ALIGN || head % REC_ALIGN || al >= nl || r->nparts > SHM_PARTS_MAX ||
 	    r->gen == 0)
@@ -395,9 +395,9 @@ again:
 	}
 	h->a.rsv_settled = rsv_settled;
 	h->a.proc_reaped = proc_reaped;
-	h->part_index = shm_at(&h->a, h->a.hdr->user_off);
-	h->part_pages = shm_at(&h->a, h->a.hdr->user_off + SHM_PART_INDEX_SLOTS * 4u);
-	h->vis_states = shm_at(&h->a, h->a.hdr->user_off + USER_PART_BYTES);
+	h->part_index = shm_at(&h->a, h->a.user_off);
+	h->part_pages = shm_at(&h->a, h->a.user_off + SHM_PART_INDEX_SLOTS * 4u);
+	h->vis_states = shm_at(&h->a, h->a.user_off + USER_PART_BYTES);
 	if (h->root->durability < KEEL_DURABILITY_MEMORY || h->root->durability > KEEL_DURABILITY_SYNC) {
 		rc = shm_err(KEEL_E_CORRUPT, "arena %s: durability field %u is invalid", path, h->root->durability);
 		goto fail;

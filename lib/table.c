@@ -31,7 +31,7 @@
 const struct bucket_dir *table_dir(keel_t *h, const struct part *p, uint64_t *log2_out)
 {
 	uint64_t off = shm_load_acq(&p->buckets);   /* A5 */
-	const struct bucket_dir *d = off < h->a.hdr->heap_off ? NULL : shm_ptr(&h->a, off, sizeof(*d));
+	const struct bucket_dir *d = off < h->a.heap_off ? NULL : shm_ptr(&h->a, off, sizeof(*d));
 	if (!d)
 		return NULL;
 	uint64_t log2 = shm_load_acq(&d->log2);   /* A5: the segments before it */
@@ -47,7 +47,7 @@ uint64_t table_bucket_off(keel_t *h, const struct bucket_dir *d, uint64_t i)
 	uint32_t s = bseg_of(i, &first);
 	uint64_t seg = s < BSEG_MAX ? d->seg[s] : 0;
 
-	if (seg < h->a.hdr->heap_off || !shm_ptr(&h->a, seg, bseg_len(s) * sizeof(struct dummy)))
+	if (seg < h->a.heap_off || !shm_ptr(&h->a, seg, bseg_len(s) * sizeof(struct dummy)))
 		return 0;
 	return seg + (i - first) * sizeof(struct dummy);
 }
@@ -129,7 +129,7 @@ void table_prefetch_from(keel_t *h, const struct dummy *bk)
 /* Every node lives in the heap: an offset below it is damage, never a node. */
 static struct dummy *link_node(keel_t *h, uint64_t off)
 {
-	if (off < h->a.hdr->heap_off)
+	if (off < h->a.heap_off)
 		return NULL;
 	return shm_ptr(&h->a, off, sizeof(struct dummy));
 }
@@ -257,7 +257,7 @@ int table_init(keel_t *h, struct part *p)
 
 static inline const struct node *full_node(keel_t *h, uint64_t off)
 {
-	const struct node *n = off < h->a.hdr->heap_off ? NULL : shm_ptr(&h->a, off, sizeof(struct node));
+	const struct node *n = off < h->a.heap_off ? NULL : shm_ptr(&h->a, off, sizeof(struct node));
 	if (!n || n->klen == 0 || n->klen > KEEL_KEY_MAX || n->vlen > KEEL_VALUE_MAX)
 		return NULL;
 	if (!shm_ptr(&h->a, off, node_bytes(n->klen, n->vlen)))

@@ -54,7 +54,7 @@ static uint32_t blocks_per_page(uint32_t c)
 
 static struct shm_page *page_hdr(shm_arena_t *a, uint64_t off)
 {
-	if (off < a->hdr->heap_off || off % PAGE)
+	if (off < a->heap_off || off % PAGE)
 		return NULL;
 	return shm_ptr(a, off, sizeof(struct shm_page));
 }
@@ -83,7 +83,7 @@ static int walk_pages(shm_arena_t *a, int (*fn)(void *ctx, uint64_t off, struct 
 		      void *ctx)
 {
 	uint64_t top = a->hdr->galloc.bump;
-	uint64_t off = a->hdr->heap_off;
+	uint64_t off = a->heap_off;
 	uint64_t steps = 0, steps_max = (top - off) / PAGE + 1;
 
 	while (off < top && steps++ < steps_max) {
@@ -333,7 +333,7 @@ int shm_alloc(shm_arena_t *a, struct shm_heap *h, uint64_t bytes, int reserve_ok
 		return rc;
 	uint64_t b = h->free_head[c];
 	uint64_t *bp = shm_ptr(a, b, class_sizes[c]);
-	if (!bp || b < a->hdr->heap_off) {
+	if (!bp || b < a->heap_off) {
 		h->free_head[c] = 0;   /* damaged list: drop it; the sweep recovers */
 		return shm_err(KEEL_E_CORRUPT, "free list of class %u (heap %u) points outside the arena (%llu)",
 			       c, h->id, (unsigned long long)b);

@@ -85,6 +85,17 @@ static uint64_t round_up(uint64_t v, uint64_t to)
 	return (v + to - 1) / to * to;
 }
 
+/* Keep the regions' places of header h, validated or just made. */
+static void keep_layout(shm_arena_t *a, const struct shm_hdr *h)
+{
+	a->procs_off = h->procs_off;
+	a->readers_off = h->readers_off;
+	a->user_off = h->user_off;
+	a->ring_off = h->ring_off;
+	a->ring_bytes = h->ring_bytes;
+	a->heap_off = h->heap_off;
+}
+
 static int map_arena(shm_arena_t *a, uint64_t map_bytes)
 {
 	void *p = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, a->fd, 0);
@@ -157,6 +168,7 @@ static int create_arena(const char *path, const struct shm_create_opts *o, shm_a
 		goto fail;
 	h->galloc.bump = heap_off;
 	a->seen_bytes = initial;
+	keep_layout(a, h);
 	if (o->init_root && (rc = o->init_root(a, o->ctx)))
 		goto fail;
 	/* R1: the magic and READY state are published last; pairs with A1 in
@@ -288,6 +300,7 @@ static int attach_existing(const char *path, const struct shm_create_opts *o, sh
 	if ((rc = map_arena(a, h.arena_bytes_max)))
 		goto fail;
 	a->seen_bytes = h.arena_bytes;
+	keep_layout(a, &h);
 	return 0;
 fail:
 	close(a->fd);
@@ -403,6 +416,21 @@ static int prepared(shm_arena_t *a, uint64_t want)
 
 	return want <= ahead && ahead <= a->hdr->arena_bytes_max && fstat(a->fd, &sb) == 0 &&
 	       (uint64_t)sb.st_blocks * 512 >= want;
+}
+
+/* The arena's size as published (now), seen for the first time: within
+ * the mapping and within the file, which a grow extends before it
+ * publishes, so a larger value is damage and reading there would fault. */
+uint64_t shm_arena_seen(shm_arena_t *a, uint64_t now)
+{
+	struct stat sb;
+
+	if (now > a->map_bytes)
+		now = a->map_bytes;
+	if (now > a->seen_bytes && fstat(a->fd, &sb) == 0 && (uint64_t)sb.st_size < now)
+		now = (uint64_t)sb.st_size > a->seen_bytes ? (uint64_t)sb.st_size : a->seen_bytes;
+	a->seen_bytes = now;
+	return now;
 }
 
 int shm_arena_grow(shm_arena_t *a, uint64_t bytes)

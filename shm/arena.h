@@ -122,6 +122,10 @@ typedef struct shm_arena {
 	struct shm_hdr *hdr;
 	uint64_t map_bytes;      /* = arena_bytes_max */
 	uint64_t seen_bytes;     /* last arena_bytes observed */
+	/* The regions, as validated at attach (or made): the header's copies
+	 * are not read again, so a write that damages them later cannot send
+	 * an access outside the arena. */
+	uint64_t procs_off, readers_off, user_off, ring_off, ring_bytes, heap_off;
 	uint64_t grows_prepared; /* grows that found their pages allocated ahead (tests read it) */
 	int bumped;              /* the allocator took new pages at its top: check the next step */
 	int fd;
@@ -163,13 +167,13 @@ int shm_arena_default_path(const char *dir, char *buf, size_t cap);
 
 /* Bounds-checked offset -> pointer: NULL unless [off, off+len) lies inside the
  * arena's current size.  Overflow-safe. */
+uint64_t shm_arena_seen(shm_arena_t *a, uint64_t now);
 static inline void *shm_ptr(shm_arena_t *a, uint64_t off, uint64_t len)
 {
 	if (__builtin_expect(off + len < off || off + len > a->seen_bytes, 0)) {
 		uint64_t now = __atomic_load_n(&a->hdr->arena_bytes, __ATOMIC_ACQUIRE);
-		if (now > a->map_bytes)
-			now = a->map_bytes;
-		a->seen_bytes = now;
+		if (now != a->seen_bytes)
+			now = shm_arena_seen(a, now);
 		if (off + len < off || off + len > now)
 			return NULL;
 	}

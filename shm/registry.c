@@ -83,13 +83,13 @@ int shm_pid_alive(uint32_t pid, uint64_t start_time)
 struct shm_proc *shm_proc_slot(struct shm_arena *a, uint32_t idx)
 {
 	SHM_VERIFY(idx < SHM_PROCS_MAX);
-	return (struct shm_proc *)shm_at(a, a->hdr->procs_off + (uint64_t)idx * sizeof(struct shm_proc));
+	return (struct shm_proc *)shm_at(a, a->procs_off + (uint64_t)idx * sizeof(struct shm_proc));
 }
 
 struct shm_reader *shm_reader_slot(struct shm_arena *a, uint32_t idx)
 {
 	SHM_VERIFY(idx < SHM_READERS_MAX);
-	return (struct shm_reader *)shm_at(a, a->hdr->readers_off + (uint64_t)idx * sizeof(struct shm_reader));
+	return (struct shm_reader *)shm_at(a, a->readers_off + (uint64_t)idx * sizeof(struct shm_reader));
 }
 
 static void raise_hi(volatile uint32_t *hi, uint32_t v)

@@ -68,6 +68,11 @@
  *   version chain    a live key's LSN is 2^64-1 and its older version is
  *                    itself: a get ends at once instead of walking the
  *                    cycle to the arena's bound
+ *   live header      the header's region fields and size are damaged
+ *                    while a handle is open (ring_bytes 0, readers_off
+ *                    2^40, heap_off 0, arena_bytes at its maximum): puts,
+ *                    gets go on with the places validated at attach and
+ *                    the size the file has, and keel_check reports it
  *   lock word        a partition lock held by a thread id that does not
  *                    exist, its recorded holder a live process (init): a
  *                    put gets CORRUPT after about a second instead of
@@ -802,7 +807,17 @@ static keel_t *damage_open(void)
 	return h;
 }
 
-enum { DO_PUT, DO_PUT_BIG, DO_TIMERS, DO_TIMER0, DO_RECLAIM, DO_OVERWRITE, DO_CLEAR, DO_GETS };
+enum { DO_PUT, DO_PUT_BIG, DO_TIMERS, DO_TIMER0, DO_RECLAIM, DO_OVERWRITE, DO_CLEAR, DO_GETS,
+       DO_LIVE_HEADER };
+
+/* keel_check's reports: the first one, kept in the child's outcome. */
+static void first_report(void *ctx, const char *where, const char *what)
+{
+	struct outcome *r = ctx;
+
+	if (!r->msg[0])
+		snprintf(r->msg, sizeof(r->msg), "%s: %s", where, what);
+}
 
 /* In a child: open the damaged store and write; the outcome. */
 static void damage_child(int what, struct outcome *o)
@@ -850,6 +865,32 @@ static void damage_child(int what, struct outcome *o)
 
 			r.rc = keel_get(h, "a", "k21", 3, v, sizeof(v), &vl, NULL);
 		}
+		if (r.rc == 0 && what == DO_LIVE_HEADER) {
+			struct shm_hdr *hd = h->a.hdr;
+			char v[16];
+			size_t vl;
+
+			hd->ring_bytes = 0;
+			hd->readers_off = 1ull << 40;
+			hd->heap_off = 0;
+			hd->arena_bytes = hd->arena_bytes_max;
+			/* Every call is made whatever the ones before returned; the
+			 * first error is the outcome. */
+			for (unsigned i = 0; i < 50; i++) {
+				char k[16];
+				int rc;
+
+				snprintf(k, sizeof(k), "k%02u", i);
+				rc = keel_get(h, "a", k, strlen(k), v, sizeof(v), &vl, NULL);
+				r.rc = r.rc ? r.rc : rc;
+				rc = keel_put(h, "a", k, strlen(k), "again", 5, NULL);
+				r.rc = r.rc ? r.rc : rc;
+			}
+			int crc = keel_check(h, 0, first_report, &r);   /* it must see the damage */
+			if (r.rc)
+				r.msg[0] = 0;   /* the outcome is an earlier call's */
+			r.rc = r.rc ? r.rc : crc;
+		}
 		if (r.rc == 0 && what == DO_CLEAR) {
 			uint64_t removed = 0, left = 1;
 
@@ -865,7 +906,8 @@ static void damage_child(int what, struct outcome *o)
 			snprintf(part, sizeof(part), "timers%u", t);
 			r.rc = keel_timer_set(h, part, "t", 1, keel_now_ms() + 3600000, "p", 1);
 		}
-		snprintf(r.msg, sizeof(r.msg), "%s", keel_errmsg());
+		if (!r.msg[0])   /* a check's first report, or the last error */
+			snprintf(r.msg, sizeof(r.msg), "%s", keel_errmsg());
 		if (h)
 			keel_close(h);
 		CHECK(write(fds[1], &r, sizeof(r)) == (ssize_t)sizeof(r));
@@ -911,6 +953,7 @@ static void damage_case(keel_t *h, int what, const char *name, const char *did, 
 static void damage(void)
 {
 	static const char *const w_ring[] = { "ring record", "applying", NULL };
+	static const char *const w_header[] = { "arena header", NULL };
 	struct outcome o;
 	keel_t *h;
 	struct part *p;
@@ -1032,6 +1075,11 @@ static void damage(void)
 		n->prev_ver = (uint64_t)((uint8_t *)n - h->a.base);
 	}
 	damage_case(h, DO_GETS, "version chain", "100000 gets of the key", KEEL_E_NOTFOUND, &o);
+
+	/* The header damaged under an open handle (the child does it). */
+	h = damage_open();
+	damage_case(h, DO_LIVE_HEADER, "live header", "50 gets and puts, then a check", KEEL_E_CORRUPT, &o);
+	CHECK_MSG(t_mentions(o.msg, w_header), "live header: the check does not name the header: %s", o.msg);
 
 	/* A partition lock held by a thread that does not exist. */
 	h = damage_open();
