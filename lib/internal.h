@@ -436,8 +436,8 @@ extern volatile uint64_t keel_fork_gen;
 
 /* A bound on any list walk: no list can hold more nodes than the arena has
  * 16-byte blocks, so a damaged link that makes a cycle ends the walk soon.
- * The size is this process's view, checked against the file (shm_ptr),
- * never the header's word alone, which damage could make anything. */
+ * The size is this process's view (shm_ptr's), capped at the mapping,
+ * never the header's word as it stands, which damage could make anything. */
 static inline uint64_t walk_max(keel_t *h)
 {
 	return h->a.seen_bytes / 16 + 16;
@@ -537,8 +537,6 @@ void table_reclaim(keel_t *h, struct part *p, uint64_t budget);
 /* Visit every newest node of the list (dummies skipped) at snapshot snap.  */
 typedef int (*table_visit_fn)(void *ctx, const struct node *n);
 int table_scan(keel_t *h, struct part *p, const struct snap *snap, table_visit_fn fn, void *ctx);
-/* Visible version of node n at snapshot snap, or NULL. */
-const struct node *node_visible(keel_t *h, const struct node *n, const struct snap *snap);
 static const struct snap SNAP_NEWEST = { UINT64_MAX, UINT64_MAX, 0 };
 static inline int lsn_visible(keel_t *h, uint64_t lsn, const struct snap *s)
 {
@@ -549,6 +547,16 @@ static inline int lsn_visible(keel_t *h, uint64_t lsn, const struct snap *s)
 		return 0;
 	uint64_t v = shm_load(&st->v);
 	return v != 0 && v <= s->v;
+}
+/* The visible one among n's older versions (n itself is not), or NULL. */
+const struct node *node_visible_older(keel_t *h, const struct node *n, const struct snap *snap);
+/* Visible version of node n at snapshot snap, or NULL.  The newest
+ * version is the one almost always: it is looked at here, inline. */
+static inline const struct node *node_visible(keel_t *h, const struct node *n, const struct snap *snap)
+{
+	if (__builtin_expect(lsn_visible(h, n->lsn, snap), 1))
+		return (n->flags & NODE_TOMB) ? NULL : n;
+	return node_visible_older(h, n, snap);
 }
 /* Make commit lsn visible (once; later calls do nothing). */
 void publish_visible(keel_t *h, uint64_t lsn);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include "lib/internal.h"
@@ -614,9 +615,10 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 			       (unsigned long long)hd->ring_bytes, (unsigned long long)hd->ring_off,
 			       (unsigned long long)hd->heap_off, (unsigned long long)a->ring_bytes,
 			       (unsigned long long)a->ring_off, (unsigned long long)a->heap_off);
-		if (shm_load(&hd->arena_bytes) > a->seen_bytes && !shm_ptr(&h->a, shm_load(&hd->arena_bytes) - 1, 1))
-			report(&au, "arena header", "size %llu is past the file's end (%llu bytes seen)",
-			       (unsigned long long)shm_load(&hd->arena_bytes), (unsigned long long)a->seen_bytes);
+		struct stat sb;
+		if (fstat(a->fd, &sb) == 0 && shm_load(&hd->arena_bytes) > (uint64_t)sb.st_size)
+			report(&au, "arena header", "size %llu is past the file's end (%llu bytes)",
+			       (unsigned long long)shm_load(&hd->arena_bytes), (unsigned long long)sb.st_size);
 	}
 	uint32_t hi = shm_load32(&h->a.hdr->procs_hi);
 	for (uint32_t i = 0; i < hi && i < SHM_PROCS_MAX; i++) {

@@ -265,11 +265,11 @@ static inline const struct node *full_node(keel_t *h, uint64_t off)
 	return n;
 }
 
-const struct node *node_visible(keel_t *h, const struct node *n, const struct snap *snap)
+const struct node *node_visible_older(keel_t *h, const struct node *n, const struct snap *snap)
 {
 	uint64_t max = walk_max(h);
 	for (uint64_t steps = 0; n && steps < max; steps++) {
-		if (lsn_visible(h, n->lsn, snap))
+		if (steps && lsn_visible(h, n->lsn, snap))
 			return (n->flags & NODE_TOMB) ? NULL : n;
 		uint64_t prev = shm_load_acq(&n->prev_ver);   /* A5 */
 		if (!prev)

@@ -418,21 +418,6 @@ static int prepared(shm_arena_t *a, uint64_t want)
 	       (uint64_t)sb.st_blocks * 512 >= want;
 }
 
-/* The arena's size as published (now), seen for the first time: within
- * the mapping and within the file, which a grow extends before it
- * publishes, so a larger value is damage and reading there would fault. */
-uint64_t shm_arena_seen(shm_arena_t *a, uint64_t now)
-{
-	struct stat sb;
-
-	if (now > a->map_bytes)
-		now = a->map_bytes;
-	if (now > a->seen_bytes && fstat(a->fd, &sb) == 0 && (uint64_t)sb.st_size < now)
-		now = (uint64_t)sb.st_size > a->seen_bytes ? (uint64_t)sb.st_size : a->seen_bytes;
-	a->seen_bytes = now;
-	return now;
-}
-
 int shm_arena_grow(shm_arena_t *a, uint64_t bytes)
 {
 	struct shm_hdr *h = a->hdr;

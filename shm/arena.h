@@ -167,13 +167,13 @@ int shm_arena_default_path(const char *dir, char *buf, size_t cap);
 
 /* Bounds-checked offset -> pointer: NULL unless [off, off+len) lies inside the
  * arena's current size.  Overflow-safe. */
-uint64_t shm_arena_seen(shm_arena_t *a, uint64_t now);
 static inline void *shm_ptr(shm_arena_t *a, uint64_t off, uint64_t len)
 {
 	if (__builtin_expect(off + len < off || off + len > a->seen_bytes, 0)) {
 		uint64_t now = __atomic_load_n(&a->hdr->arena_bytes, __ATOMIC_ACQUIRE);
-		if (now != a->seen_bytes)
-			now = shm_arena_seen(a, now);
+		if (now > a->map_bytes)
+			now = a->map_bytes;
+		a->seen_bytes = now;
 		if (off + len < off || off + len > now)
 			return NULL;
 	}

@@ -70,9 +70,9 @@
  *                    cycle to the arena's bound
  *   live header      the header's region fields and size are damaged
  *                    while a handle is open (ring_bytes 0, readers_off
- *                    2^40, heap_off 0, arena_bytes at its maximum): puts,
- *                    gets go on with the places validated at attach and
- *                    the size the file has, and keel_check reports it
+ *                    2^40, heap_off 0, arena_bytes at its maximum): gets
+ *                    and puts go on with the places validated at attach,
+ *                    and keel_check reports the header
  *   lock word        a partition lock held by a thread id that does not
  *                    exist, its recorded holder a live process (init): a
  *                    put gets CORRUPT after about a second instead of
