@@ -968,6 +968,11 @@ static int count_clear(void *ctx, const struct node *n)
 {
 	struct commit *c = ((void **)ctx)[0];
 	struct part *p = ((void **)ctx)[1];
+	/* Its tombstone goes in its bucket: a damaged bucket table must stop
+	 * the clear here, before its record, not in the middle of applying. */
+	if (!table_bucket_start(c->t->h, p, rev64(n->sokey)))
+		return shm_err(KEEL_E_CORRUPT, "partition \"%s\": its bucket table is damaged; nothing was applied; 'keel verify --repair' reports it",
+			       p->name);
 	return prealloc_push(c, p, node_bytes(n->klen, 0), 1);
 }
 

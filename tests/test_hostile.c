@@ -60,9 +60,9 @@
  *   slab class       a slab page's size class is 255: freeing a block of it
  *                    leaves the block alone instead of indexing past the
  *                    class table
- *   buckets          a partition's bucket table offset is 0: a put gets
- *                    CORRUPT before anything is applied, instead of an
- *                    abort in the middle of applying
+ *   buckets          a partition's bucket table offset is 0: a put, and a
+ *                    clear, get CORRUPT before anything is applied, instead
+ *                    of an abort in the middle of applying
  *   clear            a live key's LSN is 2^64-1: keel_clear still gives
  *                    every live key its tombstone, in the order prepared
  *   version chain    a live key's LSN is 2^64-1 and its older version is
@@ -1058,6 +1058,10 @@ static void damage(void)
 	CHECK_OK(part_find(h, "a", &p));
 	p->buckets = 0;
 	damage_case(h, DO_PUT, "buckets", "a put", KEEL_E_CORRUPT, &o);
+	h = damage_open();
+	CHECK_OK(part_find(h, "a", &p));
+	p->buckets = 0;
+	damage_case(h, DO_CLEAR, "buckets (clear)", "a clear", KEEL_E_CORRUPT, &o);
 
 	/* A live key whose LSN is 2^64-1, then a clear of its partition. */
 	h = damage_open();
