@@ -712,7 +712,7 @@ static int ncpu(void)
  * that just hangs would leave the operator guessing.  Rate-limited with the
  * lock waits' lines (shm/lock.h, shm_stall_note_due).
  */
-static void warn_stall(keel_t *h, uint64_t lsn, uint64_t waited_ns)
+static int warn_stall(keel_t *h, uint64_t lsn, uint64_t waited_ns)
 {
 	struct keel_root *root = h->root;
 	uint32_t pid = shm_lock_stopped_holder(&root->flush_lock);
@@ -726,23 +726,51 @@ static void warn_stall(keel_t *h, uint64_t lsn, uint64_t waited_ns)
 			what = "between reserving and completing its commit record";
 		}
 	}
-	if (!pid || !shm_stall_note_due())
-		return;
-	fprintf(stderr, "keel: a sync commit (LSN %llu) has waited %.1f s for the journal: process %u is "
-		"stopped (a signal or a debugger) %s, and every sync commit waits for it; continue it "
-		"(kill -CONT %u) or kill it\n", (unsigned long long)lsn, (double)waited_ns / 1e9, pid, what, pid);
+	if (!pid)
+		return 0;   /* nobody to name yet: the caller asks again */
+	if (shm_stall_note_due())
+		fprintf(stderr, "keel: a sync commit (LSN %llu) has waited %.1f s for the journal: process %u is "
+			"stopped (a signal or a debugger) %s, and every sync commit waits for it; continue it "
+			"(kill -CONT %u) or kill it\n", (unsigned long long)lsn, (double)waited_ns / 1e9, pid, what, pid);
+	return 1;
+}
+
+/* The journal has not moved for this commit since *from (0: not timed
+ * yet): once that has lasted SHM_STALL_NOTE_NS, ask warn_stall to name a
+ * stopped process, again every second until it has.  1 once the wait has
+ * lasted that long. */
+static int stalled(keel_t *h, uint64_t lsn, uint64_t *from, uint64_t *next, int *warned)
+{
+	uint64_t now = shm_mono_ns();
+
+	if (!*from) {
+		*from = now;
+		return 0;
+	}
+	if (now - *from <= SHM_STALL_NOTE_NS)
+		return 0;
+	if (!*warned && now >= *next) {
+		*warned = warn_stall(h, lsn, now - *from);
+		*next = now + 1000000000ull;
+	}
+	return 1;
 }
 
 static int wait_durable(keel_t *h, uint64_t lsn)
 {
 	struct keel_root *root = h->root;
-	uint64_t yield_from = 0, sleep_from = 0;
+	uint64_t yield_from = 0, stall_from = 0, stall_next = 0, seen = 0;
 	int rc, yielding = 0, warned = 0;
 
 	for (uint32_t i = 0;; i++) {
-		if (shm_load_acq(&root->durable_lsn) >= lsn) {   /* A10 */
+		uint64_t durable = shm_load_acq(&root->durable_lsn);
+		if (durable >= lsn) {   /* A10 */
 			rc = 0;
 			break;
+		}
+		if (durable != seen) {   /* the journal moves: not stalled */
+			seen = durable;
+			stall_from = 0;
 		}
 		if ((rc = failed_code(h)))
 			break;
@@ -757,6 +785,11 @@ static int wait_durable(keel_t *h, uint64_t lsn)
 		if (rc != SHM_LOCK_BUSY) {
 			if (rc)
 				break;
+			/* A turn that wrote nothing: the next record is not complete
+			 * yet.  Its committer is writing it, or is stopped (then this
+			 * says so, and stops spinning). */
+			if (i % 64 == 63 && stalled(h, lsn, &stall_from, &stall_next, &warned))
+				usleep(100);
 			continue;
 		}
 		if (i < WAIT_SPINS_MAX) {
@@ -783,15 +816,7 @@ static int wait_durable(keel_t *h, uint64_t lsn)
 			yielding = 0;
 		}
 		/* Someone else flushes: sleep until its flush ends. */
-		if (!warned) {
-			uint64_t now = shm_mono_ns();
-			if (!sleep_from)
-				sleep_from = now;
-			else if (now - sleep_from > SHM_STALL_NOTE_NS) {
-				warn_stall(h, lsn, now - sleep_from);
-				warned = 1;
-			}
-		}
+		stalled(h, lsn, &stall_from, &stall_next, &warned);
 		struct timespec ts = { 0, FUTEX_WAIT_NS };
 		waiter_add(h);
 		if (shm_load32_acq(&root->flush_seq) == seq && shm_load_acq(&root->durable_lsn) < lsn)

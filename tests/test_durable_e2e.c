@@ -52,9 +52,10 @@
  *          own partitions) or for a partition's lock or ring room (commits
  *          that do not wait for the disk, to one partition); the waiter
  *          must then say on stderr which process is stopped and how to
- *          continue it, and go on once it is continued.  And one stopped
- *          by keel_stop_at("commit.reserved") while another fills the
- *          commit ring behind its record (the ring-room note).
+ *          continue it, and go on once it is continued.  And two stopped
+ *          by keel_stop_at("commit.reserved"): behind its record another
+ *          fills the commit ring (the ring-room note), or makes sync
+ *          commits (the journal note, with the flush lock free).
  *
  * ckpt pin a checkpoint's pin (reader_enter_novis, snapshot {s, 0, 0}) held
  *          while more than VIS_STATES commits go by, in a memory-mode store:
@@ -590,7 +591,7 @@ static void part_waiters(keel_t *h)
  *   lock     commits that do not wait for the disk, to one partition: B
  *            waits for the partition's lock (A stopped inside a commit), or
  *            for room in the commit ring behind A's unfinished record.
- * And a third, stopped_ring below: A stopped by keel_stop_at.
+ * And two more, stopped_reserved below: A stopped by keel_stop_at.
  */
 #define STOPPED_TRIES 200u
 static void stopped_loop(const char *part, const char *key, int durability, volatile uint64_t *commits)
@@ -679,14 +680,17 @@ static void stopped_case(const char *name, const char *part_a, const char *part_
 }
 
 /*
- * The ring case, made certain with keel_stop_at: A stops itself between
- * reserving its commit record and writing it (commit.reserved), so neither
- * the ring's applied end nor its durable end can pass that record.  B
- * commits to a partition of its own, without waiting for the disk, until
- * the ring is full; then it must name A as stopped in the middle of its
- * commit.  After SIGCONT both go on, and A's commit is there.
+ * Made certain with keel_stop_at: A stops itself between reserving its
+ * commit record and writing it (commit.reserved), so neither the ring's
+ * applied end nor its durable end can pass that record.  B commits to a
+ * partition of its own: in memory mode until the ring is full, with sync
+ * commits at once (its flush turns find nothing to write: the flush lock
+ * is free, so a wait that only noted a busy flusher said nothing).  B must
+ * name A, saying said1 and said2.  After SIGCONT both go on, and A's
+ * commit is there.
  */
-static void stopped_ring(void)
+static void stopped_reserved(const char *name, int durability, const char *part_a, const char *part_b,
+			     const char *said1, const char *said2)
 {
 	volatile uint64_t *commits = t_shared_alloc(2 * sizeof(uint64_t));
 	char errpath[] = "/tmp/keel-e2e-ring-XXXXXX", text[2048] = "", want[64];
@@ -697,10 +701,10 @@ static void stopped_ring(void)
 	if (a == 0) {
 		keel_options_t o = g_opt;
 		keel_t *c;
-		o.durability = KEEL_DURABILITY_MEMORY;
+		o.durability = durability;
 		if (keel_open(g_dir, &o, &c) != 0 || keel_stop_at("commit.reserved", 1) != 0)
 			_exit(3);
-		if (keel_put(c, "ring-a", "a", 1, "stopped here", 12, NULL) != 0)
+		if (keel_put(c, part_a, "a", 1, "stopped here", 12, NULL) != 0)
 			_exit(4);
 		__atomic_store_n(&commits[0], 1, __ATOMIC_RELEASE);
 		keel_close(c);
@@ -714,7 +718,7 @@ static void stopped_ring(void)
 	pid_t b = t_fork();
 	if (b == 0) {
 		dup2(efd, 2);
-		stopped_loop("ring-b", "b", KEEL_DURABILITY_MEMORY, &commits[1]);
+		stopped_loop(part_b, "b", durability, &commits[1]);
 	}
 	snprintf(want, sizeof want, "process %d is stopped", (int)a);
 	for (int ms = 0; ms < 10000 && !caught; ms += 20) {
@@ -723,21 +727,20 @@ static void stopped_ring(void)
 		caught = strstr(text, want) != NULL;
 		usleep(20000);
 	}
-	CHECK_MSG(caught, "ring: B did not name stopped process %d within 10 s (B committed %llu); its stderr: %s",
-		  (int)a, (unsigned long long)__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE), text);
-	CHECK_MSG(strstr(text, "room in the commit ring") && strstr(text, "in the middle of its commit") &&
-		  strstr(text, "kill -CONT"), "ring: the note should say B waits for ring room behind A's commit and "
-		  "how to continue A: %s", text);
+	CHECK_MSG(caught, "%s: B did not name stopped process %d within 10 s (B committed %llu); its stderr: %s",
+		  name, (int)a, (unsigned long long)__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE), text);
+	CHECK_MSG(strstr(text, said1) && strstr(text, said2) && strstr(text, "kill -CONT"),
+		  "%s: the note should say \"%s\", \"%s\" and how to continue A: %s", name, said1, said2, text);
 	uint64_t before = __atomic_load_n(&commits[1], __ATOMIC_ACQUIRE);
 	usleep(100000);
-	CHECK_MSG(__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) == before, "ring: B committed while A held the ring");
+	CHECK_MSG(__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) == before, "%s: B committed while A held it up", name);
 	CHECK(kill(a, SIGCONT) == 0);
-	t_wait_exit0(a, "ring: A after SIGCONT");
+	t_wait_exit0(a, "stopped at commit.reserved: A after SIGCONT");
 	CHECK(__atomic_load_n(&commits[0], __ATOMIC_ACQUIRE) == 1);
 	t0 = t_now_ns();
 	while (__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) == before && t_now_ns() - t0 < 5000000000ull)
 		usleep(1000);
-	CHECK_MSG(__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) > before, "ring: B did not commit within 5 s of SIGCONT");
+	CHECK_MSG(__atomic_load_n(&commits[1], __ATOMIC_ACQUIRE) > before, "%s: B did not commit within 5 s of SIGCONT", name);
 	kill(b, SIGKILL);
 	int st;
 	t_waitpid(b, &st);
@@ -747,20 +750,26 @@ static void stopped_ring(void)
 	char v[32];
 	size_t vlen = 0;
 	CHECK_OK(keel_open(g_dir, &g_opt, &c));
-	CHECK_OK(keel_get(c, "ring-a", "a", 1, v, sizeof v, &vlen, NULL));
+	CHECK_OK(keel_get(c, part_a, "a", 1, v, sizeof v, &vlen, NULL));
 	CHECK(vlen == 12 && memcmp(v, "stopped here", 12) == 0);
 	CHECK_OK(keel_close(c));
 	char *nl = strchr(text, '\n');
 	if (nl)
 		*nl = 0;
-	printf("test_durable_e2e: stopped, ring: B (%llu commits) said: %s\n", (unsigned long long)before, text);
+	printf("test_durable_e2e: stopped, %s: B (%llu commits) said: %s\n", name, (unsigned long long)before, text);
 }
 
 static void part_stopped(void)
 {
 	stopped_case("journal", "stopped-a", "stopped-b", KEEL_DURABILITY_SYNC);
 	stopped_case("lock", "stopped", "stopped", KEEL_DURABILITY_MEMORY);
-	stopped_ring();
+	/* Made certain with keel_stop_at: behind A's reserved record, B
+	 * fills the ring (memory mode), or waits for the journal (sync: the
+	 * flush lock is free, and each flush turn finds nothing to write). */
+	stopped_reserved("ring", KEEL_DURABILITY_MEMORY, "ring-a", "ring-b", "room in the commit ring",
+			 "in the middle of its commit");
+	stopped_reserved("journal, reserved", KEEL_DURABILITY_SYNC, "jrsv-a", "jrsv-b", "for the journal",
+			 "between reserving and completing its commit record");
 }
 
 static void part_ckpt_pin(void)
