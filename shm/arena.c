@@ -85,15 +85,16 @@ static uint64_t round_up(uint64_t v, uint64_t to)
 	return (v + to - 1) / to * to;
 }
 
-/* Keep the regions' places of header h, validated or just made. */
-static void keep_layout(shm_arena_t *a, const struct shm_hdr *h)
+/* The regions' places, which follow from user_bytes and ring_bytes alone:
+ * where create_arena puts them, and where attach requires them. */
+static void layout_of(uint64_t user_bytes, uint64_t ring_bytes, shm_arena_t *a)
 {
-	a->procs_off = h->procs_off;
-	a->readers_off = h->readers_off;
-	a->user_off = h->user_off;
-	a->ring_off = h->ring_off;
-	a->ring_bytes = h->ring_bytes;
-	a->heap_off = h->heap_off;
+	a->procs_off = SHM_PAGE_BYTES;
+	a->readers_off = a->procs_off + round_up(SHM_PROCS_MAX * sizeof(struct shm_proc), 4096);
+	a->user_off = a->readers_off + round_up(SHM_READERS_MAX * sizeof(struct shm_reader), 4096);
+	a->ring_off = round_up(a->user_off + user_bytes, SHM_PAGE_BYTES);
+	a->ring_bytes = round_up(ring_bytes, SHM_PAGE_BYTES);
+	a->heap_off = a->ring_off + a->ring_bytes;
 }
 
 static int map_arena(shm_arena_t *a, uint64_t map_bytes)
@@ -111,11 +112,8 @@ static int map_arena(shm_arena_t *a, uint64_t map_bytes)
 static int create_arena(const char *path, const struct shm_create_opts *o, shm_arena_t *a)
 {
 	char tmp[300];
-	uint64_t procs_off = SHM_PAGE_BYTES;
-	uint64_t readers_off = procs_off + round_up(SHM_PROCS_MAX * sizeof(struct shm_proc), 4096);
-	uint64_t user_off = readers_off + round_up(SHM_READERS_MAX * sizeof(struct shm_reader), 4096);
-	uint64_t ring_off = round_up(user_off + o->user_bytes, SHM_PAGE_BYTES);
-	uint64_t heap_off = ring_off + round_up(o->ring_bytes, SHM_PAGE_BYTES);
+	layout_of(o->user_bytes, o->ring_bytes, a);
+	uint64_t heap_off = a->heap_off;
 	uint64_t initial = heap_off + SHM_PAGE_BYTES * 16;
 	struct shm_hdr *h;
 	int rc;
@@ -156,19 +154,18 @@ static int create_arena(const char *path, const struct shm_create_opts *o, shm_a
 	h->file_mode = o->file_mode;
 	h->arena_bytes = initial;
 	h->arena_bytes_max = o->arena_bytes_max;
-	h->procs_off = procs_off;
-	h->readers_off = readers_off;
-	h->user_off = user_off;
+	h->procs_off = a->procs_off;
+	h->readers_off = a->readers_off;
+	h->user_off = a->user_off;
 	h->user_bytes = o->user_bytes;
-	h->ring_off = ring_off;
-	h->ring_bytes = round_up(o->ring_bytes, SHM_PAGE_BYTES);
+	h->ring_off = a->ring_off;
+	h->ring_bytes = a->ring_bytes;
 	h->heap_off = heap_off;
 	h->created_ns = shm_now_ns();
 	if ((rc = shm_lock_init(&h->galloc_lock)))
 		goto fail;
 	h->galloc.bump = heap_off;
 	a->seen_bytes = initial;
-	keep_layout(a, h);
 	if (o->init_root && (rc = o->init_root(a, o->ctx)))
 		goto fail;
 	/* R1: the magic and READY state are published last; pairs with A1 in
@@ -242,17 +239,14 @@ static int validate_hdr(const char *path, const struct shm_hdr *h, const struct 
 		return shm_err(KEEL_E_ATTACH, "arena %s: size %llu (max %llu) does not fit the file of %llu bytes",
 			       path, (unsigned long long)h->arena_bytes, (unsigned long long)h->arena_bytes_max,
 			       (unsigned long long)size);
-	/* The regions' places follow from ring_bytes and user_bytes alone
-	 * (create_arena), so each must be exactly where it would be made: no
-	 * sum of header fields is trusted, since one can wrap around. */
-	uint64_t readers_off = SHM_PAGE_BYTES + round_up(SHM_PROCS_MAX * sizeof(struct shm_proc), 4096);
-	uint64_t user_off = readers_off + round_up(SHM_READERS_MAX * sizeof(struct shm_reader), 4096);
-	uint64_t ring_off = round_up(user_off + o->user_bytes, SHM_PAGE_BYTES);
-	if (h->procs_off != SHM_PAGE_BYTES || h->readers_off != readers_off ||
-	    h->user_off != user_off || h->user_bytes != o->user_bytes || h->ring_off != ring_off ||
+	/* Each region must be exactly where create_arena would put it (no
+	 * sum of header fields is trusted: one can wrap around). */
+	shm_arena_t l;
+	layout_of(o->user_bytes, h->ring_bytes, &l);
+	if (h->procs_off != l.procs_off || h->readers_off != l.readers_off ||
+	    h->user_off != l.user_off || h->user_bytes != o->user_bytes || h->ring_off != l.ring_off ||
 	    h->ring_bytes < SHM_RING_BYTES_MIN / 2 || h->ring_bytes > SHM_RING_BYTES_MAX ||
-	    h->ring_bytes % SHM_PAGE_BYTES || h->heap_off != ring_off + h->ring_bytes ||
-	    h->heap_off > h->arena_bytes)
+	    h->ring_bytes != l.ring_bytes || h->heap_off != l.heap_off || h->heap_off > h->arena_bytes)
 		return shm_err(KEEL_E_ATTACH, "arena %s: region offsets out of order or out of bounds (procs %llu readers %llu user %llu ring %llu heap %llu)",
 			       path, (unsigned long long)h->procs_off, (unsigned long long)h->readers_off,
 			       (unsigned long long)h->user_off, (unsigned long long)h->ring_off,
@@ -300,7 +294,7 @@ static int attach_existing(const char *path, const struct shm_create_opts *o, sh
 	if ((rc = map_arena(a, h.arena_bytes_max)))
 		goto fail;
 	a->seen_bytes = h.arena_bytes;
-	keep_layout(a, &h);
+	layout_of(o->user_bytes, h.ring_bytes, a);   /* as validated: the header is not read again */
 	return 0;
 fail:
 	close(a->fd);

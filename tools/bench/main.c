@@ -754,9 +754,10 @@ static int redis_up(void)
  * last (16) with Redis, when there is one (redis: its phase or NULL). */
 static int suite_sync_keel(const struct bench_phase *redis)
 {
-	static char keys[5][32], labels[5][64];
+	enum { NPROCS = sizeof(sync_procs) / sizeof(sync_procs[0]) };
+	static char keys[NPROCS][32], labels[NPROCS][64];
 	int rc = need_keel_durable(&run.ksync, "sync", "keel-sync", KEEL_DURABILITY_SYNC);
-	const size_t nprocs = sizeof(sync_procs) / sizeof(sync_procs[0]);
+	const size_t nprocs = NPROCS;
 
 	if (failed(rc, "sync", "keel load") || rc)
 		return rc < 0 ? rc : 0;
