@@ -242,8 +242,10 @@ int txn_add_op(struct keel_txn *t, const char *part, int type, const void *key, 
 	if (t->nops < 8 && part != TIMER_PART) {
 		/* Start loading the key's bucket now: the commit reads it. */
 		struct part *pp;
-		if (part_find(t->h, part, &pp) == 0 && pp)
+		if (part_find(t->h, part, &pp) == 0 && pp) {
 			table_prefetch(t->h, pp, hash);
+			t->parts[pidx].p = pp;   /* partitions are never removed: the commit needs no lookup */
+		}
 	}
 	struct txn_op *prev = t->nops > 64 ? NULL : find_op(t, pidx, key, klen, hash);
 	if (prev && !prev->has_cond && !has_cond && !prev->tcond && !tcond && prev->vlen >= total) {
@@ -1148,7 +1150,9 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 			       keel_strerror(h->root->failed));
 	for (uint32_t k = 0; k < t->nparts; k++) {
 		struct txn_part *tp = &t->parts[k];
-		if (tp->internal)
+		if (tp->p && !tp->internal)
+			rc = 0;   /* found when its first op was added */
+		else if (tp->internal)
 			rc = part_timers(h, tp->writes, &tp->p);
 		else
 			rc = tp->writes ? part_find_or_create(h, tp->name, &tp->p) : part_find(h, tp->name, &tp->p);
@@ -1172,7 +1176,8 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	for (uint32_t k = 0; k < t->nparts; k++)
 		if (t->parts[k].p)
 			c.order[n++] = k;
-	qsort_r(c.order, n, sizeof(c.order[0]), cmp_order, t);
+	if (n > 1)
+		qsort_r(c.order, n, sizeof(c.order[0]), cmp_order, t);
 	uint32_t nwrites;
 	for (int attempt = 0;; attempt++) {
 		for (uint32_t k = 0; k < n; k++) {
