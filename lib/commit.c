@@ -48,6 +48,7 @@ struct txn_op {
 	size_t key_at;       /* offset in buf: key, then value */
 	uint64_t version;
 	uint64_t token;      /* TCOND_CLAIM: the claim */
+	const struct dummy *bk;   /* its bucket when added (table_prefetch), or NULL */
 };
 
 struct txn_part {
@@ -239,11 +240,12 @@ int txn_add_op(struct keel_txn *t, const char *part, int type, const void *key, 
 	if (t->nops >= KEEL_TXN_OPS_MAX)
 		return shm_err(KEEL_E_TXNSIZE, "a transaction holds at most %u operations", KEEL_TXN_OPS_MAX);
 	uint64_t hash = key_hash(key, klen);
+	const struct dummy *bk = NULL;
 	if (t->nops < 8 && part != TIMER_PART) {
 		/* Start loading the key's bucket now: the commit reads it. */
 		struct part *pp;
 		if (part_find(t->h, part, &pp) == 0 && pp) {
-			table_prefetch(t->h, pp, hash);
+			bk = table_prefetch(t->h, pp, hash);
 			t->parts[pidx].p = pp;   /* partitions are never removed: the commit needs no lookup */
 		}
 	}
@@ -295,6 +297,7 @@ int txn_add_op(struct keel_txn *t, const char *part, int type, const void *key, 
 	o->klen = (uint32_t)klen;
 	o->vlen = (uint32_t)total;
 	o->hash = hash;
+	o->bk = bk;
 	o->key_at = t->len;
 	memcpy(t->buf + t->len, key, klen);
 	if (vhlen)
@@ -1169,8 +1172,7 @@ static int txn_commit(struct keel_txn *t, uint64_t *lsn_out)
 	uint64_t mtime = shm_now_ns();
 	/* Their first nodes next, while the locks are taken. */
 	for (uint32_t i = 0; i < t->nops && i < 8; i++)
-		if (t->parts[t->ops[i].pidx].p)
-			table_prefetch_first(h, t->parts[t->ops[i].pidx].p, t->ops[i].hash);
+		table_prefetch_first(h, t->ops[i].bk);
 	/* Lock the partitions that exist, in id order. */
 	uint32_t n = 0;
 	for (uint32_t k = 0; k < t->nparts; k++)

@@ -518,9 +518,12 @@ const struct bucket_dir *table_dir(keel_t *h, const struct part *p, uint64_t *lo
 /* Start loading the cache lines a commit of a key with this hash will
  * need (its bucket, and the retired node the next reclaim looks at), so
  * the misses overlap the commit's own work.  Reads only; no lock needed. */
-void table_prefetch(keel_t *h, const struct part *p, uint64_t hash);
-/* The next step: the first node of that bucket (reads the bucket). */
-void table_prefetch_first(keel_t *h, const struct part *p, uint64_t hash);
+const struct dummy *table_prefetch(keel_t *h, const struct part *p, uint64_t hash);
+/* The next step: the first node of bucket bk, from table_prefetch (reads
+ * the bucket).  Buckets are never freed while their partition lives, so bk
+ * stays readable; after a resize it may no longer be the key's bucket,
+ * which costs a wasted prefetch, never a wrong answer. */
+void table_prefetch_first(keel_t *h, const struct dummy *bk);
 /* The same from a bucket found by table_bucket_start, for a lookup: the
  * first node's first three lines and the hinted second node.  A batch of
  * lookups runs each step for all of its keys before the next step, so

@@ -88,9 +88,9 @@ const struct dummy *table_bucket_start(keel_t *h, const struct part *p, uint64_t
 	return bk;
 }
 
-void table_prefetch(keel_t *h, const struct part *p, uint64_t hash)
+const struct dummy *table_prefetch(keel_t *h, const struct part *p, uint64_t hash)
 {
-	table_bucket_start(h, p, hash);
+	const struct dummy *bk = table_bucket_start(h, p, hash);
 	if (p->retire_head) {   /* the next reclaim reads it, and frees it */
 		uint64_t off = p->retire_head;
 		const void *n = shm_ptr(&h->a, off, sizeof(struct node));
@@ -100,6 +100,7 @@ void table_prefetch(keel_t *h, const struct part *p, uint64_t hash)
 		if (pg)   /* shm_free reads the page header of the block */
 			__builtin_prefetch(pg);
 	}
+	return bk;
 }
 
 /* Start loading the first `lines` cache lines of bucket bk's first node
@@ -113,10 +114,8 @@ static void prefetch_chain(keel_t *h, const struct dummy *bk, unsigned lines)
 	prefetch_hinted(h, bk);
 }
 
-void table_prefetch_first(keel_t *h, const struct part *p, uint64_t hash)
+void table_prefetch_first(keel_t *h, const struct dummy *bk)
 {
-	const struct dummy *bk = hash_bucket(h, p, hash);
-
 	if (bk)   /* the header: a commit's walk reads the key later, under the lock */
 		prefetch_chain(h, bk, 1);
 }
