@@ -108,7 +108,7 @@ enum keel_durability {
 
 enum keel_open_flags {
 	KEEL_OPEN_NOCREATE = 1u << 0, /* fail with NOTFOUND if the store is missing */
-	KEEL_OPEN_READONLY = 1u << 1, /* writes return KEEL_E_READONLY */
+	KEEL_OPEN_READONLY = 1u << 1, /* writes return KEEL_E_READONLY; repairs no partition */
 };
 
 typedef struct keel_options {
@@ -302,6 +302,8 @@ typedef struct keel_stat {
 	uint32_t format_version;
 	uint32_t reserved[7];
 } keel_stat_t;
+/* On a read-only handle, a partition whose writer died mid-commit is not
+ * repaired: its figures are counted as that writer left them. */
 int keel_stat(keel_t *h, keel_stat_t *st);
 
 typedef struct keel_partition_stat {
@@ -311,6 +313,8 @@ typedef struct keel_partition_stat {
 	uint64_t buckets;            /* hash buckets */
 	uint32_t id;
 } keel_partition_stat_t;
+/* KEEL_E_READONLY on a read-only handle when the partition's writer died
+ * mid-commit: a read-only handle does not repair it (a read-write one does). */
 int keel_partition_stat(keel_t *h, const char *part, keel_partition_stat_t *st);
 
 /* ---- processes ------------------------------------------------------------- */

@@ -242,12 +242,34 @@ int part_create_id(keel_t *h, uint32_t id, const char *name, size_t len)
 	return part_init_at(h, id, name, len, &p);
 }
 
+/*
+ * A read-only handle repairs nothing (README, "Durable stores"): a partition
+ * whose last writer died holding its lock, or left its applying marker set,
+ * is refused to the calls that need its lock (keel_stat, keel_check,
+ * keel_count_bytes), with this error, and stays as it stands for the next
+ * read-write handle to repair.  Reads need no lock and see the partition's
+ * last whole commit.  A writer that dies between the check and the
+ * acquisition still leaves the lock to this handle, which then repairs, as
+ * the robust lock's protocol requires.
+ */
+static int refuse_repair(struct part *p)
+{
+	return shm_err(KEEL_E_READONLY, "partition \"%.*s\" was left mid-commit by a process that died, and a "
+		       "read-only handle does not repair it; the next read-write open or write repairs it",
+		       (int)p->name_len, p->name);
+}
+
 /* After acquiring a partition lock: repair it when its holder died, or when
  * an earlier repair left the applying marker set. */
 static int lock_taken(keel_t *h, struct part *p, int rc)
 {
-	if (rc == SHM_LOCK_OK && __builtin_expect(p->applying_lsn != 0, 0))
+	if (rc == SHM_LOCK_OK && __builtin_expect(p->applying_lsn != 0, 0)) {
+		if (h->readonly) {
+			shm_lock_release(&p->lock);
+			return refuse_repair(p);
+		}
 		rc = SHM_LOCK_DIED;   /* an earlier repair could not finish: again */
+	}
 	if (rc == SHM_LOCK_DIED) {
 		rc = part_repair(h, p);
 		shm_lock_consistent(&p->lock);
@@ -267,11 +289,15 @@ static int lock_taken(keel_t *h, struct part *p, int rc)
 
 int part_lock(keel_t *h, struct part *p)
 {
+	if (__builtin_expect(h->readonly, 0) && shm_lock_holder_died(&p->lock))
+		return refuse_repair(p);
 	return lock_taken(h, p, shm_lock_acquire(&p->lock));
 }
 
 int part_trylock(keel_t *h, struct part *p)
 {
+	if (__builtin_expect(h->readonly, 0) && shm_lock_holder_died(&p->lock))
+		return refuse_repair(p);
 	int rc = shm_lock_try(&p->lock);
 	return rc == SHM_LOCK_BUSY ? rc : lock_taken(h, p, rc);
 }

@@ -657,8 +657,17 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 			report(&au, where, "lock held by dead process %u" DEAD_NOTE, holder);
 			continue;
 		}
-		if (part_lock(h, p)) {
-			report(&au, where, "cannot lock: %s", shm_errmsg());
+		if ((rc = part_lock(h, p))) {
+			if (rc == KEEL_E_READONLY && h->readonly && p->applying_lsn)
+				report(&au, where, "applying marker set to LSN %llu: its writer died mid-commit; a read-only "
+				       "handle does not repair it, a read-write one does",
+				       (unsigned long long)p->applying_lsn);
+			else if (rc == KEEL_E_READONLY && h->readonly)
+				report(&au, where, "lock left held by a writer that died; a read-only handle does not "
+				       "repair it, a read-write one does");
+			else
+				report(&au, where, "cannot lock: %s", shm_errmsg());
+			rc = 0;
 			continue;
 		}
 		audit_part(&au, p, repair);

@@ -497,8 +497,13 @@ int keel_stat(keel_t *h, keel_stat_t *st)
 		struct part *p = part_by_id(h, i);
 		if (!p)
 			continue;
-		if ((rc = part_lock(h, p)))
+		/* A read-only handle does not repair a dead writer's partition
+		 * (part.c, refuse_repair): its figures are as that writer left
+		 * them, which no live process changes until a repair. */
+		int locked = (rc = part_lock(h, p)) == 0;
+		if (!locked && !(h->readonly && rc == KEEL_E_READONLY))
 			return rc;
+		rc = 0;
 		used += p->heap.used_bytes;
 		slab += p->heap.pages * SHM_PAGE_BYTES;
 		if (!part_is_timers(p))
@@ -506,14 +511,15 @@ int keel_stat(keel_t *h, keel_stat_t *st)
 		else
 			internal++;   /* the timers' own partition is not a user's */
 		uint64_t kmax = p->retire_count < walk_max(h) ? p->retire_count + 1 : walk_max(h);
-		for (uint64_t off = p->retire_head, k = 0; off && k < kmax; k++) {
+		for (uint64_t off = p->retire_head, k = 0; locked && off && k < kmax; k++) {
 			struct node *nd = shm_ptr(&h->a, off, sizeof(struct node));
 			if (!nd)
 				break;
 			st->arena_bytes_retired += shm_block_bytes(&h->a, off);
 			off = nd->retire_next;
 		}
-		part_unlock(h, p);
+		if (locked)
+			part_unlock(h, p);
 	}
 	st->arena_bytes_used = used;
 	st->arena_bytes_free = ps.pages_free * SHM_PAGE_BYTES + (slab > used ? 0 : 0) +

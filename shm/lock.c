@@ -252,6 +252,11 @@ int shm_lock_try(shm_lock_t *l)
 	return after_lock(l, pthread_mutex_trylock(&l->m));
 }
 
+int shm_lock_holder_died(const shm_lock_t *l)
+{
+	return (__atomic_load_n(&l->m.__data.__lock, __ATOMIC_RELAXED) & FUTEX_OWNER_DIED) != 0;
+}
+
 void shm_lock_consistent(shm_lock_t *l)
 {
 	pthread_mutex_consistent(&l->m);

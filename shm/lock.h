@@ -43,6 +43,10 @@ int shm_lock_acquire(shm_lock_t *l);
 /* Like acquire, or SHM_LOCK_BUSY. */
 int shm_lock_try(shm_lock_t *l);
 void shm_lock_consistent(shm_lock_t *l);
+/* 1 when the last holder of l died holding it and nobody has taken it since
+ * (the kernel's FUTEX_OWNER_DIED mark): the next acquirer gets
+ * SHM_LOCK_DIED.  Lets a caller that must not repair decline the lock. */
+int shm_lock_holder_died(const shm_lock_t *l);
 /* 1 when the mutex kind is the one shm_lock_init set (audits). */
 int shm_lock_sane(const shm_lock_t *l);
 /* The KEEL_E_* error for a negative result rc of acquire or try on lock l,

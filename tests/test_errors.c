@@ -14,6 +14,13 @@
  *   fork        a handle carried across fork() is refused with
  *               KEEL_E_FORKED in the child; the child can open its own
  *   readonly    every write in a READONLY open gives KEEL_E_READONLY
+ *   readonly_dead  a writer killed half-way through applying a commit to
+ *               two partitions (commit.mid_apply) leaves both locked; a
+ *               READONLY open repairs neither (the store's repair count
+ *               stays, keel_partition_stat says why with KEEL_E_READONLY),
+ *               still reads the last whole commit and gives keel_stat as
+ *               the dead writer left it; a read-write open then repairs,
+ *               and the dead commit is there whole
  *   txnlimits   a txn over KEEL_TXN_PARTITIONS_MAX partitions or
  *               KEEL_TXN_OPS_MAX operations fails and applies nothing
  *   full        an 8 MiB arena filled until KEEL_E_FULL: the failed writes
@@ -654,6 +661,73 @@ static void test_readonly(void)
 	t_store_destroy(&s);
 }
 
+static uint64_t repairs_of(keel_t *h)
+{
+	keel_inspect_header_t hd;
+
+	CHECK_OK(keel_inspect_header(h, &hd));
+	return hd.repairs;
+}
+
+static void test_readonly_dead(void)
+{
+	t_store_t s;
+	keel_options_t ro;
+	keel_partition_stat_t ps;
+	keel_stat_t st;
+	keel_t *h;
+	int stv, rc;
+
+	t_store_init(&s);
+	t_store_open(&s);
+	CHECK_OK(keel_put(s.h, "p", "k", 1, "v1", 2, NULL));
+	CHECK_OK(keel_put(s.h, "q", "k", 1, "v1", 2, NULL));
+	t_store_close(&s);
+	pid_t pid = t_fork();
+	if (pid == 0) {
+		keel_txn_t *t;
+		CHECK_OK(keel_open(s.dir, &s.opt, &h));
+		CHECK_OK(keel_txn_begin(h, 0, &t));
+		CHECK_OK(keel_txn_put(t, "p", "k", 1, "v2", 2));
+		CHECK_OK(keel_txn_put(t, "q", "k", 1, "v2", 2));
+		CHECK_OK(keel_txn_put(t, "q", "k2", 2, "new", 3));
+		CHECK_OK(keel_crash_at("commit.mid_apply", 1));
+		keel_txn_commit(t, NULL);
+		_exit(3);   /* not reached: the point kills */
+	}
+	t_waitpid(pid, &stv);
+	CHECK_MSG(WIFSIGNALED(stv) && WTERMSIG(stv) == SIGKILL, "the writer did not die at commit.mid_apply");
+
+	ro = s.opt;
+	ro.flags |= KEEL_OPEN_READONLY;
+	CHECK_OK(keel_open(s.dir, &ro, &h));
+	uint64_t repairs = repairs_of(h);
+	expect_val(h, "p", "k", "v1");   /* the dead commit is not visible */
+	expect_val(h, "q", "k", "v1");
+	CHECK_OK(keel_stat(h, &st));
+	CHECK_EQ_U64(st.keys, 2);
+	CHECK_EQ_U64(st.partitions, 2);
+	rc = keel_partition_stat(h, "p", &ps);
+	CHECK_MSG(rc == KEEL_E_READONLY && strstr(keel_errmsg(), "mid-commit") != NULL,
+		  "keel_partition_stat of a dead writer's partition, read-only: %d (%s): %s", rc, keel_strerror(rc),
+		  keel_errmsg());
+	CHECK_ERR(keel_partition_stat(h, "q", &ps), KEEL_E_READONLY);
+	CHECK_EQ_U64(repairs_of(h), repairs);
+	CHECK_OK(keel_close(h));
+
+	/* A read-write open repairs: the dead commit is redone whole. */
+	t_store_open(&s);
+	CHECK_OK(keel_partition_stat(s.h, "p", &ps));
+	CHECK_OK(keel_partition_stat(s.h, "q", &ps));
+	CHECK_MSG(repairs_of(s.h) > repairs, "the read-write open did not repair (repairs %" PRIu64 ")",
+		  repairs_of(s.h));
+	expect_val(s.h, "p", "k", "v2");
+	expect_val(s.h, "q", "k", "v2");
+	expect_val(s.h, "q", "k2", "new");
+	CHECK_SOUND(s.h, 0);
+	t_store_destroy(&s);
+}
+
 /* ---- transaction limits --------------------------------------------------------------------- */
 
 static void test_txnlimits(void)
@@ -1070,7 +1144,8 @@ static const struct {
 	{ "strerror", test_strerror }, { "keys", test_keys },
 	{ "values", test_values },     { "names", test_names },
 	{ "nulls", test_nulls },       { "fork", test_fork },
-	{ "readonly", test_readonly }, { "txnlimits", test_txnlimits },
+	{ "readonly", test_readonly }, { "readonly_dead", test_readonly_dead },
+	{ "txnlimits", test_txnlimits },
 	{ "full", test_full },	       { "busy", test_busy },
 	{ "grow_ahead", test_grow_ahead },
 };
