@@ -600,27 +600,38 @@ static void test_fork(void)
 	t_store_destroy(&s);
 }
 
+/* A new store holding two keys, closed. */
+static void seed_store(t_store_t *s, const char *p1, const char *k1, const char *v1, const char *p2,
+		       const char *k2, const char *v2)
+{
+	t_store_init(s);
+	t_store_open(s);
+	CHECK_OK(keel_put(s->h, p1, k1, strlen(k1), v1, strlen(v1), NULL));
+	CHECK_OK(keel_put(s->h, p2, k2, strlen(k2), v2, strlen(v2), NULL));
+	t_store_close(s);
+}
+
+static void open_readonly(const t_store_t *s, keel_t **h)
+{
+	keel_options_t ro = s->opt;
+
+	ro.flags |= KEEL_OPEN_READONLY;
+	CHECK_OK(keel_open(s->dir, &ro, h));
+}
+
 /* ---- readonly ----------------------------------------------------------------------------- */
 
 static void test_readonly(void)
 {
 	t_store_t s;
 	struct stat_snap before;
-	keel_options_t ro;
 	keel_t *h;
 	keel_txn_t *t;
 	uint64_t n;
 	int f, rc;
 
-	t_store_init(&s);
-	t_store_open(&s);
-	CHECK_OK(keel_put(s.h, "p", "k", 1, "v", 1, NULL));
-	CHECK_OK(keel_put(s.h, "p", "k2", 2, "v2", 2, NULL));
-	t_store_close(&s);
-
-	ro = s.opt;
-	ro.flags |= KEEL_OPEN_READONLY;
-	CHECK_OK(keel_open(s.dir, &ro, &h));
+	seed_store(&s, "p", "k", "v", "p", "k2", "v2");
+	open_readonly(&s, &h);
 	snap_take(h, &before);
 	CHECK_ERR(keel_put(h, "p", "k", 1, "x", 1, NULL), KEEL_E_READONLY);
 	CHECK_ERR(keel_put(h, "new", "k", 1, "x", 1, NULL), KEEL_E_READONLY);
@@ -672,17 +683,12 @@ static uint64_t repairs_of(keel_t *h)
 static void test_readonly_dead(void)
 {
 	t_store_t s;
-	keel_options_t ro;
 	keel_partition_stat_t ps;
 	keel_stat_t st;
 	keel_t *h;
 	int stv, rc;
 
-	t_store_init(&s);
-	t_store_open(&s);
-	CHECK_OK(keel_put(s.h, "p", "k", 1, "v1", 2, NULL));
-	CHECK_OK(keel_put(s.h, "q", "k", 1, "v1", 2, NULL));
-	t_store_close(&s);
+	seed_store(&s, "p", "k", "v1", "q", "k", "v1");
 	pid_t pid = t_fork();
 	if (pid == 0) {
 		keel_txn_t *t;
@@ -698,9 +704,7 @@ static void test_readonly_dead(void)
 	t_waitpid(pid, &stv);
 	CHECK_MSG(WIFSIGNALED(stv) && WTERMSIG(stv) == SIGKILL, "the writer did not die at commit.mid_apply");
 
-	ro = s.opt;
-	ro.flags |= KEEL_OPEN_READONLY;
-	CHECK_OK(keel_open(s.dir, &ro, &h));
+	open_readonly(&s, &h);
 	uint64_t repairs = repairs_of(h);
 	expect_val(h, "p", "k", "v1");   /* the dead commit is not visible */
 	expect_val(h, "q", "k", "v1");
