@@ -302,8 +302,9 @@ typedef struct keel_stat {
 	uint32_t format_version;
 	uint32_t reserved[7];
 } keel_stat_t;
-/* On a read-only handle, a partition whose writer died mid-commit is not
- * repaired: its figures are counted as that writer left them. */
+/* On a read-only handle, a partition whose writer died mid-commit, or the
+ * allocator left by a writer that died holding its lock, is not repaired:
+ * its figures are counted as that writer left them. */
 int keel_stat(keel_t *h, keel_stat_t *st);
 
 typedef struct keel_partition_stat {

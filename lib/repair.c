@@ -637,7 +637,7 @@ int keel_check(keel_t *h, unsigned flags, keel_report_fn fn, void *ctx)
 			report(&au, where, "pid %u is dead but still registered", pid);
 		}
 	}
-	if (shm_page_stat(&h->a, &ps))
+	if (shm_page_stat(&h->a, h->readonly, &ps))
 		report(&au, "page headers", "%s", shm_errmsg());
 	check_lock(&au, &h->root->apply_lock, "apply lock", 0, NULL);
 	check_lock(&au, &h->root->dir_lock, "directory lock", 0, NULL);

@@ -489,7 +489,7 @@ int keel_stat(keel_t *h, keel_stat_t *st)
 	struct shm_hdr *hd = h->a.hdr;
 	st->arena_bytes = shm_load(&hd->arena_bytes);
 	st->arena_bytes_max = hd->arena_bytes_max;
-	if ((rc = shm_page_stat(&h->a, &ps)))
+	if ((rc = shm_page_stat(&h->a, h->readonly, &ps)))
 		return rc;
 	uint64_t used = hd->heap_off + ps.pages_meta * SHM_PAGE_BYTES, slab = 0;
 	uint32_t n = shm_load32_acq(&h->root->nparts), internal = 0;

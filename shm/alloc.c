@@ -394,15 +394,17 @@ static int stat_one(void *ctx, uint64_t off, struct shm_page *p)
 	return 0;
 }
 
-int shm_page_stat(shm_arena_t *a, struct shm_page_stat *st)
+int shm_page_stat(shm_arena_t *a, int no_repair, struct shm_page_stat *st)
 {
-	int rc;
+	int rc, locked = !(no_repair && shm_lock_holder_died(&a->hdr->galloc_lock));
 	memset(st, 0, sizeof(*st));
-	if ((rc = shm_galloc_lock(a)))
+	if (locked && (rc = shm_galloc_lock(a)))
 		return rc;
-	rc = walk_pages(a, stat_one, st);
+	rc = walk_pages(a, stat_one, st);   /* bounded, and checks each header */
 	if (rc)
 		st->bad_headers++;
+	if (!locked)
+		return 0;   /* a dead holder may have left a split half-made: counted in bad_headers */
 	shm_galloc_unlock(a);
 	return rc;
 }

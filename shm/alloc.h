@@ -82,12 +82,15 @@ int shm_meta_alloc(shm_arena_t *a, uint32_t npages, volatile uint64_t *dest);
 int shm_galloc_lock(shm_arena_t *a);
 void shm_galloc_unlock(shm_arena_t *a);
 
-/* Whole-arena page statistics. */
+/* Whole-arena page statistics.  Under galloc_lock, except with no_repair
+ * when its last holder died holding it: then the pages are walked as that
+ * holder left them, and the lock stays for a writer to repair (a read-only
+ * handle repairs nothing). */
 struct shm_page_stat {
 	uint64_t pages_total, pages_free, pages_meta, pages_slab, pages_large;
 	uint64_t bad_headers;
 };
-int shm_page_stat(shm_arena_t *a, struct shm_page_stat *st);
+int shm_page_stat(shm_arena_t *a, int no_repair, struct shm_page_stat *st);
 
 /*
  * Mark-sweep over one heap, run under the owner's lock.

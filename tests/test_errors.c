@@ -20,7 +20,9 @@
  *               stays, keel_partition_stat says why with KEEL_E_READONLY),
  *               still reads the last whole commit and gives keel_stat as
  *               the dead writer left it; a read-write open then repairs,
- *               and the dead commit is there whole
+ *               and the dead commit is there whole; likewise a writer
+ *               killed holding the allocator lock: a READONLY keel_stat
+ *               leaves the lock's dead-holder mark, a read-write one repairs
  *   txnlimits   a txn over KEEL_TXN_PARTITIONS_MAX partitions or
  *               KEEL_TXN_OPS_MAX operations fails and applies nothing
  *   full        an 8 MiB arena filled until KEEL_E_FULL: the failed writes
@@ -728,6 +730,33 @@ static void test_readonly_dead(void)
 	expect_val(s.h, "p", "k", "v2");
 	expect_val(s.h, "q", "k", "v2");
 	expect_val(s.h, "q", "k2", "new");
+	CHECK_SOUND(s.h, 0);
+	t_store_close(&s);
+
+	/* A writer killed holding the arena's allocator lock: a read-only
+	 * keel_stat counts the pages as it left them, and the lock keeps its
+	 * dead-holder mark for a writer, whose rebuild then clears it. */
+	pid = t_fork();
+	if (pid == 0) {
+		CHECK_OK(keel_open(s.dir, &s.opt, &h));
+		CHECK_OK(shm_galloc_lock(&h->a));
+		kill(getpid(), SIGKILL);
+		_exit(3);
+	}
+	t_waitpid(pid, &stv);
+	CHECK_MSG(WIFSIGNALED(stv) && WTERMSIG(stv) == SIGKILL, "the writer holding the allocator lock did not die");
+	open_readonly(&s, &h);
+	uint64_t gl_repairs = h->a.hdr->galloc_lock.repairs;
+	CHECK_MSG(shm_lock_holder_died(&h->a.hdr->galloc_lock), "the allocator lock lacks its dead-holder mark");
+	CHECK_OK(keel_stat(h, &st));
+	CHECK_EQ_U64(st.keys, 3);
+	CHECK_MSG(shm_lock_holder_died(&h->a.hdr->galloc_lock) && h->a.hdr->galloc_lock.repairs == gl_repairs,
+		  "a read-only keel_stat took the dead writer's allocator lock (repairs %" PRIu64 " -> %" PRIu64 ")",
+		  gl_repairs, (uint64_t)h->a.hdr->galloc_lock.repairs);
+	CHECK_OK(keel_close(h));
+	t_store_open(&s);
+	CHECK_OK(keel_stat(s.h, &st));
+	CHECK_MSG(!shm_lock_holder_died(&s.h->a.hdr->galloc_lock), "a read-write keel_stat left the allocator lock unrepaired");
 	CHECK_SOUND(s.h, 0);
 	t_store_destroy(&s);
 }
