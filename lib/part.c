@@ -243,12 +243,13 @@ int part_create_id(keel_t *h, uint32_t id, const char *name, size_t len)
 }
 
 /*
- * A read-only handle repairs nothing (README, "Durable stores"): a partition
- * whose last writer died holding its lock, or left its applying marker set,
- * is refused to the calls that need its lock (keel_stat, keel_check,
- * keel_count_bytes), with this error, and stays as it stands for the next
- * read-write handle to repair.  Reads need no lock and see the partition's
- * last whole commit.  A writer that dies between the check and the
+ * A read-only handle repairs no partition (README, "Durable stores"): a
+ * partition whose last writer died holding its lock, or left its applying
+ * marker set, is refused to the calls that need its lock
+ * (keel_partition_stat, the timers' listings, keel_check's walk of it) with
+ * this error, and stays as it stands for the next read-write handle to
+ * repair; keel_stat counts it without the lock.  Reads need no lock and see
+ * the partition's last whole commit.  A writer that dies between the check and the
  * acquisition still leaves the lock to this handle, which then repairs, as
  * the robust lock's protocol requires.
  */
